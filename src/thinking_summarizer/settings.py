@@ -6,3 +6,7 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local"}
 # kedro-mlflow is switched on by the training issue, once conf/base/mlflow.yml exists
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+
+from thinking_summarizer.hooks import CredentialsHook  # noqa: E402
+
+HOOKS = (CredentialsHook(),)

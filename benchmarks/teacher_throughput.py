@@ -1,0 +1,70 @@
+"""Teacher labelling throughput against a local OpenAI-compatible server with fixed latency.
+
+    .venv/bin/python benchmarks/teacher_throughput.py [--samples 1000] [--latency 0.5]
+
+Prints samples/s with the configured concurrency and one at a time, and their ratio (target: >= 30x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from thinking_summarizer.teachers import build_teacher  # noqa: E402
+
+
+def rate(cfg: dict, vocabulary: dict, n: int, tag: str) -> float:
+    items = [(f"{tag}{i}", f"MARK-{i} run {tag}: a woman in a red coat smiles.") for i in range(n)]
+    started = time.perf_counter()
+    outcomes = build_teacher(cfg, vocabulary).label_all(items)
+    elapsed = time.perf_counter() - started
+    assert all(o.status == "labelled" for o in outcomes)
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--serial-samples", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--concurrency", type=int, default=None, help="default: the configured one")
+    args = parser.parse_args()
+    params = yaml.safe_load((ROOT / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
+    vocabulary = yaml.safe_load((ROOT / "conf/base/parameters.yml").read_text())["vocabulary"]
+    os.environ.setdefault("TEACHER_API_KEY", "benchmark-key")
+    # the server runs in its own process, as a real one would, so it does not share this one's GIL
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tests.openai_stub import StubOpenAI; "
+         f"print(StubOpenAI(latency={args.latency}).start(), flush=True); time.sleep(3600)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    url = server.stdout.readline().strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = json.loads(json.dumps(params)) | {"backend": "openai"}
+        cfg["openai"]["concurrency"] = args.concurrency or cfg["openai"]["concurrency"]
+        # the per-minute limits model a provider's quota; this measures concurrency, so they are off
+        cfg["openai"] |= {"base_url": url, "cache_path": f"{tmp}/cache.sqlite",
+                          "requests_per_minute": None, "tokens_per_minute": None}
+        concurrent = rate(cfg, vocabulary, args.samples, "c")
+        cfg["openai"] |= {"concurrency": 1, "cache_path": f"{tmp}/serial.sqlite"}
+        serial = rate(cfg, vocabulary, args.serial_samples, "s")
+    server.kill()
+    print(f"latency per request: {args.latency} s; client-side rate limits off")
+    print(f"concurrency {args.concurrency or params['openai']['concurrency']}: {concurrent:.1f} samples/s over {args.samples} samples")
+    print(f"one at a time: {serial:.2f} samples/s over {args.serial_samples} samples")
+    print(f"ratio: {concurrent / serial:.1f}x (target >= 30x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Label each thinking with a structured summary from the configured teacher."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from thinking_summarizer.summary_format import render
+from thinking_summarizer.schemas import Summary
+from thinking_summarizer.teachers import build_teacher
+
+log = logging.getLogger(__name__)
+
+
+def label_thinking(
+    thinking_records: list[dict[str, Any]], teacher_cfg: dict[str, Any], vocabulary: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Returns (labels, rejects, usage report); every record ends in exactly one of the two lists."""
+    teacher = build_teacher(teacher_cfg, vocabulary)
+    outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in thinking_records])
+    labels, rejects = [], []
+    for outcome in outcomes:
+        row = {"sample_id": outcome.sample_id, "teacher": teacher.model_id, "prompt_version": teacher.prompt_version}
+        if outcome.status == "labelled":
+            labels.append(row | {"summary": outcome.summary, "markdown": render(Summary(**outcome.summary)),
+                                 "cached": outcome.cached})
+        else:
+            rejects.append(row | {"reason": outcome.reason, "detail": outcome.detail})
+    tokens_in = sum(o.usage["prompt_tokens"] for o in outcomes)
+    tokens_out = sum(o.usage["completion_tokens"] for o in outcomes)
+    price = teacher_cfg.get(teacher_cfg["backend"], {}).get("price_per_million_tokens") or {"input": 0, "output": 0}
+    report = {
+        "teacher": teacher.model_id, "prompt_version": teacher.prompt_version, "samples": len(outcomes),
+        "labelled": len(labels), "rejected": len(rejects), "rejected_by_reason": dict(Counter(r["reason"] for r in rejects)),
+        "cached": sum(o.cached for o in outcomes), "api_calls": sum(o.calls for o in outcomes),
+        "prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+        "estimated_cost": round((tokens_in * price["input"] + tokens_out * price["output"]) / 1e6, 4),
+    }
+    log.info("Teacher %s: %d labelled, %d rejected %s, %d API calls, %d+%d tokens, est. cost %.4f",
+             teacher.model_id, len(labels), len(rejects), report["rejected_by_reason"], report["api_calls"],
+             tokens_in, tokens_out, report["estimated_cost"])
+    return labels, rejects, report

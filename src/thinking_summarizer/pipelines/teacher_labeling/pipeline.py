@@ -1,0 +1,18 @@
+"""teacher_labeling: thinking records -> structured summaries (and rejects with reasons)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import label_thinking
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                label_thinking,
+                ["thinking_records", "params:teacher_labeling", "params:vocabulary"],
+                ["teacher_labels", "teacher_rejects", "teacher_usage"],
+                name="label_thinking",
+            )
+        ]
+    )

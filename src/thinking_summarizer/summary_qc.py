@@ -1,0 +1,88 @@
+"""Quality control of a summary from any producer: normalise, then accept or reject with a reason."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from thinking_summarizer.schemas import Summary
+from thinking_summarizer.summary_format import SummaryParseError, parse
+
+
+class SummaryQCError(ValueError):
+    """A summary that fails QC; `reason` is a short code for reports, the message says why."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def category_lookup(vocabulary: dict[str, Any]) -> dict[str, str]:
+    """Every accepted word (category or synonym, lower case) mapped to its standard category."""
+    lookup = {c: c for c in vocabulary["categories"]}
+    for category, words in vocabulary.get("synonyms", {}).items():
+        lookup.update({w.lower(): category for w in words})
+    return lookup
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def find_placeholders(value: Any, patterns: list[str]) -> list[str]:
+    """Placeholder fragments such as `[color]` or `TBD` in any string inside `value`."""
+    return [m.group(0) for text in _strings(value) for p in patterns
+            for m in re.finditer(p, text, flags=re.IGNORECASE)]
+
+
+def _as_data(answer: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(answer, dict):
+        return answer
+    text = answer.strip()
+    fenced = re.fullmatch(r"```(?:json|markdown)?\s*(.*?)\s*```", text, flags=re.DOTALL)
+    text = fenced.group(1) if fenced else text
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SummaryQCError("invalid_json", f"{err.msg} at char {err.pos}") from err
+    try:
+        return parse(text).model_dump()
+    except SummaryParseError as err:
+        raise SummaryQCError("malformed", str(err)) from err
+
+
+def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]) -> Summary:
+    """Parse (JSON or markdown), normalise categories and enforce every QC rule, or raise `SummaryQCError`."""
+    data = _as_data(answer)
+    found = find_placeholders(data, qc["placeholder_patterns"])
+    if found:
+        raise SummaryQCError("placeholder", f"placeholder text {sorted(set(found))}")
+    lookup = category_lookup(vocabulary)
+    for obj in data.get("objects") or []:
+        if isinstance(obj, dict) and isinstance(obj.get("category"), str):
+            word = obj["category"].strip().lower()
+            if word not in lookup:
+                raise SummaryQCError("unknown_category", f"category {word!r} is not in the vocabulary")
+            obj["category"] = lookup[word]
+    try:
+        summary = Summary.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "summary"
+        raise SummaryQCError("schema", f"{field}: {first['msg']}") from err
+    for obj in summary.objects:
+        if len(obj.description.strip()) <= qc["min_description_chars"]:
+            raise SummaryQCError("short_description", f"{obj.category}: {obj.description!r}")
+    if any(not p.strip() for p in summary.sam3_prompts):
+        raise SummaryQCError("empty_prompt", "a SAM3 prompt is empty")
+    return summary

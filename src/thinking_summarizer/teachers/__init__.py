@@ -1,0 +1,46 @@
+"""Teachers turn a thinking into a structured summary; nodes use `build_teacher` and `Teacher.label_all`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class LabelOutcome:
+    """What happened to one sample: labelled with a summary, or rejected with a reason."""
+
+    sample_id: str
+    status: str  # labelled | rejected
+    summary: dict[str, Any] | None = None
+    reason: str = ""
+    detail: str = ""
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    calls: int = 0
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Teacher(Protocol):
+    model_id: str
+    prompt_version: str
+
+    def label_all(self, items: list[tuple[str, str]]) -> list[LabelOutcome]:
+        """Label (sample_id, thinking) pairs; one outcome per pair, in order."""
+
+
+def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any]) -> Teacher:
+    """The teacher named by `cfg['backend']`."""
+    backend = cfg["backend"]
+    if backend == "extractive":
+        from thinking_summarizer.teachers.extractive import ExtractiveTeacher
+
+        return ExtractiveTeacher(cfg["extractive"], vocabulary, cfg["qc"])
+    if backend in ("openai", "openai_batch"):
+        from thinking_summarizer.teachers.openai_teacher import OpenAIBatchTeacher, OpenAITeacher
+
+        cls = OpenAITeacher if backend == "openai" else OpenAIBatchTeacher
+        return cls(cfg["openai"], cfg["prompt"], vocabulary, cfg["qc"])
+    raise ValueError(f"teacher_labeling.backend: unknown backend {backend!r} (extractive, openai, openai_batch)")

@@ -1,0 +1,179 @@
+"""A real HTTP server on 127.0.0.1 speaking the chat-completions and batch protocols, with faults.
+
+Each request is matched to a `MARK-<n>` marker found in its user message; `script[marker]` is the list of
+behaviours its successive calls get (then `ok`). Behaviours: ok, placeholder, invalid_json, truncated,
+refusal, 429, 500, 503, timeout, drop, garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from thinking_summarizer.schemas import Summary
+from thinking_summarizer.summary_format import render
+
+MARK = re.compile(r"MARK-\d+")
+
+
+def summary_for(marker: str, placeholder: bool = False) -> dict[str, Any]:
+    colour = "[color]" if placeholder else "red"
+    return {
+        "key_points": [f"Point one about {marker}.", "The woman smiles.", "She is happy."],
+        "objects": [
+            {"category": "woman", "description": f"a woman in a {colour} coat on the left", "priority": "primary"},
+            {"category": "desk", "description": "a brown wooden desk in the middle", "priority": "secondary"},
+            {"category": "mug", "description": "a white mug on the desk", "priority": "secondary"},
+        ],
+        "emotion_indicators": ["smiling face"],
+        "sam3_prompts": ["woman in red coat", "brown desk", "white mug"],
+    }
+
+
+class StubOpenAI:
+    """Start with `start()` (returns the base URL), stop with `stop()`; counts calls per marker."""
+
+    def __init__(self, latency: float = 0.0, script: dict[str, list[str]] | None = None,
+                 reject_response_format: bool = False):
+        self.latency, self.reject_response_format = latency, reject_response_format
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.calls: Counter[str] = Counter()
+        self.auth_headers: set[str] = set()
+        self.files: dict[str, str] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    # --- behaviour -------------------------------------------------------------------------
+    def _next(self, marker: str) -> str:
+        with self.lock:
+            self.calls[marker] += 1
+            queue = self.script.get(marker) or []
+            return queue.pop(0) if queue else "ok"
+
+    def _completion(self, body: dict[str, Any], behaviour: str, marker: str) -> dict[str, Any]:
+        structured = "response_format" in body
+        content, finish, refusal = "", "stop", None
+        if behaviour in ("ok", "placeholder"):
+            data = summary_for(marker, placeholder=behaviour == "placeholder")
+            content = json.dumps(data) if structured else render(Summary(**data))
+        elif behaviour == "invalid_json":
+            content = '{"key_points": ["unterminated'
+        elif behaviour == "truncated":
+            content, finish = json.dumps(summary_for(marker))[:80], "length"
+        elif behaviour == "refusal":
+            refusal = "I can't help with that."
+        prompt_tokens = sum(len(m.get("content") or "") for m in body["messages"]) // 4
+        return {
+            "id": f"chatcmpl-{marker}", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content) // 4,
+                      "total_tokens": prompt_tokens + len(content) // 4},
+        }
+
+    @staticmethod
+    def _marker(body: dict[str, Any]) -> str:
+        user = next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
+        found = MARK.search(user)
+        return found.group(0) if found else "default"
+
+    # --- handlers ----------------------------------------------------------------------------
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        self.auth_headers.add(request.headers.get("Authorization", ""))
+        body = await request.json()
+        if self.reject_response_format and "response_format" in body:
+            return web.json_response({"error": {"message": "response_format is not supported",
+                                                 "type": "invalid_request_error"}}, status=400)
+        marker = self._marker(body)
+        behaviour = self._next(marker)
+        await asyncio.sleep(self.latency)
+        if behaviour == "429":
+            return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}}, status=429,
+                                     headers={"Retry-After": "0.2"})
+        if behaviour in ("500", "503"):
+            return web.json_response({"error": {"message": "server trouble"}}, status=int(behaviour))
+        if behaviour == "timeout":
+            await asyncio.sleep(5)  # longer than the tests' client timeout
+        if behaviour == "drop":
+            request.transport.close()
+            return web.Response()
+        if behaviour == "garbage":
+            return web.Response(text="<html>proxy error</html>", content_type="application/json")
+        return web.json_response(self._completion(body, behaviour, marker))
+
+    async def upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        content = form["file"].file.read().decode()
+        file_id = f"file-{len(self.files)}"
+        self.files[file_id] = content
+        return web.json_response({"id": file_id, "object": "file", "bytes": len(content), "created_at": 0,
+                                  "filename": "batch.jsonl", "purpose": "batch", "status": "processed"})
+
+    async def create_batch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        out, errors = [], []
+        for line in self.files[body["input_file_id"]].splitlines():
+            row = json.loads(line)
+            marker = self._marker(row["body"])
+            behaviour = self._next(marker)
+            if behaviour in ("429", "500", "503", "timeout", "drop", "garbage"):
+                errors.append({"id": f"r-{row['custom_id']}", "custom_id": row["custom_id"],
+                               "response": {"status_code": 500, "body": {"error": {"message": behaviour}}}, "error": None})
+            else:
+                out.append({"id": f"r-{row['custom_id']}", "custom_id": row["custom_id"], "error": None,
+                            "response": {"status_code": 200, "body": self._completion(row["body"], behaviour, marker)}})
+        batch_id = f"batch-{len(self.batches)}"
+        self.files[f"{batch_id}-out"] = "".join(json.dumps(r) + "\n" for r in out)
+        self.files[f"{batch_id}-err"] = "".join(json.dumps(r) + "\n" for r in errors)
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
+            "completion_window": body["completion_window"], "status": "in_progress", "created_at": 0,
+            "output_file_id": f"{batch_id}-out", "error_file_id": f"{batch_id}-err" if errors else None,
+        }
+        return web.json_response(self.batches[batch_id])
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches[request.match_info["batch_id"]]
+        batch["status"] = "completed"  # completes on the first poll
+        return web.json_response(batch)
+
+    async def file_content(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.files[request.match_info["file_id"]])
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.add_routes([
+            web.post("/v1/chat/completions", self.chat), web.post("/v1/files", self.upload),
+            web.post("/v1/batches", self.create_batch), web.get("/v1/batches/{batch_id}", self.get_batch),
+            web.get("/v1/files/{file_id}/content", self.file_content),
+        ])
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def serve() -> None:
+            self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(target=lambda: (self.loop.run_until_complete(serve()), self.loop.run_forever()),
+                                       daemon=True)
+        self.thread.start()
+        ready.wait(10)
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
