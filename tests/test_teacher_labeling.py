@@ -15,7 +15,7 @@ from thinking_summarizer.summary_format import parse
 from thinking_summarizer.summary_qc import find_placeholders
 from thinking_summarizer.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.teachers.cache import ResponseCache, cache_key
+from thinking_summarizer.result_cache import ResponseCache, cache_key
 
 from .conftest import REPO
 from .openai_stub import StubOpenAI

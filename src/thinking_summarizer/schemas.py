@@ -50,6 +50,7 @@ class Sample(BaseModel):
     options: list[str] = Field(default_factory=list)
     problem_type: ProblemType
     answer: str | None = None
+    reference_context: str | None = None
     reference_thinking: str | None = None
 
 

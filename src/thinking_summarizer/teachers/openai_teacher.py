@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.summary_qc import SummaryQCError, check_summary
 from thinking_summarizer.teachers import LabelOutcome
-from thinking_summarizer.teachers.cache import ResponseCache, cache_key
+from thinking_summarizer.result_cache import ResponseCache, cache_key
 from thinking_summarizer.teachers.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)

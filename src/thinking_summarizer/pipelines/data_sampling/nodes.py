@@ -56,11 +56,13 @@ def _video_id(media: str) -> str:
 
 def _unify(source: str, record: SourceRecord, video_path: Path) -> Sample:
     key = hashlib.sha1(f"{record.media}\n{record.problem}".encode()).hexdigest()[:10]
-    reference = extract(record.solution).thinking if record.solution else None
+    reference = extract(record.solution) if record.solution else None
     return Sample(
         sample_id=f"{source}-{key}", source=source, video_id=_video_id(record.media),
         video_path=str(video_path), question=record.problem, options=record.options,
-        problem_type=record.problem_type, answer=record.answer, reference_thinking=reference or None,
+        problem_type=record.problem_type, answer=record.answer,
+        reference_context=reference.context if reference else None,
+        reference_thinking=reference.thinking if reference else None,
     )
 
 

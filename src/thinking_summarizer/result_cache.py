@@ -1,4 +1,5 @@
-"""An on-disk response cache: one sqlite row per finished sample, committed as soon as it is known."""
+"""An on-disk result cache (teacher answers, generated thinking): one sqlite row per finished sample,
+committed as soon as it is known, shared safely by several processes (one per GPU shard)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 
 def cache_key(model: str, prompt_version: str, text: str) -> str:
-    """Key of a labelling request: the model, the prompt version and the input's hash."""
+    """Key of a request: the model, the prompt (or its version) and the input's hash."""
     digest = hashlib.sha256(text.encode()).hexdigest()
     return hashlib.sha256(f"{model}\n{prompt_version}\n{digest}".encode()).hexdigest()
 
@@ -20,7 +21,7 @@ class ResponseCache:
 
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
+        self.db = sqlite3.connect(str(path), check_same_thread=False, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         # durable against a killed process (what resume is for); only a power cut may lose the last rows
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -1,0 +1,45 @@
+"""HumanOmniV2 behind one interface: `Generator.generate(samples) -> [Generation]`, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class Generation:
+    """Raw output for one sample, or the error that prevented it."""
+
+    sample_id: str
+    raw_text: str = ""
+    tokens: int = 0
+    error: str = ""  # "unreadable_video: ..." or "generation_error: ..."
+
+
+class Generator(Protocol):
+    model_id: str
+
+    def generate(self, samples: list[dict[str, Any]]) -> list[Generation]:
+        """One generation per sample, in order; errors are returned, never raised."""
+
+
+def user_text(sample: dict[str, Any], prompt: dict[str, Any], with_audio: bool) -> str:
+    """The question as HumanOmniV2 was trained to read it: options listed, then the answer instruction."""
+    question = sample["question"]
+    if sample["problem_type"] in ("multiple choice", "emer_ov_mc"):
+        question += " Options:\n" + "".join(f"{o}\n" for o in sample["options"])
+    text = question + prompt["type_instructions"][sample["problem_type"]]
+    return (prompt["audio_preamble"] if with_audio else "") + text
+
+
+def build_generator(cfg: dict[str, Any]) -> Generator:
+    """The generator named by `cfg['backend']`."""
+    if cfg["backend"] == "reference":
+        from thinking_summarizer.generators.reference import ReferenceGenerator
+
+        return ReferenceGenerator()
+    if cfg["backend"] == "openai":
+        from thinking_summarizer.generators.openai_server import OpenAIServerGenerator
+
+        return OpenAIServerGenerator(cfg["openai"], cfg["prompt"], cfg["generation"])
+    raise ValueError(f"thinking_generation.backend: unknown backend {cfg['backend']!r} (reference, openai)")

@@ -1,0 +1,154 @@
+"""Generate HumanOmniV2 thinking per shard (resumable), merge the shards, extract and gate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from thinking_summarizer.generators import build_generator
+from thinking_summarizer.result_cache import ResponseCache, cache_key
+from thinking_summarizer.tagged_output import extract
+
+log = logging.getLogger(__name__)
+
+
+def shard_of(sample_id: str, num_shards: int) -> int:
+    """A stable shard for a sample: the same in every process and every run."""
+    return int(hashlib.sha1(sample_id.encode()).hexdigest(), 16) % num_shards
+
+
+def partition_name(shard_id: int, num_shards: int) -> str:
+    return f"shard-{shard_id:03d}-of-{num_shards:03d}"
+
+
+def _content(sample: dict[str, Any]) -> str:
+    """What a generation depends on besides model and prompt: the media bytes and the question."""
+    path = Path(sample["video_path"])
+    media = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else f"missing:{path}"
+    return json.dumps([media, sample["question"], sample["options"], sample["problem_type"],
+                       sample.get("reference_thinking")])
+
+
+def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Generate this shard's samples; finished ones are taken from the cache, new ones written to it at once."""
+    shard_id, num_shards = cfg["shard_id"], cfg["num_shards"]
+    if not 0 <= shard_id < num_shards:
+        raise ValueError(f"thinking_generation.shard_id={shard_id} must be in [0, num_shards={num_shards})")
+    mine = [s for s in samples if shard_of(s["sample_id"], num_shards) == shard_id]
+    generator = build_generator(cfg)
+    prompt = json.dumps(cfg["prompt"], sort_keys=True) + json.dumps(cfg["generation"], sort_keys=True)
+    cache = ResponseCache(cfg["cache_path"])
+    keys = {s["sample_id"]: cache_key(generator.model_id, prompt, _content(s)) for s in mine}
+    todo = [s for s in mine if cache.get(keys[s["sample_id"]]) is None]
+    log.info("Shard %d/%d: %d samples, %d already generated", shard_id, num_shards, len(mine), len(mine) - len(todo))
+    started, tokens = time.perf_counter(), 0
+    chunk = cfg.get("checkpoint_every", 32)
+    with tqdm(total=len(todo), desc=f"thinking shard {shard_id}", unit="sample") as bar:
+        for start in range(0, len(todo), chunk):
+            for result in generator.generate(todo[start:start + chunk]):
+                record = {"sample_id": result.sample_id, "generator_id": generator.model_id,
+                          "raw_text": result.raw_text, "tokens": result.tokens, "error": result.error}
+                if not result.error.startswith("generation_error"):  # transient: tried again on a rerun
+                    cache.put(keys[result.sample_id], record)
+                tokens += result.tokens
+                bar.update()
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    log.info("Shard %d/%d: generated %d in %.1f s (%.2f samples/s, %.1f tokens/s)", shard_id, num_shards,
+             len(todo), elapsed, len(todo) / elapsed, tokens / elapsed)
+    records = []
+    for s in mine:
+        hit = cache.get(keys[s["sample_id"]])
+        records.append(hit or {"sample_id": s["sample_id"], "generator_id": generator.model_id, "raw_text": "",
+                               "tokens": 0, "error": "generation_error: failed in this run"})
+    return {partition_name(shard_id, num_shards): records}
+
+
+def merge_thinking_shards(
+    partitions: dict[str, Callable[[], list[dict[str, Any]]]], samples: list[dict[str, Any]], cfg: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Join the shards of the configured split; every sampled id must appear exactly once."""
+    suffix = f"-of-{cfg['num_shards']:03d}"
+    found = sorted(name for name in partitions if name.endswith(suffix))
+    expected = [partition_name(i, cfg["num_shards"]) for i in range(cfg["num_shards"])]
+    missing_shards = sorted(set(expected) - set(found))
+    if missing_shards:
+        raise ValueError(f"thinking shards not generated yet: {missing_shards}")
+    merged = [r for name in expected for r in partitions[name]()]
+    counts = Counter(r["sample_id"] for r in merged)
+    wanted = {s["sample_id"] for s in samples}
+    missing, twice = sorted(wanted - counts.keys()), sorted(k for k, n in counts.items() if n > 1)
+    extra = sorted(counts.keys() - wanted)
+    if missing or twice or extra:
+        raise ValueError(f"shards do not cover the samples exactly once: missing {missing[:5]} ({len(missing)}), "
+                         f"duplicated {twice[:5]} ({len(twice)}), not sampled {extra[:5]} ({len(extra)})")
+    return merged
+
+
+def answer_correct(predicted: str | None, gold: str | None, problem_type: str) -> bool | None:
+    """Whether an extracted answer matches the reference, by problem type; None when there is no reference."""
+    if not gold:
+        return None
+    predicted = (predicted or "").strip()
+    if problem_type in ("multiple choice", "emer_ov_mc"):
+        letters = lambda text: set(re.findall(r"\b([A-Z])\b", text.upper()))  # noqa: E731
+        return letters(predicted) == letters(gold) and bool(letters(gold))
+    if problem_type in ("numerical", "regression"):
+        try:
+            return abs(float(predicted) - float(gold)) <= 1e-6 * max(1.0, abs(float(gold)))
+        except ValueError:
+            return False
+    return " ".join(predicted.lower().split()) == " ".join(gold.lower().split())
+
+
+def gate_thinking(
+    raw: list[dict[str, Any]], samples: list[dict[str, Any]], gates: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """Extract context/think/answer, keep thinking of the configured length, drop duplicates; report accuracy."""
+    by_id = {s["sample_id"]: s for s in samples}
+    kept, rejects, seen = [], [], {}
+    accuracy: dict[str, list[bool]] = defaultdict(list)
+    for record in raw:
+        sample = by_id[record["sample_id"]]
+        reject = {"sample_id": record["sample_id"], "generator_id": record["generator_id"]}
+        if record["error"]:
+            rejects.append(reject | {"reason": record["error"].split(":")[0], "detail": record["error"]})
+            continue
+        parts = extract(record["raw_text"])
+        thinking = parts.thinking or ""
+        if parts.thinking is None or parts.answer is None:
+            reason, detail = "no_tags", "; ".join(parts.problems)
+        elif len(thinking) < gates["min_chars"]:
+            reason, detail = "too_short", f"{len(thinking)} chars < {gates['min_chars']}"
+        elif len(thinking) > gates["max_chars"]:
+            reason, detail = "too_long", f"{len(thinking)} chars > {gates['max_chars']}"
+        elif thinking in seen:
+            reason, detail = "duplicate_thinking", f"same thinking as {seen[thinking]}"
+        else:
+            reason = ""
+        if reason:
+            rejects.append(reject | {"reason": reason, "detail": detail})
+            continue
+        seen[thinking] = record["sample_id"]
+        correct = answer_correct(parts.answer, sample.get("answer"), sample["problem_type"])
+        if correct is not None:
+            accuracy[sample["problem_type"]].append(correct)
+        kept.append({"sample_id": record["sample_id"], "context": parts.context or "", "thinking": thinking,
+                     "answer": parts.answer, "raw_text": record["raw_text"], "generator_id": record["generator_id"],
+                     "answer_correct": correct})
+    report = {
+        "generated": len(raw), "kept": len(kept), "rejected": dict(Counter(r["reason"] for r in rejects)),
+        "accuracy_by_problem_type": {t: round(sum(v) / len(v), 4) for t, v in sorted(accuracy.items())},
+        "thinking_chars": {"min": min((len(k["thinking"]) for k in kept), default=0),
+                           "max": max((len(k["thinking"]) for k in kept), default=0)},
+    }
+    log.info("Thinking gates: %d kept of %d, rejected %s, accuracy %s", len(kept), len(raw), report["rejected"],
+             report["accuracy_by_problem_type"])
+    return kept, rejects, report
