@@ -41,8 +41,10 @@ class StubOpenAI:
     """Start with `start()` (returns the base URL), stop with `stop()`; counts calls per marker."""
 
     def __init__(self, latency: float = 0.0, script: dict[str, list[str]] | None = None,
-                 reject_response_format: bool = False):
-        self.latency, self.reject_response_format = latency, reject_response_format
+                 reject_response_format: bool = False, reply: str = "summary"):
+        """`reply`: "summary" (a teacher's answer) or "thinking" (a HumanOmniV2-style chain)."""
+        self.latency, self.reject_response_format, self.reply = latency, reject_response_format, reply
+        self.media_types: Counter[str] = Counter()
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.calls: Counter[str] = Counter()
         self.auth_headers: set[str] = set()
@@ -60,7 +62,10 @@ class StubOpenAI:
     def _completion(self, body: dict[str, Any], behaviour: str, marker: str) -> dict[str, Any]:
         structured = "response_format" in body
         content, finish, refusal = "", "stop", None
-        if behaviour in ("ok", "placeholder"):
+        if behaviour == "ok" and self.reply == "thinking":
+            content = (f"<context>A person in a room, {marker}.</context><think>"
+                       f"{'Let me look at the face and the voice again. ' * 8}{marker}</think><answer>A</answer>")
+        elif behaviour in ("ok", "placeholder"):
             data = summary_for(marker, placeholder=behaviour == "placeholder")
             content = json.dumps(data) if structured else render(Summary(**data))
         elif behaviour == "invalid_json":
@@ -78,9 +83,11 @@ class StubOpenAI:
                       "total_tokens": prompt_tokens + len(content) // 4},
         }
 
-    @staticmethod
-    def _marker(body: dict[str, Any]) -> str:
+    def _marker(self, body: dict[str, Any]) -> str:
         user = next((m["content"] for m in body["messages"] if m["role"] == "user"), "")
+        if isinstance(user, list):  # multimodal content parts
+            self.media_types.update(p["type"] for p in user)
+            user = " ".join(p.get("text", "") for p in user)
         found = MARK.search(user)
         return found.group(0) if found else "default"
 

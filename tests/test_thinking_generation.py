@@ -1,0 +1,141 @@
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from thinking_summarizer.pipelines.thinking_generation.nodes import (
+    answer_correct, gate_thinking, generate_thinking, merge_thinking_shards, shard_of,
+)
+
+from .conftest import REPO, load_latest, run_session
+from .openai_stub import StubOpenAI
+
+PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
+GATES = PARAMS["gates"]
+
+
+def samples(tmp_path, n: int) -> list[dict]:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"fake mp4 bytes")
+    return [{"sample_id": f"s{i:03d}", "source": "bench", "video_id": f"v{i}", "video_path": str(video),
+             "question": f"MARK-{i} What does she feel?", "options": ["A. Happy", "B. Sad"],
+             "problem_type": "multiple choice", "answer": "A", "reference_context": "A room.",
+             "reference_thinking": f"She smiles warmly at the camera, sample {i}. " * 8} for i in range(n)]
+
+
+def cfg(tmp_path, **changes) -> dict:
+    return json.loads(json.dumps(PARAMS)) | {"cache_path": str(tmp_path / "cache.sqlite")} | changes
+
+
+def lazy(partitions: dict) -> dict:
+    return {name: (lambda rows=rows: rows) for name, rows in partitions.items()}
+
+
+def test_three_shards_merged_equal_one_unsharded_run(tmp_path):
+    work = samples(tmp_path, 30)
+    whole = merge_thinking_shards(lazy(generate_thinking(work, cfg(tmp_path / "a"))), work, cfg(tmp_path))
+    parts = {}
+    for shard in range(3):
+        parts |= generate_thinking(work, cfg(tmp_path / "b", shard_id=shard, num_shards=3))
+    assert sorted(parts) == ["shard-000-of-003", "shard-001-of-003", "shard-002-of-003"]
+    assert all(parts.values()), "every shard gets work"
+    merged = merge_thinking_shards(lazy(parts | {"shard-000-of-001": whole}), work, cfg(tmp_path, num_shards=3))
+    key = lambda r: r["sample_id"]  # noqa: E731
+    assert sorted(merged, key=key) == sorted(whole, key=key)
+    assert {shard_of(f"s{i:03d}", 3) for i in range(30)} == {0, 1, 2}
+
+
+def test_merge_refuses_incomplete_or_overlapping_shards(tmp_path):
+    work = samples(tmp_path, 10)
+    parts = {}
+    for shard in range(2):
+        parts |= generate_thinking(work, cfg(tmp_path, shard_id=shard, num_shards=2))
+    with pytest.raises(ValueError, match=r"not generated yet: \['shard-001-of-002'\]"):
+        merge_thinking_shards(lazy({"shard-000-of-002": parts["shard-000-of-002"]}), work, cfg(tmp_path, num_shards=2))
+    doubled = {"shard-000-of-002": parts["shard-000-of-002"] * 2, "shard-001-of-002": parts["shard-001-of-002"]}
+    with pytest.raises(ValueError, match="duplicated"):
+        merge_thinking_shards(lazy(doubled), work, cfg(tmp_path, num_shards=2))
+    with pytest.raises(ValueError, match="shard_id=2 must be in"):
+        generate_thinking(work, cfg(tmp_path, shard_id=2, num_shards=2))
+
+
+def test_gates_reject_with_reasons_and_report_accuracy():
+    long_text = "x" * 3100
+    chain = lambda think, answer="A": f"<context>c</context><think>{think}</think><answer>{answer}</answer>"  # noqa: E731
+    good = "She smiles and laughs with a bright cheerful voice throughout the clip. " * 4
+    raw = [
+        {"sample_id": "ok", "raw_text": chain(good), "error": ""},
+        {"sample_id": "wrong", "raw_text": chain(good + " Different.", "B"), "error": ""},
+        {"sample_id": "dup", "raw_text": chain(good), "error": ""},
+        {"sample_id": "short", "raw_text": chain("too short"), "error": ""},
+        {"sample_id": "long", "raw_text": chain(long_text), "error": ""},
+        {"sample_id": "notags", "raw_text": "I think the answer is A.", "error": ""},
+        {"sample_id": "video", "raw_text": "", "error": "unreadable_video: cannot open clip.mp4"},
+        {"sample_id": "failed", "raw_text": "", "error": "generation_error: HTTP 500"},
+    ]
+    raw = [r | {"generator_id": "g", "tokens": 1} for r in raw]
+    work = [{"sample_id": r["sample_id"], "problem_type": "multiple choice", "answer": "A"} for r in raw]
+    kept, rejects, report = gate_thinking(raw, work, GATES)
+    assert [k["sample_id"] for k in kept] == ["ok", "wrong"]
+    assert {r["sample_id"]: r["reason"] for r in rejects} == {
+        "dup": "duplicate_thinking", "short": "too_short", "long": "too_long", "notags": "no_tags",
+        "video": "unreadable_video", "failed": "generation_error"}
+    assert report["accuracy_by_problem_type"] == {"multiple choice": 0.5}
+
+
+@pytest.mark.parametrize(("pred", "gold", "ptype", "expected"), [
+    ("A", "A", "multiple choice", True), ("B", "A", "multiple choice", False), ("A. Happy", "A", "multiple choice", True),
+    ("B,C", "C, B", "emer_ov_mc", True), ("B", "B,C", "emer_ov_mc", False), ("3.0", "3", "numerical", True),
+    ("three", "3", "numerical", False), ("Hello  World", "hello world", "OCR", True), ("x", None, "OCR", None),
+])
+def test_answer_correct(pred, gold, ptype, expected):
+    assert answer_correct(pred, gold, ptype) == expected
+
+
+def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
+    server = StubOpenAI(latency=0.1, reply="thinking", script={"MARK-3": ["500"] * 10})
+    url = server.start()
+    try:
+        config = cfg(tmp_path, backend="openai", checkpoint_every=4)
+        config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_retries": 0, "timeout_s": 5}
+        work = samples(tmp_path, 40)
+        args = tmp_path / "args.json"
+        args.write_text(json.dumps([work, config]))
+        child = subprocess.Popen([sys.executable, "-c", (
+            "import json, sys\nfrom thinking_summarizer.pipelines.thinking_generation.nodes import generate_thinking\n"
+            "work, config = json.load(open(sys.argv[1]))\ngenerate_thinking(work, config)\n"), str(args)],
+            env=os.environ.copy())
+        deadline = time.time() + 60
+        while sum(server.calls.values()) < 16 and time.time() < deadline:
+            time.sleep(0.05)
+        child.kill()
+        child.wait()
+        before = dict(server.calls)
+        assert 16 <= sum(before.values()) < 40
+        assert server.media_types["video_url"] == sum(before.values())
+        finished = sqlite3.connect(config["cache_path"]).execute("SELECT count(*) FROM outcomes").fetchone()[0]
+        assert finished >= sum(before.values()) - 4 - 1  # at most the in-flight ones and the failing one are lost
+        records = generate_thinking(work, config)["shard-000-of-001"]
+        # exactly the samples not finished before the kill are asked (once); finished ones never again
+        assert sum(server.calls.values()) - sum(before.values()) == 40 - finished
+        by_id = {r["sample_id"]: r for r in records}
+        assert by_id["s003"]["error"].startswith("generation_error")
+        kept, rejects, report = gate_thinking(records, work, GATES)
+        assert len(kept) == 39 and report["accuracy_by_problem_type"] == {"multiple choice": 1.0}
+    finally:
+        server.stop()
+
+
+def test_default_chain_runs_through_teacher_labeling(project):
+    run_session(project, ["data_sampling", "thinking_generation", "teacher_labeling"])
+    thinking = load_latest(project, "thinking_records")
+    labels = load_latest(project, "teacher_labels")
+    report = load_latest(project, "thinking_report")
+    assert len(thinking) == 160 and report["accuracy_by_problem_type"]["multiple choice"] == 1.0
+    assert len(labels) + len(load_latest(project, "teacher_rejects")) == 160
+    assert len(labels) >= 150
