@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,19 @@ def shared_sample() -> Path:
     if not SHARED_SAMPLE.is_file():
         pytest.skip(f"real IntentTrain sample not present at {SHARED_SAMPLE}")
     return SHARED_SAMPLE
+
+
+def kill_after_calls(node: str, args: list, server, calls: int, tmp_path: Path) -> dict:
+    """Run `node(*args)` (a "module:function" path) in a child process, kill it once the stub server
+    has answered `calls` requests, and return the server's call counts at that moment."""
+    module, function = node.split(":")
+    (tmp_path / "child_args.json").write_text(json.dumps(args))
+    code = (f"import json, sys\nfrom {module} import {function}\n"
+            f"{function}(*json.load(open(sys.argv[1])))\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "child_args.json")], env=os.environ.copy())
+    deadline = time.time() + 60
+    while sum(server.calls.values()) < calls and time.time() < deadline:
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+    return dict(server.calls)

@@ -1,9 +1,5 @@
 import json
 import logging
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +13,7 @@ from thinking_summarizer.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.result_cache import ResponseCache, cache_key
 
-from .conftest import REPO
+from .conftest import REPO, kill_after_calls
 from .openai_stub import StubOpenAI
 
 SECRET = "sk-test-" + "S3cr3tK3y" * 3
@@ -98,27 +94,12 @@ def test_rerun_pays_only_for_unfinished_samples(stub, tmp_path):
     assert usage["cached"] == 11 and len(labels) == 9 and len(rejects) == 3
 
 
-KILLED_RUN = """
-import json, sys
-from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
-cfg, vocabulary, records = json.load(open(sys.argv[1]))
-label_thinking(records, cfg, vocabulary)
-"""
-
-
 def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
     server, url = stub(latency=0.1)
     cfg = teacher_cfg(url, tmp_path, concurrency=4)
     work = records(80)
-    args = tmp_path / "args.json"
-    args.write_text(json.dumps([cfg, VOCABULARY, work]))
-    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(args)], env=os.environ.copy())
-    deadline = time.time() + 60
-    while sum(server.calls.values()) < 20 and time.time() < deadline:
-        time.sleep(0.05)
-    child.kill()
-    child.wait()
-    first = dict(server.calls)
+    first = kill_after_calls("thinking_summarizer.pipelines.teacher_labeling.nodes:label_thinking",
+                             [work, cfg, VOCABULARY], server, 20, tmp_path)
     assert 20 <= sum(first.values()) < 80, "the run must be killed halfway"
     cache = ResponseCache(cfg["openai"]["cache_path"])
     finished = {r["thinking"].split()[0] for r in work

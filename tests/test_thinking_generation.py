@@ -1,9 +1,5 @@
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 import yaml
@@ -12,7 +8,7 @@ from thinking_summarizer.pipelines.thinking_generation.nodes import (
     answer_correct, gate_thinking, generate_thinking, merge_thinking_shards, shard_of,
 )
 
-from .conftest import REPO, load_latest, run_session
+from .conftest import REPO, kill_after_calls, load_latest, run_session
 from .openai_stub import StubOpenAI
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
@@ -104,18 +100,8 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
         config = cfg(tmp_path, backend="openai", checkpoint_every=4)
         config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_retries": 0, "timeout_s": 5}
         work = samples(tmp_path, 40)
-        args = tmp_path / "args.json"
-        args.write_text(json.dumps([work, config]))
-        child = subprocess.Popen([sys.executable, "-c", (
-            "import json, sys\nfrom thinking_summarizer.pipelines.thinking_generation.nodes import generate_thinking\n"
-            "work, config = json.load(open(sys.argv[1]))\ngenerate_thinking(work, config)\n"), str(args)],
-            env=os.environ.copy())
-        deadline = time.time() + 60
-        while sum(server.calls.values()) < 16 and time.time() < deadline:
-            time.sleep(0.05)
-        child.kill()
-        child.wait()
-        before = dict(server.calls)
+        before = kill_after_calls("thinking_summarizer.pipelines.thinking_generation.nodes:generate_thinking",
+                                  [work, config], server, 16, tmp_path)
         assert 16 <= sum(before.values()) < 40
         assert server.media_types["video_url"] == sum(before.values())
         finished = sqlite3.connect(config["cache_path"]).execute("SELECT count(*) FROM outcomes").fetchone()[0]
