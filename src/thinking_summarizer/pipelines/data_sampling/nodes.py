@@ -164,10 +164,11 @@ def sample_by_ratio(
     for sample in sorted(samples, key=lambda s: s["sample_id"]):
         strata[sample["source"]][sample["problem_type"]].append(sample)
     available = {name: sum(len(v) for v in strata[name].values()) for name in sources}
-    quota = allocate(available, {n: float(c["ratio"]) for n, c in sources.items()}, n_samples)
+    ratios = {n: float(c["ratio"]) for n, c in sources.items()}
+    quota = allocate(available, ratios, n_samples)
     drawn = []
     for name, want in quota.items():
-        if want < round(n_samples * float(sources[name]["ratio"]) / sum(float(c["ratio"]) for c in sources.values())):
+        if want < round(n_samples * ratios[name] / sum(ratios.values())):
             log.warning("Source %s has only %d usable samples for its ratio; others make up the rest", name, available[name])
         by_type = strata[name]
         sizes = {t: len(v) for t, v in by_type.items()}

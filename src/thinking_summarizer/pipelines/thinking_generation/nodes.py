@@ -47,7 +47,8 @@ def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any]) -> dic
     prompt = json.dumps(cfg["prompt"], sort_keys=True) + json.dumps(cfg["generation"], sort_keys=True)
     cache = ResponseCache(cfg["cache_path"])
     keys = {s["sample_id"]: cache_key(generator.model_id, prompt, _content(s)) for s in mine}
-    todo = [s for s in mine if cache.get(keys[s["sample_id"]]) is None]
+    done = {s["sample_id"]: hit for s in mine if (hit := cache.get(keys[s["sample_id"]])) is not None}
+    todo = [s for s in mine if s["sample_id"] not in done]
     log.info("Shard %d/%d: %d samples, %d already generated", shard_id, num_shards, len(mine), len(mine) - len(todo))
     started, tokens = time.perf_counter(), 0
     chunk = cfg.get("checkpoint_every", 32)
@@ -58,16 +59,15 @@ def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any]) -> dic
                           "raw_text": result.raw_text, "tokens": result.tokens, "error": result.error}
                 if not result.error.startswith("generation_error"):  # transient: tried again on a rerun
                     cache.put(keys[result.sample_id], record)
+                    done[result.sample_id] = record
                 tokens += result.tokens
                 bar.update()
     elapsed = max(time.perf_counter() - started, 1e-9)
     log.info("Shard %d/%d: generated %d in %.1f s (%.2f samples/s, %.1f tokens/s)", shard_id, num_shards,
              len(todo), elapsed, len(todo) / elapsed, tokens / elapsed)
-    records = []
-    for s in mine:
-        hit = cache.get(keys[s["sample_id"]])
-        records.append(hit or {"sample_id": s["sample_id"], "generator_id": generator.model_id, "raw_text": "",
-                               "tokens": 0, "error": "generation_error: failed in this run"})
+    cache.close()
+    failed = {"generator_id": generator.model_id, "raw_text": "", "tokens": 0, "error": "generation_error: failed in this run"}
+    records = [done.get(s["sample_id"]) or {"sample_id": s["sample_id"], **failed} for s in mine]
     return {partition_name(shard_id, num_shards): records}
 
 
