@@ -8,6 +8,7 @@ import yaml
 
 from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.demo.scenes import make_scene
+from thinking_summarizer.media import probe, read_audio
 from thinking_summarizer.schemas import DemoScene, SourceRecord
 from thinking_summarizer.tagged_output import extract
 
@@ -88,3 +89,14 @@ def test_masks_match_the_video(demo_cfg, corpus):
                     continue
                 mean = frame[inner].mean(axis=0)
                 assert np.abs(mean - colours[obj.colour]).max() < 40, (truth.scene_id, obj.description)
+
+
+def test_videos_are_h264_and_most_carry_a_voice_track(demo_cfg, corpus):
+    root, truths = corpus
+    infos = [probe(root / t.video) for t in truths]
+    assert {(i.num_frames, i.width, i.height) for i in infos} == {(24, 160, 120)}
+    with_sound = [t for t, i in zip(truths, infos) if i.has_audio]
+    assert 0.5 < len(with_sound) / len(truths) < 1.0
+    track = read_audio(root / with_sound[0].video, 16000, 60)
+    seconds = demo_cfg["video"]["num_frames"] / demo_cfg["video"]["fps"]
+    assert track.size == pytest.approx(seconds * 16000, rel=0.1) and np.abs(track).max() > 0.1

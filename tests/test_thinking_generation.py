@@ -1,9 +1,11 @@
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 import yaml
 
+from thinking_summarizer.media import VideoWriter
 from thinking_summarizer.pipelines.thinking_generation.nodes import (
     answer_correct, gate_thinking, generate_thinking, merge_thinking_shards, shard_of,
 )
@@ -17,7 +19,10 @@ GATES = PARAMS["gates"]
 
 def samples(tmp_path, n: int) -> list[dict]:
     video = tmp_path / "clip.mp4"
-    video.write_bytes(b"fake mp4 bytes")
+    if not video.exists():
+        with VideoWriter(video, fps=4, width=32, height=24) as writer:
+            for t in range(4):
+                writer.write(np.full((24, 32, 3), 40 * t, np.uint8))
     return [{"sample_id": f"s{i:03d}", "source": "bench", "video_id": f"v{i}", "video_path": str(video),
              "question": f"MARK-{i} What does she feel?", "options": ["A. Happy", "B. Sad"],
              "problem_type": "multiple choice", "answer": "A", "reference_context": "A room.",

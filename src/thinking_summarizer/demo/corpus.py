@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from thinking_summarizer.demo.scenes import Scene, make_scene
-from thinking_summarizer.demo.video import render, write_mp4
+from thinking_summarizer.demo.video import render, voice, write_video
 from thinking_summarizer.schemas import DemoScene, SceneObject
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,9 @@ def write_corpus(cfg: dict[str, Any]) -> dict[str, Any]:
     for index, source in enumerate(tqdm(_assign_sources(cfg), desc="demo scenes", unit="scene")):
         scene = make_scene(index, cfg)
         frames, masks = render(scene, cfg["colours"], video["width"], video["height"], video["num_frames"])
-        write_mp4(str(root / "videos" / f"{scene.scene_id}.mp4"), frames, video["fps"])
+        track = voice(scene, cfg["audio"], video["num_frames"] / video["fps"])
+        write_video(str(root / "videos" / f"{scene.scene_id}.mp4"), frames, video["fps"], track,
+                    cfg["audio"]["sampling_rate"])
         np.savez_compressed(root / "masks" / f"{scene.scene_id}.npz", masks=masks)
         sources[source].append(_source_record(source, scene))
         if source == "intentbench":

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from thinking_summarizer.demo.scenes import DEPTH, HORIZONTAL, PlacedObject, Scene
+from thinking_summarizer.media import VideoWriter
 
 SKIN_BGR = (140, 180, 225)
 
@@ -61,12 +62,23 @@ def render(scene: Scene, colours: dict[str, list[int]], width: int, height: int,
     return frames, masks
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
-    """Write BGR frames as an MP4 (mp4v, which opencv can always write and read)."""
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"opencv cannot open a video writer for {path}")
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+def voice(scene: Scene, audio: dict, seconds: float) -> np.ndarray | None:
+    """A speech-like track: syllable bursts at the emotion's pitch; None for the scenes left silent."""
+    rng = np.random.default_rng(int(scene.scene_id.split("_")[-1]))
+    if rng.random() < audio["silent_share"]:
+        return None
+    rate = audio["sampling_rate"]
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = audio["pitch_hz"][scene.emotion] * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
+    syllables = (np.sin(2 * np.pi * rng.uniform(2.5, 4.5) * t) > 0.2).astype(np.float32)
+    return (0.3 * syllables * np.sin(2 * np.pi * np.cumsum(pitch) / rate)).astype(np.float32)
+
+
+def write_video(path: str, frames_bgr: np.ndarray, fps: float, track: np.ndarray | None, rate: int) -> None:
+    """Write BGR frames (and the voice track, if any) as an H.264 MP4."""
+    height, width = frames_bgr.shape[1:3]
+    with VideoWriter(path, fps, width, height, crf=18, audio_rate=rate if track is not None else None) as writer:
+        for frame in frames_bgr:
+            writer.write(frame[..., ::-1])
+        if track is not None:
+            writer.write_audio(track)

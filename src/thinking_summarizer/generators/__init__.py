@@ -42,4 +42,9 @@ def build_generator(cfg: dict[str, Any]) -> Generator:
         from thinking_summarizer.generators.openai_server import OpenAIServerGenerator
 
         return OpenAIServerGenerator(cfg["openai"], cfg["prompt"], cfg["generation"])
-    raise ValueError(f"thinking_generation.backend: unknown backend {cfg['backend']!r} (reference, openai)")
+    if cfg["backend"] == "transformers":
+        from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
+
+        return OmniTransformersGenerator(cfg["transformers"], cfg["prompt"], cfg["generation"])
+    raise ValueError(
+        f"thinking_generation.backend: unknown backend {cfg['backend']!r} (reference, openai, transformers)")

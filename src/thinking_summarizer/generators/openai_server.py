@@ -12,6 +12,7 @@ import openai
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import Generation, user_text
+from thinking_summarizer.media import probe
 
 
 class OpenAIServerGenerator:
@@ -21,25 +22,29 @@ class OpenAIServerGenerator:
         self.cfg, self.prompt, self.generation = cfg, prompt, generation
         self.model_id = cfg["model"]
 
-    def _messages(self, sample: dict[str, Any]) -> list[dict[str, Any]]:
+    def _request(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Messages (the video as a data URL) and, for a video with sound, vLLM's audio-in-video switch."""
+        with_audio = self.cfg["use_audio_in_video"] and probe(sample["video_path"]).has_audio
         video = base64.b64encode(Path(sample["video_path"]).read_bytes()).decode()
-        return [
+        messages = [
             {"role": "system", "content": self.prompt["system"]},
             {"role": "user", "content": [
                 {"type": "video_url", "video_url": {"url": f"data:video/mp4;base64,{video}"}},
-                {"type": "text", "text": user_text(sample, self.prompt, with_audio=False)},
+                {"type": "text", "text": user_text(sample, self.prompt, with_audio)},
             ]},
         ]
+        extra = {"mm_processor_kwargs": {"use_audio_in_video": True}} if with_audio else None
+        return {"messages": messages, "extra_body": extra}
 
     async def _one(self, client: openai.AsyncOpenAI, sample: dict[str, Any]) -> Generation:
         sid = sample["sample_id"]
         try:
-            messages = self._messages(sample)
+            request = self._request(sample)
         except OSError as err:
             return Generation(sid, error=f"unreadable_video: {err}")
         try:
             response = await client.chat.completions.create(
-                model=self.model_id, messages=messages, max_tokens=self.generation["max_new_tokens"],
+                model=self.model_id, **request, max_tokens=self.generation["max_new_tokens"],
                 temperature=self.generation["temperature"], top_p=self.generation["top_p"])
             choice = response.choices[0]
             tokens = response.usage.completion_tokens if response.usage else 0

@@ -1,0 +1,60 @@
+"""Tiny random models built offline with the real classes, for tests and the CPU default run.
+
+Each builder writes an ordinary `save_pretrained` directory that the adapters then load with
+`from_pretrained`, exactly as they load a real checkpoint. `ensure_built` caches it: a directory
+built from the same recipe is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+log = logging.getLogger(__name__)
+RECIPE_FILE = "tiny_recipe.json"
+CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def recipe_hash(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path], None]) -> Path:
+    """Build into `path` unless a build of the same recipe is already there; returns the path."""
+    path = Path(path)
+    marker = path / RECIPE_FILE
+    digest = recipe_hash(recipe)
+    if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
+        return path
+    log.info("Building tiny model at %s (recipe %s)", path, digest)
+    staging = path.with_name(path.name + ".building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    build(staging)
+    (staging / RECIPE_FILE).write_text(json.dumps({"hash": digest, "recipe": recipe}, indent=1))
+    shutil.rmtree(path, ignore_errors=True)
+    staging.rename(path)  # a killed build never leaves a half-written model behind
+    return path
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], chat_template: str,
+                    named_specials: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on `texts`, with Qwen-style chat specials and the given chat template."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        chat_template=chat_template, extra_special_tokens=named_specials or {},
+    )
