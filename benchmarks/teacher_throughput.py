@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 from thinking_summarizer.teachers import build_teacher  # noqa: E402
 
 
-def rate(cfg: dict, vocabulary: dict, n: int, tag: str) -> float:
+def rate(cfg: dict, shared: dict, n: int, tag: str) -> float:
     items = [(f"{tag}{i}", f"MARK-{i} run {tag}: a woman in a red coat smiles.") for i in range(n)]
     started = time.perf_counter()
-    outcomes = build_teacher(cfg, vocabulary).label_all(items)
+    outcomes = build_teacher(cfg, shared["vocabulary"], shared["summary_qc"]).label_all(items)
     elapsed = time.perf_counter() - started
     assert all(o.status == "labelled" for o in outcomes)
     return n / elapsed
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="default: the configured one")
     args = parser.parse_args()
     params = yaml.safe_load((ROOT / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
-    vocabulary = yaml.safe_load((ROOT / "conf/base/parameters.yml").read_text())["vocabulary"]
+    shared = yaml.safe_load((ROOT / "conf/base/parameters.yml").read_text())
     os.environ.setdefault("TEACHER_API_KEY", "benchmark-key")
     # the server runs in its own process, as a real one would, so it does not share this one's GIL
     server = subprocess.Popen(
@@ -56,9 +56,9 @@ def main() -> None:
         # the per-minute limits model a provider's quota; this measures concurrency, so they are off
         cfg["openai"] |= {"base_url": url, "cache_path": f"{tmp}/cache.sqlite",
                           "requests_per_minute": None, "tokens_per_minute": None}
-        concurrent = rate(cfg, vocabulary, args.samples, "c")
+        concurrent = rate(cfg, shared, args.samples, "c")
         cfg["openai"] |= {"concurrency": 1, "cache_path": f"{tmp}/serial.sqlite"}
-        serial = rate(cfg, vocabulary, args.serial_samples, "s")
+        serial = rate(cfg, shared, args.serial_samples, "s")
     server.kill()
     print(f"latency per request: {args.latency} s; client-side rate limits off")
     print(f"concurrency {args.concurrency or params['openai']['concurrency']}: {concurrent:.1f} samples/s over {args.samples} samples")

@@ -10,7 +10,7 @@ from thinking_summarizer.pipelines.thinking_generation.nodes import (
     answer_correct, gate_thinking, generate_thinking, merge_thinking_shards, shard_of,
 )
 
-from .conftest import REPO, kill_after_calls, load_latest, run_session
+from .conftest import REPO, kill_after_calls
 from .openai_stub import StubOpenAI
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
@@ -120,13 +120,3 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
         assert len(kept) == 39 and report["accuracy_by_problem_type"] == {"multiple choice": 1.0}
     finally:
         server.stop()
-
-
-def test_default_chain_runs_through_teacher_labeling(project):
-    run_session(project, ["data_sampling", "thinking_generation", "teacher_labeling"])
-    thinking = load_latest(project, "thinking_records")
-    labels = load_latest(project, "teacher_labels")
-    report = load_latest(project, "thinking_report")
-    assert len(thinking) == 160 and report["accuracy_by_problem_type"]["multiple choice"] == 1.0
-    assert len(labels) + len(load_latest(project, "teacher_rejects")) == 160
-    assert len(labels) >= 150

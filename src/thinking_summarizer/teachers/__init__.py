@@ -31,16 +31,16 @@ class Teacher(Protocol):
         """Label (sample_id, thinking) pairs; one outcome per pair, in order."""
 
 
-def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any]) -> Teacher:
+def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]) -> Teacher:
     """The teacher named by `cfg['backend']`."""
     backend = cfg["backend"]
     if backend == "extractive":
         from thinking_summarizer.teachers.extractive import ExtractiveTeacher
 
-        return ExtractiveTeacher(cfg["extractive"], vocabulary, cfg["qc"])
+        return ExtractiveTeacher(cfg["extractive"], vocabulary, qc)
     if backend in ("openai", "openai_batch"):
         from thinking_summarizer.teachers.openai_teacher import OpenAIBatchTeacher, OpenAITeacher
 
         cls = OpenAITeacher if backend == "openai" else OpenAIBatchTeacher
-        return cls(cfg["openai"], cfg["prompt"], vocabulary, cfg["qc"])
+        return cls(cfg["openai"], cfg["prompt"], vocabulary, qc)
     raise ValueError(f"teacher_labeling.backend: unknown backend {backend!r} (extractive, openai, openai_batch)")

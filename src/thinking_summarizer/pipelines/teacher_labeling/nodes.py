@@ -14,10 +14,11 @@ log = logging.getLogger(__name__)
 
 
 def label_thinking(
-    thinking_records: list[dict[str, Any]], teacher_cfg: dict[str, Any], vocabulary: dict[str, Any]
+    thinking_records: list[dict[str, Any]], teacher_cfg: dict[str, Any], vocabulary: dict[str, Any],
+    qc: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Returns (labels, rejects, usage report); every record ends in exactly one of the two lists."""
-    teacher = build_teacher(teacher_cfg, vocabulary)
+    teacher = build_teacher(teacher_cfg, vocabulary, qc)
     outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in thinking_records])
     labels, rejects = [], []
     for outcome in outcomes:

@@ -47,7 +47,9 @@ def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any]) -> dic
     prompt = json.dumps(cfg["prompt"], sort_keys=True) + json.dumps(cfg["generation"], sort_keys=True)
     cache = ResponseCache(cfg["cache_path"])
     keys = {s["sample_id"]: cache_key(generator.model_id, prompt, _content(s)) for s in mine}
-    done = {s["sample_id"]: hit for s in mine if (hit := cache.get(keys[s["sample_id"]])) is not None}
+    # the key is the content, so a hit may have been generated for a sample of another id (same video and question)
+    done = {s["sample_id"]: hit | {"sample_id": s["sample_id"]}
+            for s in mine if (hit := cache.get(keys[s["sample_id"]])) is not None}
     todo = [s for s in mine if s["sample_id"] not in done]
     log.info("Shard %d/%d: %d samples, %d already generated", shard_id, num_shards, len(mine), len(mine) - len(todo))
     started, tokens = time.perf_counter(), 0
