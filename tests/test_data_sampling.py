@@ -115,10 +115,13 @@ def test_sampling_follows_ratios_stratifies_and_is_reproducible():
     assert first != sample_by_ratio(_pool(), sources, 50, seed=2)
 
 
+SMALLER = {"demo_data": {"n_scenes": 240}, "data_sampling": {"n_samples": 160}}
+
+
 def test_pipeline_on_demo_corpus(project):
-    run_session(project, ["data_sampling"])
-    sampled = load_latest(project, "sampled_samples")
-    report = load_latest(project, "sampling_report")
+    run_session(project, ["data_sampling"], SMALLER)
+    sampled = load_latest(project, "sampled_samples", SMALLER)
+    report = load_latest(project, "sampling_report", SMALLER)
     assert len(sampled) == 160 == report["sampled"]
     assert report["sampled_by_source"] == {"intentbench": 64, "daily_omni": 48, "intenttrain": 48}
     assert report["rejected"] == {"intenttrain/duplicate_video": 12}
@@ -142,5 +145,5 @@ def test_cli_with_real_intenttrain_sample(project, shared_sample):
     assert result.returncode == 0, result.stderr[-3000:]
     sampled = load_latest(project, "sampled_samples")
     real = [s for s in sampled if s["source"] == "intenttrain"]
-    assert len(real) == 20  # 30% of 160 is 48, so all 20 real records are drawn
+    assert len(real) == 20  # 30% of 320 is 96, so all 20 real records are drawn
     assert all(s["problem_type"] == "emer_ov_mc" and len(s["reference_thinking"]) > 500 for s in real)
