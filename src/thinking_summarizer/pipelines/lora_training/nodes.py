@@ -1,0 +1,196 @@
+"""Fine-tune the student with LoRA (trl + peft), tracked in MLflow, and register the adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+import yaml
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
+
+from thinking_summarizer import tracking
+from thinking_summarizer.student import CARD, from_adapter, load_base
+from thinking_summarizer.student.registry import load_registered, register
+from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, fit_to_length
+from thinking_summarizer.tiny_models import ensure_built, recipe_hash
+from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
+from thinking_summarizer.visuals import loss_curve
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(rows: Any) -> str:
+    return hashlib.sha256(json.dumps(list(rows), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The base to fine-tune: the configured checkpoint, or the tiny one built (and cached) from the recipe."""
+    name = cfg["base_model"]
+    recipe = cfg.get("tiny")
+    if recipe:
+        from thinking_summarizer.tiny_models.student import build_tiny_student
+
+        conversations = list(train_chat["messages"])
+        thinkings = [m["content"] for c in conversations for m in c if m["role"] == "user"]
+        vocabulary = [m["content"] for c in conversations for m in c]
+        # what the base is built from: its recipe without the trainer knobs, and the train split (tokenizer)
+        key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": _fingerprint(vocabulary)}
+        ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except OSError as err:
+        raise FileNotFoundError(
+            f"lora_training.base_model {name!r} not found: not a local model directory and not in the Hugging Face "
+            f"cache (offline machine?). Download it first or name another base. ({err})") from err
+    return {"base_model": name, "model_type": config.model_type, "tiny": bool(recipe),
+            "fingerprint": recipe_hash({"name": name, "recipe": recipe, "config": config.to_dict()})}
+
+
+def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The design's trainer knobs, with the tiny recipe's CPU overrides when the tiny base is used."""
+    settings = dict(cfg["trainer"])
+    if base["tiny"]:
+        settings |= cfg["tiny"].get("trainer", {})
+    return settings
+
+
+def _sft_config(settings: dict[str, Any], output_dir: Path, on_gpu: bool) -> SFTConfig:
+    bf16 = settings["precision"] == "bf16" or (settings["precision"] == "auto" and on_gpu)
+    return SFTConfig(
+        output_dir=str(output_dir), seed=settings["seed"], data_seed=settings["seed"],
+        learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
+        warmup_steps=settings["warmup_ratio"],  # transformers 5: a float below 1 is a ratio of all steps
+        num_train_epochs=settings["num_train_epochs"], optim=settings["optim"],
+        weight_decay=settings["weight_decay"], max_grad_norm=settings["max_grad_norm"],
+        per_device_train_batch_size=settings["per_device_train_batch_size"],
+        per_device_eval_batch_size=settings["per_device_eval_batch_size"],
+        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
+        gradient_checkpointing=settings["gradient_checkpointing"], bf16=bf16, fp16=False,
+        max_length=settings["max_length"], packing=False, assistant_only_loss=True,
+        train_sampling_strategy=settings["train_sampling_strategy"],
+        eval_strategy=settings["eval_strategy"], save_strategy=settings["eval_strategy"],
+        eval_steps=settings.get("eval_steps"), save_steps=settings.get("eval_steps"),
+        save_total_limit=settings["save_total_limit"], load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_steps=settings["logging_steps"], logging_first_step=True, report_to="none",
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
+    )
+
+
+def _fit(dataset: Dataset, tokenizer, max_length: int, split: str) -> tuple[Dataset, dict[str, int]]:
+    fitted = fit_to_length(list(dataset["messages"]), tokenizer, max_length)
+    if fitted.truncated or fitted.dropped:
+        log.warning("%s: %d of %d examples longer than max_length=%d tokens had their thinking truncated; "
+                    "%d dropped (the summary alone is too long)", split, fitted.truncated, len(dataset),
+                    max_length, fitted.dropped)
+    if not fitted.messages:
+        raise ValueError(f"the {split} split is empty after fitting to max_length={max_length}")
+    return Dataset.from_dict({"messages": fitted.messages}), {f"{split}_truncated": fitted.truncated,
+                                                             f"{split}_dropped": fitted.dropped}
+
+
+def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
+                  instruction: str, tracking_cfg: dict[str, Any]) -> dict[str, Any]:
+    """LoRA fine-tuning with trl; resumes from the last checkpoint of an identical earlier run."""
+    if len(train_chat) == 0:
+        raise ValueError("lora_training: the train split is empty; nothing to train on")
+    settings = trainer_settings(cfg, base)
+    data = {"train_sha": _fingerprint(train_chat["messages"]), "val_sha": _fingerprint(val_chat["messages"]),
+            "train_rows": len(train_chat), "val_rows": len(val_chat)}
+    run_key = recipe_hash({"lora": cfg["lora"], "trainer": settings, "base": base["fingerprint"], "data": data,
+                           "instruction": instruction})
+    output_dir = Path(cfg["output_dir"]) / run_key
+    done = output_dir / "result.json"
+    if cfg["retrain"]:
+        shutil.rmtree(output_dir, ignore_errors=True)  # a fresh run: no checkpoint to resume, a new MLflow run
+    elif done.is_file():
+        log.info("Training %s already finished for this config and data (run %s); reusing its adapter",
+                 run_key, json.loads(done.read_text())["run_id"])
+        return json.loads(done.read_text())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg["device"])
+    tokenizer = AutoTokenizer.from_pretrained(base["base_model"])
+    train_set, counts = _fit(train_chat, tokenizer, settings["max_length"], "train")
+    val_set, val_counts = _fit(val_chat, tokenizer, settings["max_length"], "val")
+    model = load_base(base["base_model"], cfg["device"], "bfloat16" if device.type == "cuda" else "float32")
+    lora = cfg["lora"]
+    trainer = SFTTrainer(
+        model=model, args=_sft_config(settings, output_dir, device.type == "cuda"), train_dataset=train_set,
+        eval_dataset=val_set, processing_class=tokenizer,
+        peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                               target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),
+    )
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora["r"], lora["alpha"],
+             lora["target_modules"], base["base_model"], f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    run_id_file = output_dir / "mlflow_run_id"
+    mlflow.set_experiment(tracking_cfg["experiment"])
+    run = mlflow.start_run(run_id=run_id_file.read_text() if run_id_file.is_file() else None,
+                           run_name=f"lora-{run_key}")
+    run_id_file.write_text(run.info.run_id)
+    logger = MlflowLogging(run.info.run_id)
+    trainer.add_callback(logger)
+    trainer.add_callback(StopOnNonFiniteLoss())
+    trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=settings["early_stopping_patience"]))
+    with run:
+        checkpoint = get_last_checkpoint(str(output_dir))
+        if checkpoint:
+            log.info("Resuming training %s from %s", run_key, checkpoint)
+        else:
+            mlflow.log_params(tracking.flatten({"base_model": base["base_model"], "lora": lora, "trainer": settings,
+                                                "data": data, "instruction": instruction}))
+            mlflow.set_tags({"git_commit": tracking.git_commit(), "run_key": run_key})
+        reset_peak_memory(device)
+        trainer.train(resume_from_checkpoint=checkpoint)
+        adapter_dir = output_dir / "adapter"
+        trainer.save_model(str(adapter_dir))  # the best checkpoint: load_best_model_at_end
+        tokenizer.save_pretrained(str(adapter_dir))
+        (adapter_dir / CARD).write_text(json.dumps({"base_model": base["base_model"], "instruction": instruction,
+                                                    "run_key": run_key}, indent=1))
+        state = trainer.state
+        metrics = {
+            "trainable_parameters": trainable, "trainable_fraction": trainable / total, **logger.throughput(state),
+            "peak_memory_mb": peak_memory_mb(device), "best_eval_loss": state.best_metric or float("nan"),
+            "epochs_completed": state.epoch or 0.0, "steps": state.global_step, **counts, **val_counts,
+        }
+        mlflow.log_metrics(metrics)
+        (output_dir / "training_config.yml").write_text(yaml.safe_dump(
+            {"base": base, "lora": lora, "trainer": settings, "data": data, "instruction": instruction}))
+        loss_curve(state.log_history, output_dir / "loss_curve.png")
+        mlflow.log_artifact(str(output_dir / "training_config.yml"))
+        mlflow.log_artifact(str(output_dir / "loss_curve.png"))
+        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+    result = {"run_id": run.info.run_id, "run_key": run_key, "adapter_dir": str(adapter_dir),
+              "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]), "best_checkpoint": state.best_model_checkpoint,
+              "metrics": metrics, "loss_history": logger.history}
+    done.write_text(json.dumps(result, indent=1))
+    log.info("Trained %s: %d steps, best eval loss %.4f, %.0f tokens/s, peak memory %.0f MB", run_key,
+             state.global_step, metrics["best_eval_loss"], metrics["tokens_per_second"], metrics["peak_memory_mb"])
+    return result
+
+
+def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Register the adapter as a new model version; with `verify_reload`, prove it reloads to the same logits."""
+    registered = register(training["adapter_dir"], training["base_model"], training["run_id"], registry_cfg["name"],
+                          registry_cfg["aliases"])
+    if registry_cfg["verify_reload"]:
+        probe = "The woman in a red coat on the left smiles; a brown table stands in the middle."
+        trained = from_adapter(training["adapter_dir"]).logits(probe)
+        reloaded = load_registered(registered["model_uri"]).logits(probe)
+        diff = float((trained - reloaded).abs().max())
+        if not torch.allclose(trained, reloaded, atol=1e-5):
+            raise RuntimeError(f"{registered['model_uri']} does not reproduce the trained model (max logit "
+                               f"difference {diff:.3g}); refusing to hand it on")
+        registered["max_logit_difference"] = diff
+        log.info("Registry check: %s reproduces the trained logits (max difference %.2g)", registered["model_uri"], diff)
+    return registered

@@ -1,0 +1,20 @@
+"""lora_training: base model (tiny one built when configured) -> LoRA fine-tuning -> model registry."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import prepare_base_model, register_student, train_student
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(prepare_base_model, ["sft_train_chat", "params:lora_training"], "student_base",
+                 name="prepare_base_model"),
+            Node(train_student,
+                 ["sft_train_chat", "sft_val_chat", "student_base", "params:lora_training",
+                  "params:dataset_build.instruction", "params:tracking"],
+                 "training_result", name="train_student"),
+            Node(register_student, ["training_result", "params:lora_training.registry"], "registered_student",
+                 name="register_student"),
+        ]
+    )

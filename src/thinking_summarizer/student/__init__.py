@@ -1,0 +1,116 @@
+"""The student summariser: a causal LM plus a LoRA adapter, prompted with the training instruction.
+
+`load_student(source)` takes a registry URI (`models:/name/3`, `models:/name@champion`) or a local
+adapter directory; `Student.summarize` writes summaries in batches (left padding, greedy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from thinking_summarizer.torch_runtime import resolve_device, resolve_dtype
+
+log = logging.getLogger(__name__)
+CARD = "summarizer.json"  # written beside the adapter: base model, instruction, generation defaults
+
+
+@dataclass
+class Summaries:
+    texts: list[str]
+    seconds_per_batch: list[float]
+    new_tokens: list[int]
+
+
+class Student:
+    """A model (adapter merged or not) with its tokenizer and the instruction it was trained with."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, card: dict[str, Any]):
+        self.model, self.tokenizer, self.card = model.eval(), tokenizer, card
+        self.tokenizer.padding_side = "left"
+
+    @property
+    def instruction(self) -> str:
+        return self.card["instruction"]
+
+    def prompts(self, thinkings: list[str]) -> list[str]:
+        return [self.tokenizer.apply_chat_template(
+            [{"role": "system", "content": self.instruction}, {"role": "user", "content": t}],
+            tokenize=False, add_generation_prompt=True) for t in thinkings]
+
+    @torch.inference_mode()
+    def logits(self, thinking: str) -> torch.Tensor:
+        """Next-token logits over the prompt (what the registry check compares)."""
+        batch = self.tokenizer(self.prompts([thinking]), return_tensors="pt").to(self.model.device)
+        return self.model(**batch).logits.float().cpu()
+
+    @torch.inference_mode()
+    def summarize(self, thinkings: list[str], batch_size: int, max_new_tokens: int) -> Summaries:
+        """Greedy summaries of `thinkings`, in order, `batch_size` at a time."""
+        out = Summaries([], [], [])
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(thinkings), batch_size):
+            started = time.perf_counter()
+            batch = self.tokenizer(self.prompts(thinkings[start:start + batch_size]), return_tensors="pt",
+                                   padding=True).to(self.model.device)
+            generated = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id)
+            new = generated[:, batch["input_ids"].shape[1]:]
+            out.texts += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+            out.new_tokens += [int((row != pad).sum()) for row in new]
+            out.seconds_per_batch.append(time.perf_counter() - started)
+        return out
+
+
+def read_card(adapter_dir: str | Path) -> dict[str, Any]:
+    path = Path(adapter_dir) / CARD
+    if not path.is_file():
+        raise FileNotFoundError(f"{adapter_dir}: not a student adapter directory (no {CARD})")
+    return json.loads(path.read_text())
+
+
+def load_base(name_or_path: str, device: str = "auto", dtype: str = "auto") -> PreTrainedModel:
+    """The base causal LM, with a clear error when it cannot be found."""
+    target = resolve_device(device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype, target))
+    except OSError as err:
+        raise FileNotFoundError(
+            f"base model {name_or_path!r} not found: it is neither a local model directory nor in the Hugging Face "
+            f"cache (this machine may be offline; download it or point lora_training.base_model elsewhere): {err}"
+        ) from err
+    return model.to(target)
+
+
+def from_adapter(adapter_dir: str | Path, base_dir: str | Path | None = None, merge: bool = False,
+                 device: str = "auto", dtype: str = "auto") -> Student:
+    """A student from an adapter directory; the base comes from `base_dir` or the adapter's card."""
+    card = read_card(adapter_dir)
+    base = load_base(str(base_dir or card["base_model"]), device, dtype)
+    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    if merge:
+        model = model.merge_and_unload()
+    return Student(model, AutoTokenizer.from_pretrained(str(adapter_dir)), card)
+
+
+def untrained(base_model: str, instruction: str, device: str = "auto", dtype: str = "auto") -> Student:
+    """The base model without an adapter, prompted the same way (the 'before training' reference)."""
+    return Student(load_base(base_model, device, dtype), AutoTokenizer.from_pretrained(base_model),
+                   {"base_model": base_model, "instruction": instruction})
+
+
+def load_student(source: str, merge: bool = False, device: str = "auto", dtype: str = "auto") -> Student:
+    """`models:/<name>/<version>`, `models:/<name>@<alias>` or a local adapter directory."""
+    if source.startswith("models:/"):
+        from thinking_summarizer.student.registry import load_registered
+
+        return load_registered(source, merge=merge)
+    return from_adapter(source, merge=merge, device=device, dtype=dtype)

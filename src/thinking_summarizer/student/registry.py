@@ -1,0 +1,63 @@
+"""The student in the MLflow model registry, as a pyfunc model whose artifacts are the adapter (with its
+tokenizer and card) and, for a base that only exists on this disk, the base weights.
+
+A plain `mlflow.transformers.log_model(peft_model)` of a local base reloads with the LoRA weights
+re-initialised at random (mlflow issue 23761); this form reloads exactly, and `register` proves it by
+comparing logits before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from importlib import metadata
+
+import mlflow
+from mlflow import MlflowClient
+
+from thinking_summarizer.student import Student, from_adapter
+
+log = logging.getLogger(__name__)
+
+
+class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
+    """`predict` takes a list of thinking texts and returns their summaries."""
+
+    def load_context(self, context) -> None:
+        config = context.model_config or {}
+        self.student = from_adapter(context.artifacts["adapter"], base_dir=context.artifacts.get("base"),
+                                    merge=bool(config.get("merge", False)), device=config.get("device", "auto"),
+                                    dtype=config.get("dtype", "auto"))
+
+    def predict(self, context, model_input: list[str], params: dict[str, Any] | None = None) -> list[str]:
+        params = params or {}
+        return self.student.summarize(list(model_input), int(params.get("batch_size", 8)),
+                                      int(params.get("max_new_tokens", 384))).texts
+
+
+def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, aliases: list[str]) -> dict[str, Any]:
+    """Log the student to `run_id` and register it as a new version of `name`, with `aliases` set."""
+    artifacts = {"adapter": str(adapter_dir)}
+    if Path(base_model).is_dir():  # a hub id is reproducible by name; a local base must travel with the model
+        artifacts["base"] = base_model
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
+            model_config={"merge": False}, registered_model_name=name,
+            pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in ("torch", "transformers", "peft", "mlflow")],
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for alias in aliases:
+        client.set_registered_model_alias(name, alias, version)
+    log.info("Registered %s version %s (aliases %s) from run %s", name, version, aliases, run_id)
+    return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": run_id,
+            "bundled_base": "base" in artifacts}
+
+
+def load_registered(uri: str, merge: bool = False) -> Student:
+    """The student behind a registry URI (`models:/name/3` or `models:/name@champion`)."""
+    model = mlflow.pyfunc.load_model(uri, model_config={"merge": merge})
+    return model.unwrap_python_model().student

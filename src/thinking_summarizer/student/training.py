@@ -1,0 +1,88 @@
+"""What training around trl's SFTTrainer needs: examples fitted to the max length (never silently),
+and callbacks that log to MLflow and stop on a NaN loss."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from transformers import PreTrainedTokenizerBase, TrainerCallback
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class LengthFit:
+    messages: list[list[dict[str, str]]]
+    truncated: int
+    dropped: int
+
+
+def fit_to_length(conversations: list[list[dict[str, str]]], tokenizer: PreTrainedTokenizerBase,
+                  max_length: int) -> LengthFit:
+    """Cut the thinking (the user turn) of conversations longer than `max_length` tokens so that the
+    summary, which carries the loss, stays whole; drop those whose summary alone does not fit."""
+    kept, truncated, dropped = [], 0, 0
+    for messages in conversations:
+        length = len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+        if length <= max_length:
+            kept.append(messages)
+            continue
+        user = next(i for i, m in enumerate(messages) if m["role"] == "user")
+        ids = tokenizer(messages[user]["content"], add_special_tokens=False)["input_ids"]
+        keep = len(ids) - (length - max_length) - 2  # a margin for tokens merging across the cut
+        if keep <= 0:
+            dropped += 1
+            continue
+        cut = [dict(m) for m in messages]
+        cut[user]["content"] = tokenizer.decode(ids[:keep])
+        kept.append(cut)
+        truncated += 1
+    return LengthFit(kept, truncated, dropped)
+
+
+class MlflowLogging(TrainerCallback):
+    """Train loss, learning rate and grad norm per logging step, eval loss per evaluation, into the given run;
+    and the throughput of this session (a resumed run counts only what it trained itself)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.history: list[dict[str, float]] = []
+        self.start: tuple[float, int, int] = (0.0, 0, 0)
+
+    def on_train_begin(self, args, state, control, **kwargs) -> None:
+        self.start = (time.perf_counter(), state.num_input_tokens_seen, state.global_step)
+
+    def throughput(self, state) -> dict[str, float]:
+        seconds = time.perf_counter() - self.start[0]
+        steps = max(1, state.global_step - self.start[2])
+        return {"tokens_per_second": (state.num_input_tokens_seen - self.start[1]) / seconds,
+                "seconds_per_step": seconds / steps, "first_step": self.start[2]}
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs) -> None:
+        names = {"loss": "train_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm",
+                 "eval_loss": "eval_loss"}
+        metrics = {names[k]: float(v) for k, v in (logs or {}).items() if k in names}
+        if metrics:
+            mlflow.log_metrics(metrics, step=state.global_step, run_id=self.run_id)
+            self.history.append({"step": state.global_step, "epoch": state.epoch or 0.0, **metrics})
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Raise as soon as a logged loss is NaN or infinite, naming the step."""
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs) -> None:
+        for key in ("loss", "eval_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"{key} is {value} at step {state.global_step} (epoch {state.epoch:.2f}): training stopped; "
+                    f"lower lora_training.trainer.learning_rate or check the data")

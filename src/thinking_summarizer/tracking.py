@@ -1,0 +1,51 @@
+"""MLflow: where runs go (sqlite store at the project root by default, a server by config) and the
+pieces every logging node shares."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+ENV = "MLFLOW_TRACKING_URI"
+
+
+def resolve_uri(uri: str, project_path: Path) -> str:
+    """A relative sqlite path is made absolute against the project root, so every process finds one store."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not Path(uri[len(prefix):]).is_absolute():
+        return prefix + str((project_path / uri[len(prefix):]).resolve())
+    return uri
+
+
+def configure(cfg: dict[str, Any], project_path: Path) -> str:
+    """Point this process's MLflow at the configured store; `MLFLOW_TRACKING_URI` in the environment wins."""
+    uri = os.environ.get(ENV) or resolve_uri(cfg["uri"], project_path)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def git_commit(path: Path | None = None) -> str:
+    """The checkout's commit (with `-dirty` when it has changes), or `unknown` outside git."""
+    try:
+        cwd = path or Path.cwd()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True).stdout
+        return sha.strip() + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config as dotted MLflow params (values cut to MLflow's 6000-character limit)."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = str(value)[:6000]
+    return flat

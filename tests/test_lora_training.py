@@ -1,0 +1,190 @@
+"""LoRA training of a tiny student: loss, adapter, MLflow run, registry round trip, resume, errors."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+import yaml
+from datasets import Dataset
+from mlflow import MlflowClient
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from thinking_summarizer.demo.scenes import make_scene
+from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, register_student, train_student
+from thinking_summarizer.student import from_adapter, load_student, untrained
+from thinking_summarizer.student.training import TrainingDivergedError
+from thinking_summarizer.summary_format import render
+from thinking_summarizer.schemas import Summary
+from thinking_summarizer.teachers import build_teacher
+
+from .conftest import REPO, kill_when
+
+PARAMS = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
+SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
+DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+INSTRUCTION = "Summarise the reasoning."
+
+
+def chats(first: int, count: int) -> Dataset:
+    teacher = build_teacher(TEACHER, SHARED["vocabulary"], SHARED["summary_qc"])
+    rows = []
+    for i in range(first, first + count):
+        thinking = make_scene(i, DEMO).thinking
+        summary = teacher.label_all([(str(i), thinking)])[0].summary
+        rows.append({"sample_id": str(i), "messages": [{"role": "system", "content": INSTRUCTION},
+                                                        {"role": "user", "content": thinking},
+                                                        {"role": "assistant", "content": render(Summary(**summary))}]})
+    return Dataset.from_list(rows)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Dataset, Dataset]:
+    return chats(0, 24), chats(100, 6)
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """One MLflow sqlite store for this module (the child process of the resume test finds it too)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        yield {"experiment": "tests"}
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory) -> Path:
+    """One tiny pre-trained base for every test here (built by the first `prepare_base_model`)."""
+    return tmp_path_factory.mktemp("student") / "base"
+
+
+def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
+    cfg = json.loads(json.dumps(PARAMS))
+    cfg["base_model"] = str(base_dir)
+    cfg["output_dir"] = str(tmp_path / "runs")
+    cfg["tiny"] |= {"vocab_size": 600, "model": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2,
+                                                  "max_positions": 1024},
+                    "pretrain": cfg["tiny"]["pretrain"] | {"steps": 120}}
+    cfg["tiny"]["trainer"] = {"learning_rate": 3e-3, "num_train_epochs": 2, "per_device_train_batch_size": 4,
+                              "per_device_eval_batch_size": 6, "gradient_accumulation_steps": 1,
+                              "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 3,
+                              "early_stopping_patience": 10} | trainer
+    return cfg
+
+
+def train(data, cfg, tracking) -> tuple[dict, dict]:
+    base = prepare_base_model(data[0], cfg)
+    return base, train_student(data[0], data[1], base, cfg, INSTRUCTION, tracking)
+
+
+@pytest.fixture(scope="module")
+def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict]:
+    cfg = config(tmp_path_factory.mktemp("trained"), base_dir, num_train_epochs=4)
+    return cfg, train(data, cfg, tracking)[1]
+
+
+def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
+    cfg, result = trained
+    losses = [h["train_loss"] for h in result["loss_history"] if "train_loss" in h]
+    assert len(losses) == 24 and sum(losses[-3:]) < 0.95 * sum(losses[:3])
+    adapter = Path(result["adapter_dir"])
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    assert (settings["r"], settings["lora_alpha"], settings["lora_dropout"]) == (64, 128, 0.05)
+    assert set(settings["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "tokenizer.json").is_file()
+    client = MlflowClient()
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["git_commit"]
+    params = run.data.params
+    assert (params["lora.r"], params["lora.alpha"], params["trainer.learning_rate"]) == ("64", "128", "0.003")
+    assert params["data.train_rows"] == "24" and len(params["data.train_sha"]) == 16
+    assert len(client.get_metric_history(result["run_id"], "train_loss")) == 24
+    assert len(client.get_metric_history(result["run_id"], "eval_loss")) >= 8
+    for key in ("learning_rate", "tokens_per_second", "peak_memory_mb", "trainable_parameters", "best_eval_loss"):
+        assert key in run.data.metrics, key
+    base_size = sum(p.numel() for p in untrained(cfg["base_model"], "").model.parameters())
+    lora = run.data.metrics["trainable_parameters"]
+    # r x (in + out) per adapted projection: 2 layers x (q, k, v, o) on a 64-wide model with 2 of 4 kv heads
+    assert lora == 2 * 64 * ((64 + 64) + (64 + 32) + (64 + 32) + (64 + 64))
+    assert run.data.metrics["trainable_fraction"] == pytest.approx(lora / (base_size + lora))
+    artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {"adapter", "loss_curve.png", "training_config.yml"} <= artifacts
+    # a rerun with the same config and data reuses the finished run
+    _, again = train(data, cfg, tracking)
+    assert again["run_id"] == result["run_id"]
+
+
+def test_registered_student_reproduces_the_trained_logits(data, trained):
+    cfg, result = trained
+    registered = register_student(result, cfg["registry"] | {"name": "test-student"})
+    assert registered["max_logit_difference"] == 0.0 and registered["bundled_base"]
+    thinking = data[1]["messages"][0][1]["content"]
+    trained = from_adapter(result["adapter_dir"])
+    for uri in (registered["model_uri"], "models:/test-student@candidate"):
+        reloaded = load_student(uri)
+        assert torch.equal(reloaded.logits(thinking), trained.logits(thinking))
+    base = untrained(cfg["base_model"], INSTRUCTION)
+    assert not torch.allclose(base.logits(thinking), trained.logits(thinking)), "the adapter must change the model"
+    summary = load_student(registered["model_uri"], merge=True).summarize([thinking], 1, 64)
+    assert summary.texts[0] and summary.new_tokens[0] > 0
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, tracking):
+    cfg = config(tmp_path, base_dir, num_train_epochs=4, learning_rate=1e-3)
+    base = prepare_base_model(data[0], cfg)
+    (tmp_path / "train.json").write_text(json.dumps([data[0].to_list(), data[1].to_list()]))
+    runs = Path(cfg["output_dir"])
+    code = (
+        "import json, mlflow\nfrom datasets import Dataset\n"
+        "from thinking_summarizer.pipelines.lora_training.nodes import train_student\n"
+        f"train, val = json.load(open({str(tmp_path / 'train.json')!r}))\n"
+        f"train_student(Dataset.from_list(train), Dataset.from_list(val), {base!r}, {cfg!r}, {INSTRUCTION!r}, "
+        f"{tracking!r})\n"
+    )
+    kill_when(code, lambda: any(runs.glob("*/checkpoint-6/trainer_state.json")), timeout=300)
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in runs.glob("*/checkpoint-*"))
+    assert checkpoints and max(checkpoints) < 24, "the run must be killed halfway"
+    assert not any(runs.glob("*/result.json"))
+    result = train_student(data[0], data[1], base, cfg, INSTRUCTION, tracking)
+    assert result["resumed_from_step"] == max(checkpoints) and result["metrics"]["steps"] == 24
+    run = MlflowClient().get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in MlflowClient().get_metric_history(result["run_id"], "train_loss")]
+    assert steps[-1] == 24 and max(checkpoints) + 1 in steps  # one run, continued
+
+
+def test_missing_base_model_is_named(data, tmp_path, base_dir):
+    cfg = config(tmp_path, base_dir) | {"tiny": None, "base_model": "no-such-org/no-such-model"}
+    with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model"):
+        prepare_base_model(data[0], cfg)
+
+
+def test_empty_train_split_is_refused(data, tmp_path, base_dir, tracking):
+    cfg = config(tmp_path, base_dir)
+    base = prepare_base_model(data[0], cfg)
+    with pytest.raises(ValueError, match="train split is empty"):
+        train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION, tracking)
+
+
+def test_long_examples_are_truncated_with_a_count(data, tmp_path, base_dir, tracking, caplog):
+    cfg = config(tmp_path, base_dir, max_length=260, num_train_epochs=1)
+    with caplog.at_level("WARNING"):
+        _, result = train(data, cfg, tracking)
+    assert result["metrics"]["train_truncated"] > 0
+    assert f"{result['metrics']['train_truncated']} of 24 examples longer than max_length=260" in caplog.text
+
+
+def test_nan_loss_stops_training_at_its_step(data, tmp_path, base_dir, tracking):
+    cfg = config(tmp_path, base_dir)
+    prepare_base_model(data[0], cfg)
+    poisoned = AutoModelForCausalLM.from_pretrained(base_dir)
+    with torch.no_grad():
+        poisoned.model.norm.weight[0] = float("nan")  # what a corrupted checkpoint or an fp16 overflow leaves
+    poisoned.save_pretrained(tmp_path / "poisoned")
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(tmp_path / "poisoned")
+    cfg |= {"tiny": None, "base_model": str(tmp_path / "poisoned")}
+    with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 1 "):
+        train(data, cfg, tracking)
