@@ -1,0 +1,122 @@
+"""Summary quality metrics: format, placeholders, categories, objects against a reference, key points,
+emotion indicators, prompt coverage. Pure functions over plain data."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rouge_score import rouge_scorer
+
+from thinking_summarizer.summary_format import (
+    EMOTIONS, KEY_POINTS, NONE_ITEM, OBJECTS, PRIMARY, PROMPTS, SECONDARY, SummaryParseError, parse,
+)
+
+_SECTION = re.compile(r"^##\s+(.+?)\s*$")
+_NUMBERED = re.compile(r"^\d+\.\s+(.+)$")
+_OBJECT = re.compile(r"^-\s+([^:]+):\s+(.+)$")
+_WORD = re.compile(r"[a-z][a-z'-]*")
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def format_valid(text: str) -> bool:
+    """Whether the text parses into the summary schema."""
+    try:
+        parse(text)
+        return True
+    except SummaryParseError:
+        return False
+
+
+def lenient_parse(text: str) -> dict[str, Any]:
+    """Whatever the sections of a possibly malformed summary hold, so content can be scored anyway."""
+    out: dict[str, Any] = {"key_points": [], "objects": [], "emotion_indicators": [], "sam3_prompts": []}
+    section, priority = None, "primary"
+    for raw in text.splitlines():
+        line = raw.strip()
+        heading = _SECTION.match(line)
+        if heading:
+            section = f"## {heading.group(1)}"
+            continue
+        if not line or line == NONE_ITEM:
+            continue
+        if section == KEY_POINTS and (m := _NUMBERED.match(line)):
+            out["key_points"].append(m.group(1))
+        elif section == OBJECTS:
+            if line in (PRIMARY, SECONDARY):
+                priority = "primary" if line == PRIMARY else "secondary"
+            elif m := _OBJECT.match(line):
+                out["objects"].append({"category": m.group(1).strip().lower(), "description": m.group(2).strip(),
+                                       "priority": priority})
+        elif section in (EMOTIONS, PROMPTS) and line.startswith("- "):
+            out["emotion_indicators" if section == EMOTIONS else "sam3_prompts"].append(line[2:].strip())
+    return out
+
+
+def has_placeholder(text: str, patterns: list[str]) -> bool:
+    return any(re.search(p, text, flags=re.IGNORECASE) for p in patterns)
+
+
+def category_validity(objects: list[dict[str, Any]], lookup: dict[str, str]) -> float | None:
+    """Share of objects whose category (or a synonym of one) is in the vocabulary; None without objects."""
+    if not objects:
+        return None
+    return sum(o["category"].lower() in lookup for o in objects) / len(objects)
+
+
+def attributes(description: str, attribute_words: set[str]) -> set[str]:
+    """The appearance and position words of a description (colours, clothing, materials, sides)."""
+    return {w for w in _WORD.findall(description.lower()) if w in attribute_words}
+
+
+def match_objects(predicted: list[dict[str, Any]], reference: list[dict[str, Any]], lookup: dict[str, str],
+                  attribute_words: set[str], min_overlap: float) -> int:
+    """How many predicted objects pair one-to-one with a reference object of the same category whose
+    attribute words they cover at least `min_overlap` of (best pairs first)."""
+    def category(obj: dict[str, Any]) -> str:
+        word = obj["category"].strip().lower()
+        return lookup.get(word, word)
+
+    pairs = []
+    for i, pred in enumerate(predicted):
+        for j, ref in enumerate(reference):
+            if category(pred) != category(ref):
+                continue
+            wanted = attributes(ref["description"], attribute_words)
+            overlap = len(attributes(pred["description"], attribute_words) & wanted) / len(wanted) if wanted else 1.0
+            if overlap >= min_overlap:
+                pairs.append((overlap, i, j))
+    used_pred, used_ref = set(), set()
+    for _, i, j in sorted(pairs, reverse=True):
+        if i not in used_pred and j not in used_ref:
+            used_pred.add(i)
+            used_ref.add(j)
+    return len(used_pred)
+
+
+def precision_recall_f1(matched: int, n_predicted: int, n_reference: int) -> tuple[float, float, float]:
+    precision = matched / n_predicted if n_predicted else 0.0
+    recall = matched / n_reference if n_reference else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def rouge_l(predicted: list[str], reference: list[str]) -> float:
+    """ROUGE-L F-measure of the joined key points."""
+    if not predicted or not reference:
+        return 0.0
+    return _ROUGE.score(" ".join(reference), " ".join(predicted))["rougeL"].fmeasure
+
+
+def bag_f1(predicted: list[str], reference: list[str]) -> float:
+    """Word-level F1 between two lists of short phrases (emotion indicators)."""
+    pred = {w for p in predicted for w in _WORD.findall(p.lower())}
+    ref = {w for r in reference for w in _WORD.findall(r.lower())}
+    return precision_recall_f1(len(pred & ref), len(pred), len(ref))[2]
+
+
+def prompt_coverage(objects: list[dict[str, Any]], prompts: list[str]) -> float | None:
+    """Share of objects that have their own non-empty SAM3 prompt; None without objects."""
+    if not objects:
+        return None
+    return min(len([p for p in prompts if p.strip()]), len(objects)) / len(objects)

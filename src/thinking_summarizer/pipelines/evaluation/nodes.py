@@ -1,0 +1,291 @@
+"""Student vs teacher vs extractive baseline (and the untrained base) on the val split: quality and speed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from thinking_summarizer import metrics as m
+from thinking_summarizer import reporting as r
+from thinking_summarizer import tracking, visuals
+from thinking_summarizer.student import Student, load_student, untrained
+from thinking_summarizer.summary_format import render
+from thinking_summarizer.summary_qc import SummaryQCError, category_lookup, check_summary
+from thinking_summarizer.teachers.extractive import ExtractiveTeacher
+from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def _student_outputs(student: Student, examples: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
+    device = resolve_device(cfg["device"])
+    reset_peak_memory(device)
+    started = time.perf_counter()
+    out = student.summarize([e["thinking"] for e in examples], cfg["batch_size"], cfg["max_new_tokens"])
+    total = time.perf_counter() - started
+    # a sample's latency is the time of the batch it was generated in
+    latency = [s for s in out.seconds_per_batch for _ in range(cfg["batch_size"])][: len(examples)]
+    rows = [{"sample_id": e["sample_id"], "text": t, "seconds": s, "new_tokens": n}
+            for e, t, s, n in zip(examples, out.texts, latency, out.new_tokens)]
+    return {"rows": rows, "total_seconds": total, "peak_memory_mb": peak_memory_mb(device)}
+
+
+def _baseline_outputs(examples: list[dict[str, Any]], extractive_cfg: dict[str, Any], vocabulary: dict[str, Any],
+                      qc: dict[str, Any]) -> dict[str, Any]:
+    teacher = ExtractiveTeacher(extractive_cfg, vocabulary, qc)
+    rows, started = [], time.perf_counter()
+    for example in examples:
+        begin = time.perf_counter()
+        try:
+            text = render(check_summary(teacher.summarize(example["thinking"]), vocabulary, qc))
+        except SummaryQCError:
+            text = ""  # the baseline found no summary that passes QC
+        rows.append({"sample_id": example["sample_id"], "text": text, "seconds": time.perf_counter() - begin,
+                     "new_tokens": None})
+    return {"rows": rows, "total_seconds": time.perf_counter() - started, "peak_memory_mb": None}
+
+
+def _champion_version(name: str, alias: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def generate_summaries(
+    val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any],
+    extractive_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+) -> dict[str, Any]:
+    """Every system's summary of every val sample, with timings. The teacher's are its labels."""
+    source = cfg["student"] or registered["model_uri"]
+    log.info("Evaluating student %s on %d val samples", source, len(val_examples))
+    student = load_student(source, merge=True, device=cfg["device"])
+    systems = {"student": _student_outputs(student, val_examples, cfg)}
+    champion = _champion_version(registered["name"], cfg["promotion"]["alias"])
+    if champion and source != f"models:/{registered['name']}/{champion}":
+        champ = load_student(f"models:/{registered['name']}/{champion}", merge=True)
+        systems["champion"] = _student_outputs(champ, val_examples, cfg) | {"version": champion}
+    if cfg["include_untrained"]:
+        base = untrained(student.card["base_model"], student.instruction, cfg["device"])
+        systems["untrained"] = _student_outputs(base, val_examples, cfg)
+    systems["teacher"] = {"rows": [{"sample_id": e["sample_id"], "text": e["markdown"], "seconds": None,
+                                    "new_tokens": None} for e in val_examples],
+                          "total_seconds": None, "peak_memory_mb": None}
+    systems["baseline"] = _baseline_outputs(val_examples, extractive_cfg, vocabulary, qc)
+    return {"student_source": source, "champion_version": champion, "systems": systems}
+
+
+def _truth(ground_truth: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    return {row["scene_id"]: [{k: o[k] for k in ("category", "description", "priority")} for o in row["objects"]]
+            for row in ground_truth.to_dict("records")}
+
+
+def _object_scores(predicted: list[dict[str, Any]], reference: list[dict[str, Any]], suffix: str,
+                   ctx: dict[str, Any]) -> dict[str, float]:
+    scores = {}
+    for prefix, pred, ref in (("object", predicted, reference),
+                              ("primary", [o for o in predicted if o["priority"] == "primary"],
+                               [o for o in reference if o["priority"] == "primary"])):
+        hits = m.match_objects(pred, ref, ctx["lookup"], ctx["attribute_words"], ctx["min_overlap"])
+        p, r, f = m.precision_recall_f1(hits, len(pred), len(ref))
+        scores |= {f"{prefix}_precision/{suffix}": p, f"{prefix}_recall/{suffix}": r, f"{prefix}_f1/{suffix}": f}
+    return scores
+
+
+def score_sample(text: str, teacher: dict[str, Any] | None, truth: list[dict[str, Any]] | None,
+                 ctx: dict[str, Any]) -> dict[str, Any]:
+    """Every metric of one output; `/teacher` and `/truth` name the reference it is scored against."""
+    parsed = m.lenient_parse(text)
+    objects = parsed["objects"]
+    row: dict[str, Any] = {
+        "format_valid": float(m.format_valid(text)),
+        "placeholder": float(m.has_placeholder(text, ctx["placeholder_patterns"])),
+        "category_validity": m.category_validity(objects, ctx["lookup"]),
+        "prompt_coverage": m.prompt_coverage(objects, parsed["sam3_prompts"]),
+        "objects": float(len(objects)),
+    }
+    if teacher is not None:
+        row |= _object_scores(objects, teacher["objects"], "teacher", ctx)
+        row["key_point_rouge_l/teacher"] = m.rouge_l(parsed["key_points"], teacher["key_points"])
+        row["emotion_f1/teacher"] = m.bag_f1(parsed["emotion_indicators"], teacher["emotion_indicators"])
+    if truth is not None:
+        visible = [o for o in objects if o["category"] not in ctx["truth_ignore"]]
+        row |= _object_scores(visible, truth, "truth", ctx)
+    return row
+
+
+def _aggregate(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, float]:
+    return {k: round(mean(vals), 4) for k in keys if (vals := [r[k] for r in rows if r.get(k) is not None])}
+
+
+def _speed(system: dict[str, Any]) -> dict[str, float]:
+    seconds = [r["seconds"] for r in system["rows"] if r["seconds"] is not None]
+    if not seconds or not system["total_seconds"]:
+        return {}
+    speed = {"latency_p50_s": float(np.percentile(seconds, 50)), "latency_p95_s": float(np.percentile(seconds, 95)),
+             "samples_per_s": len(seconds) / system["total_seconds"]}
+    if system["peak_memory_mb"] is not None:
+        speed["peak_memory_mb"] = system["peak_memory_mb"]
+    return {k: round(v, 4) for k, v in speed.items()}
+
+
+def score_systems(
+    outputs: dict[str, Any], val_examples: list[dict[str, Any]], ground_truth: pd.DataFrame, cfg: dict[str, Any],
+    vocabulary: dict[str, Any], qc: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A per-sample table and the metrics per system: overall, per source and per problem type."""
+    ctx = {"lookup": category_lookup(vocabulary), "attribute_words": {w.lower() for w in cfg["attribute_words"]},
+           "min_overlap": cfg["min_attribute_overlap"], "truth_ignore": set(cfg["truth_ignore_categories"]),
+           "placeholder_patterns": qc["placeholder_patterns"]}
+    truth = _truth(ground_truth)
+    by_id = {e["sample_id"]: e for e in val_examples}
+    table = []
+    for system, result in outputs["systems"].items():
+        for out in result["rows"]:
+            example = by_id[out["sample_id"]]
+            teacher = None if system == "teacher" else example["summary"]
+            scores = score_sample(out["text"], teacher, truth.get(example["video_id"]), ctx)
+            table.append({"system": system, "sample_id": out["sample_id"], "source": example["source"],
+                          "problem_type": example["problem_type"], "seconds": out["seconds"], "text": out["text"],
+                          **scores})
+    keys = sorted({k for row in table for k in row if k not in
+                   ("system", "sample_id", "source", "problem_type", "seconds", "text")})
+    results: dict[str, Any] = {"samples": len(val_examples), "with_truth": sum(e["video_id"] in truth for e in val_examples),
+                               "systems": {}}
+    for system, result in outputs["systems"].items():
+        rows = [r for r in table if r["system"] == system]
+        groups: dict[str, dict[str, list]] = {"by_source": defaultdict(list), "by_problem_type": defaultdict(list)}
+        for row in rows:
+            groups["by_source"][row["source"]].append(row)
+            groups["by_problem_type"][row["problem_type"]].append(row)
+        results["systems"][system] = {
+            "overall": _aggregate(rows, keys), "speed": _speed(result),
+            **{name: {g: _aggregate(rs, keys) for g, rs in sorted(grouped.items())} for name, grouped in groups.items()},
+        }
+    student = results["systems"]["student"]["overall"]
+    log.info("Student on %d val samples: format valid %.2f, object F1 vs truth %s, vs teacher %s",
+             len(val_examples), student.get("format_valid", 0), student.get("object_f1/truth"),
+             student.get("object_f1/teacher"))
+    return table, results
+
+
+def _primary(results: dict[str, Any], system: str, cfg: dict[str, Any]) -> tuple[str, float | None]:
+    promotion = cfg["promotion"]
+    key = f"{promotion['metric']}/{promotion['reference']}"
+    if promotion["reference"] == "truth" and not results["with_truth"]:
+        key = f"{promotion['metric']}/teacher"  # no ground truth in this corpus: the teacher is the reference
+    return key, results["systems"].get(system, {}).get("overall", {}).get(key)
+
+
+def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registered: dict[str, Any],
+                     cfg: dict[str, Any]) -> dict[str, Any]:
+    """Move the champion alias to the candidate when it beats the champion by the margin on the primary metric."""
+    alias, margin = cfg["promotion"]["alias"], cfg["promotion"]["margin"]
+    metric, candidate = _primary(results, "student", cfg)
+    _, champion = _primary(results, "champion", cfg)
+    decision = {"candidate": registered["model_uri"], "candidate_version": registered["version"],
+                "champion_version": outputs["champion_version"], "metric": metric, "candidate_score": candidate,
+                "champion_score": champion, "margin": margin, "alias": alias}
+    if outputs["student_source"] != registered["model_uri"]:
+        decision |= {"promoted": False, "reason": f"evaluated {outputs['student_source']}, not the candidate"}
+    elif outputs["champion_version"] == registered["version"]:
+        decision |= {"promoted": False, "reason": "the candidate already is the champion"}
+    elif candidate is None:
+        decision |= {"promoted": False, "reason": f"no {metric} for the candidate"}
+    elif outputs["champion_version"] is None or champion is None:
+        decision |= {"promoted": True, "reason": "there was no champion yet"}
+    elif candidate >= champion + margin:
+        decision |= {"promoted": True, "reason": f"{metric} {candidate:.4f} >= champion {champion:.4f} + {margin}"}
+    else:
+        decision |= {"promoted": False, "reason": f"{metric} {candidate:.4f} < champion {champion:.4f} + {margin}"}
+    if decision["promoted"]:
+        MlflowClient().set_registered_model_alias(registered["name"], alias, registered["version"])
+    log.info("Promotion: %s %s to @%s (%s)", registered["model_uri"], "promoted" if decision["promoted"] else "not moved",
+             alias, decision["reason"])
+    return decision
+
+
+def flatten_results(results: dict[str, Any]) -> dict[str, float]:
+    """Every number of the results under the MLflow key it is logged as: system/[group/name/]metric."""
+    flat = {}
+    for system, parts in results["systems"].items():
+        flat |= {f"{system}/{k}": v for k, v in parts["overall"].items()}
+        flat |= {f"{system}/{k}": v for k, v in parts["speed"].items()}
+        for group in ("by_source", "by_problem_type"):
+            for name, values in parts[group].items():
+                flat |= {f"{system}/{group}/{name}/{k}": v for k, v in values.items()}
+    return flat
+
+
+def report_evaluation(
+    table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any], outputs: dict[str, Any],
+    val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any], tracking_cfg: dict[str, Any],
+) -> tuple[str, dict[str, Any]]:
+    """Log metrics, the per-sample table, plots and the decision to MLflow; return the HTML report and
+    the logged numbers."""
+    flat = flatten_results(results)
+    systems = list(results["systems"])
+    reference = "truth" if results["with_truth"] else "teacher"
+    headline = ["format_valid", "placeholder", "category_validity", "prompt_coverage", f"object_recall/{reference}",
+                f"object_precision/{reference}", f"object_f1/{reference}", f"primary_f1/{reference}",
+                "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher"]
+    speed = ["latency_p50_s", "latency_p95_s", "samples_per_s", "peak_memory_mb"]
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = {
+            "metrics per system": visuals.grouped_bars(
+                {k: {s: flat.get(f"{s}/{k}", 0.0) for s in systems} for k in headline},
+                Path(tmp) / "metrics.png", "Summary quality per system", "score"),
+            "recall per source": visuals.grouped_bars(
+                {src: {s: flat.get(f"{s}/by_source/{src}/object_recall/{reference}", 0.0) for s in systems}
+                 for src in sorted({e["source"] for e in val_examples})},
+                Path(tmp) / "recall_by_source.png", f"Object recall vs {reference} per source", "recall"),
+            "latency": visuals.distributions(
+                {s: [row["seconds"] for row in table if row["system"] == s and row["seconds"] is not None]
+                 for s in systems}, Path(tmp) / "latency.png", "Latency per sample", "seconds"),
+        }
+        worst = sorted((row for row in table if row["system"] == "student"),
+                       key=lambda row: (row.get(f"object_f1/{reference}") or 0.0, row["sample_id"]))[: cfg["worst_samples"]]
+        by_id = {e["sample_id"]: e for e in val_examples}
+        sections = [
+            r.paragraph(f"Student {outputs['student_source']} on {results['samples']} val samples "
+                        f"({results['with_truth']} with ground-truth objects). Object metrics pair a predicted object "
+                        f"with a reference object of the same category whose colour, clothing and position words it "
+                        f"covers at least {cfg['min_attribute_overlap']:.0%} of."),
+            r.heading("Promotion"), r.key_values({k: decision[k] for k in ("metric", "candidate_score",
+                                                  "champion_score", "promoted", "reason")}),
+            r.heading("Quality"),
+            r.metric_table(systems, headline, {(s, k): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in headline}),
+            r.heading("Speed"),
+            r.metric_table(systems, speed, {(s, k): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in speed}),
+            *(r.image(path, name) for name, path in plots.items()),
+            r.heading(f"Worst student samples (object F1 vs {reference})"),
+            *(r.side_by_side([("thinking", by_id[row["sample_id"]]["thinking"]),
+                              ("reference (teacher)", by_id[row["sample_id"]]["markdown"]),
+                              (f"student (object F1 {row.get(f'object_f1/{reference}') or 0:.2f})", row["text"])])
+              for row in worst),
+        ]
+        report = r.page("thinking-summarizer evaluation", sections)
+        (Path(tmp) / "evaluation_report.html").write_text(report)
+        (Path(tmp) / "per_sample.json").write_text(json.dumps(table, indent=1))
+        mlflow.set_experiment(tracking_cfg["experiment"])
+        with mlflow.start_run(run_name=f"evaluation-v{registered['version']}") as run:
+            mlflow.log_metrics(flat)
+            mlflow.log_params({"student": outputs["student_source"], "samples": results["samples"],
+                               "champion_version": outputs["champion_version"], "primary_metric": decision["metric"]})
+            mlflow.set_tags({"candidate_run_id": registered["run_id"], "promoted": str(decision["promoted"]),
+                             "promotion_reason": decision["reason"], "git_commit": tracking.git_commit()})
+            mlflow.log_artifacts(tmp)
+    log.info("Evaluation report and %d metrics logged to MLflow run %s", len(flat), run.info.run_id)
+    return report, {"run_id": run.info.run_id, "metrics": flat, "decision": decision}

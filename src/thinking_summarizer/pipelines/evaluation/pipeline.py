@@ -1,0 +1,27 @@
+"""evaluation: val split -> summaries of every system -> metrics -> promotion -> report and MLflow."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import decide_promotion, generate_summaries, report_evaluation, score_systems
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(generate_summaries,
+                 ["val_examples", "registered_student", "params:evaluation",
+                  "params:teacher_labeling.extractive", "params:vocabulary", "params:summary_qc"],
+                 "evaluation_outputs", name="generate_summaries"),
+            Node(score_systems,
+                 ["evaluation_outputs", "val_examples", "demo_ground_truth", "params:evaluation", "params:vocabulary",
+                  "params:summary_qc"],
+                 ["evaluation_samples", "evaluation_results"], name="score_systems"),
+            Node(decide_promotion,
+                 ["evaluation_results", "evaluation_outputs", "registered_student", "params:evaluation"],
+                 "promotion_decision", name="decide_promotion"),
+            Node(report_evaluation,
+                 ["evaluation_samples", "evaluation_results", "promotion_decision", "evaluation_outputs",
+                  "val_examples", "registered_student", "params:evaluation", "params:tracking"],
+                 ["evaluation_report", "evaluation_logged"], name="report_evaluation"),
+        ]
+    )

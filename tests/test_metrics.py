@@ -1,0 +1,120 @@
+"""Metric functions on hand-made cases with known answers."""
+
+import pytest
+import yaml
+
+from thinking_summarizer import metrics as m
+from thinking_summarizer.pipelines.evaluation.nodes import score_sample
+from thinking_summarizer.schemas import Summary
+from thinking_summarizer.summary_format import render
+from thinking_summarizer.summary_qc import category_lookup
+
+from .conftest import REPO
+
+SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+EVAL = yaml.safe_load((REPO / "conf/base/parameters_evaluation.yml").read_text())["evaluation"]
+CTX = {"lookup": category_lookup(SHARED["vocabulary"]), "attribute_words": set(EVAL["attribute_words"]),
+       "min_overlap": EVAL["min_attribute_overlap"], "truth_ignore": set(EVAL["truth_ignore_categories"]),
+       "placeholder_patterns": SHARED["summary_qc"]["placeholder_patterns"]}
+
+REFERENCE = {
+    "key_points": ["The woman in the red coat smiles.", "Her voice is cheerful.", "So she is happy."],
+    "objects": [
+        {"category": "person", "description": "a woman in a red coat on the left", "priority": "primary"},
+        {"category": "table", "description": "a brown table in the middle", "priority": "secondary"},
+        {"category": "cup", "description": "a white cup on the right", "priority": "secondary"},
+    ],
+    "emotion_indicators": ["smiling", "cheerful voice"],
+    "sam3_prompts": ["woman in red coat", "brown table", "white cup"],
+}
+
+
+def text_of(summary: dict) -> str:
+    return render(Summary(**summary))
+
+
+def with_objects(objects: list[dict], prompts: list[str] | None = None) -> dict:
+    return REFERENCE | {"objects": objects, "sam3_prompts": prompts or [f"p{i}" for i in range(len(objects))]}
+
+
+def test_perfect_summary_scores_one_everywhere():
+    row = score_sample(text_of(REFERENCE), REFERENCE, REFERENCE["objects"], CTX)
+    for key in ("format_valid", "category_validity", "prompt_coverage", "object_f1/teacher", "primary_f1/teacher",
+                "key_point_rouge_l/teacher", "emotion_f1/teacher", "object_f1/truth"):
+        assert row[key] == pytest.approx(1.0), key
+    assert row["placeholder"] == 0.0
+
+
+def test_empty_output_scores_zero():
+    row = score_sample("", REFERENCE, REFERENCE["objects"], CTX)
+    assert row["format_valid"] == 0.0 and row["objects"] == 0.0
+    assert row["category_validity"] is None and row["prompt_coverage"] is None
+    assert row["object_recall/teacher"] == row["object_precision/teacher"] == row["object_f1/teacher"] == 0.0
+    assert row["key_point_rouge_l/teacher"] == 0.0 and row["emotion_f1/teacher"] == 0.0
+
+
+def test_placeholder_only_output():
+    text = text_of(REFERENCE).replace("red coat on the left", "[color] [clothing]")
+    row = score_sample(text, REFERENCE, REFERENCE["objects"], CTX)
+    assert row["placeholder"] == 1.0
+    # the person is still a person, but none of its colour, clothing or position words are there
+    assert row["object_recall/teacher"] == pytest.approx(2 / 3)
+    assert row["primary_recall/teacher"] == 0.0
+
+
+def test_wrong_categories_match_nothing_and_lower_category_validity():
+    wrong = with_objects([
+        {"category": "dog", "description": "a woman in a red coat on the left", "priority": "primary"},
+        {"category": "spaceship", "description": "a brown table in the middle", "priority": "secondary"},
+        {"category": "cup", "description": "a white cup on the right", "priority": "secondary"},
+    ])
+    parsed = m.lenient_parse(text_of(REFERENCE).replace("- person:", "- dog:").replace("- table:", "- spaceship:"))
+    assert m.category_validity(parsed["objects"], CTX["lookup"]) == pytest.approx(2 / 3)
+    hits = m.match_objects(wrong["objects"], REFERENCE["objects"], CTX["lookup"], CTX["attribute_words"], 0.5)
+    assert hits == 1  # only the cup
+    assert m.precision_recall_f1(hits, 3, 3) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+
+
+def test_synonyms_count_as_their_category():
+    synonyms = [
+        {"category": "woman", "description": "a woman wearing a red coat, on the left", "priority": "primary"},
+        {"category": "desk", "description": "a brown desk in the middle", "priority": "secondary"},
+        {"category": "mug", "description": "a white mug on the right", "priority": "secondary"},
+    ]
+    assert m.match_objects(synonyms, REFERENCE["objects"], CTX["lookup"], CTX["attribute_words"], 0.5) == 3
+
+
+def test_attribute_overlap_threshold_decides_a_match():
+    blue = [{"category": "person", "description": "a woman in a blue dress on the right", "priority": "primary"}]
+    half = [{"category": "person", "description": "a woman in a red jacket", "priority": "primary"}]
+    assert m.match_objects(blue, REFERENCE["objects"][:1], CTX["lookup"], CTX["attribute_words"], 0.5) == 0
+    # red (1 of red, coat, left) is a third of the reference's attributes
+    assert m.match_objects(half, REFERENCE["objects"][:1], CTX["lookup"], CTX["attribute_words"], 0.3) == 1
+    assert m.match_objects(half, REFERENCE["objects"][:1], CTX["lookup"], CTX["attribute_words"], 0.5) == 0
+
+
+def test_each_reference_object_is_matched_once():
+    twice = [REFERENCE["objects"][1], REFERENCE["objects"][1]]
+    assert m.match_objects(twice, REFERENCE["objects"], CTX["lookup"], CTX["attribute_words"], 0.5) == 1
+
+
+def test_truth_ignores_face_and_hand_regions():
+    summary = with_objects(REFERENCE["objects"] + [{"category": "face", "description": "the face of the woman",
+                                                   "priority": "primary"}])
+    row = score_sample(text_of(summary), REFERENCE, REFERENCE["objects"], CTX)
+    assert row["object_precision/truth"] == 1.0 and row["object_precision/teacher"] == pytest.approx(3 / 4)
+
+
+def test_malformed_text_is_invalid_but_still_scored_for_content():
+    text = text_of(REFERENCE).replace("## Emotion indicators", "## Feelings")
+    row = score_sample(text, REFERENCE, None, CTX)
+    assert row["format_valid"] == 0.0 and row["object_f1/teacher"] == 1.0
+    assert "object_f1/truth" not in row
+
+
+def test_prompt_coverage_and_rouge():
+    assert m.prompt_coverage(REFERENCE["objects"], ["one", ""]) == pytest.approx(1 / 3)
+    assert m.prompt_coverage(REFERENCE["objects"], ["a", "b", "c", "d"]) == 1.0
+    assert m.rouge_l(["the cat sat"], ["the cat sat"]) == 1.0
+    assert 0 < m.rouge_l(["the cat sat on the mat"], ["a cat sat"]) < 1
+    assert m.bag_f1(["smiling face"], ["smiling"]) == pytest.approx(2 / 3)
