@@ -1,0 +1,209 @@
+"""Video + question -> thinking -> summary -> SAM3 prompts -> tracked masks -> masked MP4 and statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from thinking_summarizer import tracking
+from thinking_summarizer.generators import build_generator
+from thinking_summarizer.media import MediaError, VideoWriter
+from thinking_summarizer.metrics import lenient_parse
+from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
+from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
+from thinking_summarizer.student import load_student
+from thinking_summarizer.schemas import Summary
+from thinking_summarizer.summary_format import render
+from thinking_summarizer.tagged_output import extract
+from thinking_summarizer.teachers import build_teacher
+
+log = logging.getLogger(__name__)
+
+
+def plan_samples(val_examples: list[dict[str, Any]], samples: list[dict[str, Any]], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The videos to segment: those of a demo config file (`samples: [{video_path, question, answer_options}]`),
+    or the first val samples."""
+    if cfg["demo_config"]:
+        path = Path(cfg["demo_config"])
+        entries = json.loads(path.read_text())["samples"]
+        plan = []
+        for i, entry in enumerate(entries):
+            video = Path(entry["video_path"])
+            video = video if video.is_absolute() else path.parent / video
+            options = entry.get("answer_options") or []
+            key = hashlib.sha1(f"{video}\n{entry['question']}".encode()).hexdigest()[:8]
+            plan.append({"sample_id": f"demo-{i:03d}-{key}", "video_id": video.stem, "video_path": str(video),
+                         "question": entry["question"], "options": options,
+                         "problem_type": "multiple choice" if options else "free-form", "answer": None,
+                         "source": "demo_config"})
+        return plan
+    by_id = {s["sample_id"]: s for s in samples}
+    return [by_id[e["sample_id"]] for e in val_examples[: cfg["from_val_split"]]]
+
+
+def _prompts(text: str, limit: int) -> list[str]:
+    """SAM3 prompts of a summary, those of primary objects first, without repeats."""
+    parsed = lenient_parse(text)
+    objects, prompts = parsed["objects"], parsed["sam3_prompts"]
+    paired = [(objects[i]["priority"] if i < len(objects) else "secondary", p) for i, p in enumerate(prompts)]
+    ordered = [p for priority, p in paired if priority == "primary"] + [p for priority, p in paired if priority != "primary"]
+    return list(dict.fromkeys(p for p in ordered if p.strip()))[:limit]
+
+
+def think_and_summarize(
+    plan: list[dict[str, Any]], thinking_cfg: dict[str, Any], cfg: dict[str, Any], registered: dict[str, Any],
+    teacher_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
+    started = time.perf_counter()
+    generations = {g.sample_id: g for g in build_generator(thinking_cfg).generate(plan)}
+    rows = []
+    for sample in plan:
+        generation = generations[sample["sample_id"]]
+        parts = extract(generation.raw_text)
+        row = {k: sample[k] for k in ("sample_id", "video_id", "video_path", "question", "options")}
+        if generation.error or not parts.thinking:
+            rows.append(row | {"error": generation.error or f"no thinking in the generation ({'; '.join(parts.problems)})"})
+        else:
+            rows.append(row | {"thinking": parts.thinking, "answer": parts.answer, "error": ""})
+    thinking_seconds = time.perf_counter() - started
+    ready = [r for r in rows if not r["error"]]
+    started = time.perf_counter()
+    texts: list[str] = []
+    if ready and cfg["summarizer"] == "student":
+        student = load_student(cfg["student"] or registered["model_uri"], merge=True)
+        texts = student.summarize([r["thinking"] for r in ready], cfg["batch_size"], cfg["max_new_tokens"]).texts
+    elif ready:
+        teacher = build_teacher(teacher_cfg, vocabulary, qc)
+        outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
+        texts = [render_or_empty(o.summary) for o in outcomes]
+    for row, text in zip(ready, texts):
+        row |= {"summary": text, "prompts": _prompts(text, cfg["max_prompts"])}
+        if not row["prompts"]:
+            row["error"] = "the summary names no SAM3 prompt"
+    summary_seconds = time.perf_counter() - started
+    for row in rows:
+        row["timings"] = {"thinking_s": round(thinking_seconds / max(1, len(rows)), 3),
+                          "summary_s": round(summary_seconds / max(1, len(ready)), 3)}
+    log.info("Planned %d videos: %d with prompts", len(rows), sum(not r["error"] for r in rows))
+    return rows
+
+
+def render_or_empty(summary: dict[str, Any] | None) -> str:
+    return render(Summary(**summary)) if summary else ""
+
+
+def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, alpha: float) -> dict[str, Any]:
+    video_file, masks_file = staging / f"{row['sample_id']}.mp4", staging / f"{row['sample_id']}.jsonl.gz"
+    writer: VideoWriter | None = None
+    masks_out = MaskWriter(masks_file)
+    labels: dict[int, str] = {}
+    encode_seconds = 0.0
+
+    def on_frame(index: int, frame: np.ndarray, masks: dict[int, np.ndarray], so_far: TrackResult) -> None:
+        nonlocal writer, encode_seconds
+        started = time.perf_counter()
+        if writer is None:
+            writer = VideoWriter(video_file, so_far.fps, frame.shape[1], frame.shape[0])
+        masks_out.write(index, frame.shape[:2], masks)
+        labels.update({i: so_far.prompt_of.get(i, "") for i in masks})
+        writer.write(overlay(frame, masks, labels, alpha))
+        encode_seconds += time.perf_counter() - started
+
+    try:
+        result = segmenter.track(row["video_path"], row["prompts"], on_frame)
+    finally:
+        masks_out.close()
+        if writer is not None:
+            writer.close()
+    found = {p: sorted(i for i, q in result.prompt_of.items() if q == p) for p in row["prompts"]}
+    return {
+        "video_file": str(video_file), "masks_file": str(masks_file), "frames_tracked": result.frames,
+        "fps": result.fps, "size": [result.width, result.height], "objects_per_prompt": found,
+        "objects": len(result.prompt_of),
+        "tracking_success_rate": round(sum(bool(v) for v in found.values()) / len(found), 4) if found else 0.0,
+        "frame_coverage": round(result.frames_with_any / result.frames, 4) if result.frames else 0.0,
+        "frames_per_object": {str(k): v for k, v in result.frames_with.items()},
+        "timings": row["timings"] | {"propagation_s": round(result.seconds_model, 3),
+                                     "overlay_encode_s": round(encode_seconds, 3),
+                                     "propagation_fps": round(result.frames / max(result.seconds_model, 1e-9), 2),
+                                     "overlay_encode_fps": round(result.frames / max(encode_seconds, 1e-9), 2)},
+        "peak_state_mb": round(max(result.state_bytes, default=0) / 2**20, 3),
+    }
+
+
+def segment_videos(
+    rows: list[dict[str, Any]], cfg: dict[str, Any], ground_truth: pd.DataFrame, demo: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, str]]:
+    """Track each sample's prompts; a broken video fails its own sample only. Returns the JSON result per
+    sample and the finished masked videos and mask files (moved into the catalog's folders on save)."""
+    segmenter = Sam3Segmenter(cfg["sam3"])
+    truth = {r["scene_id"]: r for r in ground_truth.to_dict("records")}
+    staging = Path(cfg["staging_dir"])
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    results, videos, masks = {}, {}, {}
+    for row in rows:
+        result = {k: row.get(k) for k in ("sample_id", "video_path", "question", "thinking", "answer", "summary",
+                                          "prompts", "timings")} | {"sam3": segmenter.model_id}
+        if row["error"]:
+            results[row["sample_id"]] = result | {"status": "error", "error": row["error"]}
+            continue
+        try:
+            out = _segment_one(segmenter, row, staging, cfg["overlay_alpha"])
+        except MediaError as err:
+            log.warning("Sample %s: %s", row["sample_id"], err)
+            results[row["sample_id"]] = result | {"status": "error", "error": f"unreadable_video: {err}"}
+            continue
+        scene = truth.get(row["video_id"])
+        if scene is not None:
+            labels = np.load(Path(demo["root"]) / scene["masks"])["masks"]
+            out["ground_truth"] = score_against_truth(out["masks_file"], labels, [o["object_id"] for o in scene["objects"]])
+        videos[row["sample_id"]], masks[row["sample_id"]] = out.pop("video_file"), out.pop("masks_file")
+        results[row["sample_id"]] = result | out | {"status": "ok", "timings": out["timings"]}
+        log.info("Segmented %s: %d frames, %d objects, coverage %.2f", row["sample_id"], out["frames_tracked"],
+                 out["objects"], out["frame_coverage"])
+    return results, videos, masks
+
+
+def segmentation_statistics(partitions: dict[str, Any], tracking_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Objects per video, tracking success, frame coverage, speed and (demo) agreement with ground truth;
+    logged to MLflow."""
+    results = {sid: load() for sid, load in sorted(partitions.items())}
+    ok = [r for r in results.values() if r["status"] == "ok"]
+    scored = [r["ground_truth"] for r in ok if "ground_truth" in r]
+
+    def avg(values: list[float]) -> float | None:
+        return round(float(mean(values)), 4) if values else None
+
+    stats = {
+        "samples": len(results), "segmented": len(ok),
+        "errors": {sid: r["error"] for sid, r in results.items() if r["status"] != "ok"},
+        "objects_per_video": avg([r["objects"] for r in ok]),
+        "tracking_success_rate": avg([r["tracking_success_rate"] for r in ok]),
+        "frame_coverage": avg([r["frame_coverage"] for r in ok]),
+        "propagation_fps": avg([r["timings"]["propagation_fps"] for r in ok]),
+        "overlay_encode_fps": avg([r["timings"]["overlay_encode_fps"] for r in ok]),
+        "peak_state_mb": max((r["peak_state_mb"] for r in ok), default=None),
+        "truth_mean_iou": avg([s["mean_iou"] for s in scored]),
+        "truth_mean_j_and_f": avg([s["mean_j_and_f"] for s in scored]),
+        "truth_frame_iou": avg([v for s in scored for v in s["frame_iou"]]),
+    }
+    mlflow.set_experiment(tracking_cfg["experiment"])
+    with mlflow.start_run(run_name="video_segmentation"):
+        mlflow.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
+        mlflow.set_tags({"git_commit": tracking.git_commit(), "sam3": next(iter(results.values()), {}).get("sam3", "")})
+        mlflow.log_dict(results, "segmentation_results.json")
+    log.info("Segmentation: %d of %d videos, %.2f objects per video, coverage %s, J&F vs truth %s",
+             len(ok), len(results), stats["objects_per_video"] or 0, stats["frame_coverage"], stats["truth_mean_j_and_f"])
+    return stats

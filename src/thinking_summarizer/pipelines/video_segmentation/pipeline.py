@@ -1,0 +1,23 @@
+"""video_segmentation: videos and questions -> thinking -> summary -> SAM3 prompts -> masks, masked MP4, stats."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import plan_samples, segment_videos, segmentation_statistics, think_and_summarize
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(plan_samples, ["val_examples", "sampled_samples", "params:video_segmentation"],
+                 "segmentation_plan_samples", name="plan_samples"),
+            Node(think_and_summarize,
+                 ["segmentation_plan_samples", "params:thinking_generation", "params:video_segmentation",
+                  "registered_student", "params:teacher_labeling", "params:vocabulary", "params:summary_qc"],
+                 "segmentation_plan", name="think_and_summarize"),
+            Node(segment_videos,
+                 ["segmentation_plan", "params:video_segmentation", "demo_ground_truth", "demo_manifest"],
+                 ["segmentation_results", "segmentation_videos", "segmentation_masks"], name="segment_videos"),
+            Node(segmentation_statistics, ["segmentation_results", "params:tracking"], "segmentation_stats",
+                 name="segmentation_statistics"),
+        ]
+    )

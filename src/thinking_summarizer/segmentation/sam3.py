@@ -1,0 +1,142 @@
+"""SAM3 through transformers (`Sam3VideoModel` + `Sam3VideoProcessor`), streaming one frame at a time.
+
+A SAM3 video session keeps every frame and every frame's memory features, so its memory grows with video
+length (users of the reference code run out of GPU memory on long videos). Here each frame is decoded,
+processed and dropped, and after each frame the session forgets what the tracker can no longer attend
+to: frames older than its memory window, and conditioning frames beyond the ones it selects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import Sam3VideoModel, Sam3VideoProcessor
+
+from thinking_summarizer.media import iter_frames, probe
+from thinking_summarizer.tiny_models import ensure_built
+from thinking_summarizer.torch_runtime import resolve_device, resolve_dtype
+
+log = logging.getLogger(__name__)
+# (frame index, RGB frame, {object id: bool mask}, the result so far)
+FrameCallback = Callable[[int, np.ndarray, dict[int, np.ndarray], "TrackResult"], None]
+
+
+@dataclass
+class TrackResult:
+    """What one video's tracking produced; masks themselves go to the frame callback."""
+
+    frames: int = 0
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    prompt_of: dict[int, str] = field(default_factory=dict)     # object id -> its prompt
+    frames_with: dict[int, int] = field(default_factory=dict)   # object id -> frames where its mask is non-empty
+    frames_with_any: int = 0
+    seconds_model: float = 0.0
+    state_bytes: list[int] = field(default_factory=list)        # session tensor bytes after each frame
+
+
+def _tensor_bytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
+
+
+def session_bytes(session) -> int:
+    """Bytes of every tensor the session holds (frames, per-frame outputs, cached features, mask inputs)."""
+    return sum(_tensor_bytes(x) for x in (session.processed_frames or {}, session.output_dict_per_obj,
+                                           session.mask_inputs_per_obj, session.cache._vision_features))
+
+
+def prune_session(session, frame_idx: int, window: int, max_cond_frames: int) -> None:
+    """Forget what the tracker no longer reads: earlier frames, memories older than `window` frames,
+    and conditioning frames beyond the first and the `max_cond_frames - 1` most recent."""
+    horizon = frame_idx - window
+    for t in [t for t in (session.processed_frames or {}) if t < frame_idx]:
+        del session.processed_frames[t]
+    for outputs in session.output_dict_per_obj.values():
+        old = outputs["non_cond_frame_outputs"]
+        for t in [t for t in old if t < horizon]:
+            del old[t]
+        cond = outputs["cond_frame_outputs"]
+        if len(cond) > max_cond_frames:
+            keep = {min(cond), *sorted(cond)[-(max_cond_frames - 1):]}
+            for t in [t for t in cond if t not in keep]:
+                del cond[t]
+    for per_frame in (*session.frames_tracked_per_obj.values(), *session.mask_inputs_per_obj.values(),
+                      session.obj_id_to_tracker_score_frame_wise, session.suppressed_obj_ids):
+        for t in [t for t in per_frame if isinstance(t, int) and t < horizon]:
+            del per_frame[t]
+    for lists in (session.unmatched_frame_inds, session.overlap_pair_to_frame_inds):
+        for key in list(lists):
+            lists[key] = [t for t in lists[key] if t >= horizon]
+
+
+class Sam3Segmenter:
+    """Loads SAM3 once; `track` runs text prompts over one video, frame by frame."""
+
+    def __init__(self, cfg: dict[str, Any]):
+        self.cfg = cfg
+        if cfg.get("tiny"):
+            from thinking_summarizer.tiny_models.sam3 import build_tiny_sam3
+
+            texts = cfg["tiny"]["prompt_texts"]
+            ensure_built(cfg["model"], cfg["tiny"], lambda path: build_tiny_sam3(path, cfg["tiny"], texts))
+        self.device = resolve_device(cfg["device"])
+        self.dtype = resolve_dtype(cfg["dtype"], self.device)
+        self.processor = Sam3VideoProcessor.from_pretrained(cfg["model"])
+        self.model = Sam3VideoModel.from_pretrained(cfg["model"], dtype=self.dtype).to(self.device).eval()
+        tracker = self.model.config.tracker_config
+        derived = max(tracker.num_maskmem, tracker.max_object_pointers_in_encoder, self.model.hotstart_delay,
+                      self.model.recondition_every_nth_frame) + 1
+        self.window = cfg.get("state_window") or derived
+        self.max_cond_frames = tracker.max_cond_frame_num
+        self.model_id = cfg["model"]
+
+    @torch.inference_mode()
+    def track(self, video_path: str, prompts: list[str], on_frame: FrameCallback) -> TrackResult:
+        """Track every prompt through the video, handing each frame's masks to `on_frame` as they come."""
+        info = probe(video_path)
+        result = TrackResult(fps=info.fps / self.cfg["frame_stride"], width=info.width, height=info.height)
+        session = self.processor.init_video_session(inference_device=self.device, dtype=self.dtype)
+        self.processor.add_text_prompt(session, prompts)
+        bounded = self.cfg["bounded_memory"]
+        expected = -(-info.num_frames // self.cfg["frame_stride"])
+        frames = iter_frames(video_path, self.cfg["frame_stride"], self.cfg["max_frames"])
+        for index, frame in tqdm(frames, total=min(expected, self.cfg["max_frames"] or expected),
+                                 desc=f"SAM3 {Path(video_path).name}", unit="frame"):
+            started = time.perf_counter()
+            inputs = self.processor(images=frame, return_tensors="pt")
+            # an explicit index: the session would number a streamed frame by how many frames it holds,
+            # which pruning keeps small
+            output = self.model(inference_session=session, frame_idx=result.frames,
+                                frame=inputs.pixel_values[0].to(self.device, self.dtype))
+            post = self.processor.postprocess_outputs(session, output, original_sizes=inputs.original_sizes)
+            if bounded:
+                prune_session(session, output.frame_idx, self.window, self.max_cond_frames)
+            result.seconds_model += time.perf_counter() - started
+            for prompt, ids in post["prompt_to_obj_ids"].items():
+                for obj_id in ids:
+                    result.prompt_of.setdefault(int(obj_id), prompt)
+            masks = {int(i): m.cpu().numpy() for i, m in zip(post["object_ids"], post["masks"])}
+            for obj_id in masks:
+                result.frames_with[obj_id] = result.frames_with.get(obj_id, 0) + 1
+            result.frames_with_any += bool(masks)
+            result.state_bytes.append(session_bytes(session))
+            on_frame(index, frame, masks, result)
+            result.frames += 1
+        log.info("SAM3 tracked %d prompts over %d frames of %s: %d objects, %.1f frames/s", len(prompts),
+                 result.frames, video_path, len(result.prompt_of), result.frames / max(result.seconds_model, 1e-9))
+        return result
