@@ -2,11 +2,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+MLFLOW_PORT ?= 5000
+VIZ_PORT ?= 4141
 export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: install run test viz mlflow-ui
+.PHONY: install run test chromium viz mlflow-ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -21,5 +23,17 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/kedro run
 
-test: install
+# the kedro-viz test screenshots the graph with Debian's chromium
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "chromium is missing and cannot be installed without root: its screenshot test will be skipped"
+
+test: install chromium
 	$(BIN)/pytest
+
+viz: install
+	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port $(VIZ_PORT)
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
+
+from thinking_summarizer import tracking
+from thinking_summarizer.run_summary import WHERE, summary_lines
+
+log = logging.getLogger(__name__)
 
 
 class CredentialsHook:
@@ -28,3 +34,21 @@ class CredentialsHook:
             key = (credentials.get(entry) or {}).get("api_key")
             if key and not os.environ.get(variable):
                 os.environ[variable] = key
+
+
+class TrackingHook:
+    """Point MLflow at the configured store before any node logs to it."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        tracking.configure(context.params["tracking"], context.project_path)
+
+
+class RunSummaryHook:
+    """Log a one-screen summary of what the run produced once it has finished."""
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        lines = summary_lines(pipeline.all_outputs(), catalog.load)
+        if lines:
+            log.info("Run summary (%d nodes)\n  %s\n  %s", len(pipeline.nodes), "\n  ".join(lines), WHERE)

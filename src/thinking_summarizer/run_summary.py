@@ -1,0 +1,49 @@
+"""The one-screen summary at the end of `kedro run`: what ran, how many samples, key metrics, where to look."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _evaluation(r: dict[str, Any]) -> str:
+    ref = "truth" if r["with_truth"] else "teacher"
+    parts = []
+    for system in ("student", "untrained", "teacher", "baseline"):
+        o = r["systems"].get(system, {}).get("overall")
+        if o is not None:
+            parts.append(f"{system} format {_pct(o.get('format_valid'))}, object F1 vs {ref} "
+                         f"{o.get(f'object_f1/{ref}', 0):.3f}")
+    return f"evaluation on {r['samples']} val samples: " + "; ".join(parts)
+
+
+LINES: dict[str, Callable[[Any], str]] = {
+    "sampling_report": lambda r: f"data_sampling: {r['sampled']} samples {r['sampled_by_source']}",
+    "thinking_report": lambda r: (f"thinking_generation: {r['kept']} of {r['generated']} kept, rejected {r['rejected']}, "
+                                  f"answer accuracy {r['accuracy_by_problem_type']}"),
+    "teacher_usage": lambda r: (f"teacher_labeling ({r['teacher']}): {r['labelled']} labelled, {r['rejected']} rejected, "
+                                f"{r['api_calls']} API calls, est. cost {r['estimated_cost']}"),
+    "dataset_qc_report": lambda r: f"dataset_build: kept {r['kept']} ({_pct(r['keep_rate'])}), rejected {r['rejected_by_reason']}",
+    "split_report": lambda r: f"dataset_build: {r['train']} train / {r['val']} val",
+    "training_result": lambda r: (f"lora_training: {r['metrics']['steps']} steps, best val loss "
+                                  f"{r['metrics']['best_eval_loss']:.4f}, {r['metrics']['tokens_per_second']:.0f} tokens/s, "
+                                  f"{r['metrics']['trainable_parameters']:,} trainable parameters "
+                                  f"({_pct(r['metrics']['trainable_fraction'])}); adapter {r['adapter_dir']}"),
+    "registered_student": lambda r: f"registry: {r['model_uri']} (MLflow run {r['run_id']})",
+    "evaluation_results": _evaluation,
+    "promotion_decision": lambda r: f"promotion: {'promoted' if r['promoted'] else 'kept champion'} ({r['reason']})",
+    "segmentation_stats": lambda r: (f"video_segmentation: {r['segmented']} of {r['samples']} videos, "
+                                     f"{r['objects_per_video']} objects per video, coverage {r['frame_coverage']}, "
+                                     f"J&F vs truth {r['truth_mean_j_and_f']}"),
+}
+WHERE = ("outputs: data/ (versioned per run); report data/08_reporting/evaluation_report.html; "
+         "masked videos data/07_model_output/segmentation/videos/; MLflow: `make mlflow-ui`")
+
+
+def summary_lines(produced: set[str], load: Callable[[str], Any]) -> list[str]:
+    """A line per report dataset this run produced, in pipeline order."""
+    return [line(load(name)) for name, line in LINES.items() if name in produced]

@@ -1,0 +1,97 @@
+"""The whole default chain, as `kedro run` runs it (at test size): every pipeline's outputs, the MLflow runs
+and registry, the evaluation report against the logged numbers, the promotion rule, segmentation results."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from thinking_summarizer.segmentation.masks import read_masks
+
+from .conftest import FAST_PARAMS, load_latest
+
+
+@pytest.fixture(scope="module")
+def client(default_run):
+    project, _ = default_run
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    assert (project / "mlflow.db").is_file(), "the relative tracking URI resolves to the project root"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def test_every_stage_produced_its_outputs(default_run):
+    project, result = default_run
+    thinking = load_latest(project, "thinking_records")
+    report = load_latest(project, "thinking_report")
+    assert len(thinking) == 36 and report["accuracy_by_problem_type"]["multiple choice"] == 1.0
+    labels, rejects = load_latest(project, "teacher_labels"), load_latest(project, "teacher_rejects")
+    assert len(labels) + len(rejects) == 36 and len(labels) >= 30
+    train, val = load_latest(project, "sft_train_chat"), load_latest(project, "sft_val_chat")
+    assert len(train) + len(val) == load_latest(project, "dataset_qc_report")["kept"]
+    assert not set(train["video_id"]) & set(val["video_id"])
+    assert [m["role"] for m in val[0]["messages"]] == ["system", "user", "assistant"]
+    # the closing summary names every stage
+    for stage in ("data_sampling:", "thinking_generation:", "teacher_labeling", "dataset_build:", "lora_training:",
+                  "registry:", "evaluation on", "promotion:", "video_segmentation:"):
+        assert stage in result.stdout + result.stderr, stage
+
+
+def test_report_numbers_equal_the_logged_ones_and_the_first_candidate_is_promoted(default_run, client):
+    project, _ = default_run
+    logged = load_latest(project, "evaluation_logged")
+    run = client.get_run(logged["run_id"])
+    html = load_latest(project, "evaluation_report")
+    cells = re.findall(r"data-metric='([^']+)'>([0-9.]+)<", html)
+    assert len(cells) > 30
+    for key, shown in cells:
+        assert float(shown) == pytest.approx(run.data.metrics[key], abs=5e-5), key
+    assert run.data.metrics == pytest.approx(logged["metrics"])
+    assert {a.path for a in client.list_artifacts(logged["run_id"])} >= {
+        "evaluation_report.html", "per_sample.json", "metrics.png", "recall_by_source.png", "latency.png"}
+    decision = load_latest(project, "promotion_decision")
+    registered = load_latest(project, "registered_student")
+    assert decision["promoted"] and decision["reason"] == "there was no champion yet"
+    assert str(client.get_model_version_by_alias(registered["name"], "champion").version) == registered["version"]
+    assert run.data.tags["promoted"] == "True"
+
+
+def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promoted(default_run, client):
+    project, _ = default_run
+    first = load_latest(project, "registered_student")
+    # the same config and seed retrained: an equal score, which does not clear the margin
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "lora_training,evaluation",
+         "--params", FAST_PARAMS + ",lora_training.retrain=true"],
+        cwd=project, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    second = load_latest(project, "registered_student")
+    decision = load_latest(project, "promotion_decision")
+    assert int(second["version"]) == int(first["version"]) + 1
+    assert decision["champion_version"] == first["version"] and not decision["promoted"]
+    assert decision["candidate_score"] == pytest.approx(decision["champion_score"])
+    assert "< champion" in decision["reason"]
+    assert str(client.get_model_version_by_alias(first["name"], "champion").version) == first["version"]
+    assert str(client.get_model_version_by_alias(first["name"], "candidate").version) == second["version"]
+
+
+def test_segmentation_results_videos_and_masks(default_run, client):
+    project, _ = default_run
+    results = {k: v() for k, v in load_latest(project, "segmentation_results").items()}
+    videos, masks = load_latest(project, "segmentation_videos"), load_latest(project, "segmentation_masks")
+    assert len(results) == 2 and all(r["status"] == "ok" for r in results.values())
+    for sid, result in results.items():
+        assert result["prompts"] and result["thinking"] and result["summary"]
+        capture = cv2.VideoCapture(videos[sid]())
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == result["frames_tracked"] == 24
+        assert sum(1 for _ in read_masks(masks[sid]())) == 24
+        assert 0.0 <= result["ground_truth"]["mean_j_and_f"] <= 1.0
+    stats = load_latest(project, "segmentation_stats")
+    runs = client.search_runs([client.get_experiment_by_name("thinking-summarizer").experiment_id],
+                              "attributes.run_name = 'video_segmentation'")
+    assert runs and runs[0].data.metrics["frame_coverage"] == pytest.approx(stats["frame_coverage"])

@@ -1,0 +1,132 @@
+"""What users touch besides `kedro run`: kedro-viz (API and a headless Chromium screenshot), the notebooks,
+and the MLflow UI on the project's store."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import nbformat
+import numpy as np
+import pytest
+import yaml
+from kedro.framework.project import pipelines
+from kedro.framework.startup import bootstrap_project
+from nbclient import NotebookClient
+
+from .conftest import REPO
+
+LAYERS = ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(command: list[str], cwd: Path, url: str, timeout: float = 120):
+    """Start a server in its own process group and wait until `url` answers; returns the process."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env={**os.environ, "DO_NOT_TRACK": "true"})
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise TimeoutError(f"{command[:3]} did not answer at {url} within {timeout} s")
+
+
+def stop(process) -> None:
+    os.killpg(process.pid, signal.SIGKILL)  # the servers spawn workers: end the whole group
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def viz(default_run):
+    project, _ = default_run
+    port = free_port()
+    kedro = str(Path(sys.executable).with_name("kedro"))
+    process = serve([kedro, "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(port)], project,
+                    f"http://127.0.0.1:{port}/api/main")
+    yield project, f"http://127.0.0.1:{port}"
+    stop(process)
+
+
+def test_viz_api_shows_every_pipeline_dataset_and_layer(viz):
+    project, url = viz
+    graph = json.load(urllib.request.urlopen(f"{url}/api/main"))
+    bootstrap_project(project)
+    registered = dict(pipelines)
+    assert {p["id"] for p in graph["pipelines"]} == set(registered)
+    shown = {n["name"]: n for n in graph["nodes"] if n["type"] == "data"}
+    datasets = {d for p in registered.values() for d in p.datasets() if not d.startswith("params:")}
+    assert datasets - {"parameters"} <= set(shown)
+    assert graph["layers"] == LAYERS
+    catalog = yaml.safe_load((project / "conf/base/catalog.yml").read_text())
+    for name, entry in catalog.items():
+        layer = entry.get("metadata", {}).get("kedro-viz", {}).get("layer")
+        if layer and "{" not in name:
+            assert shown[name]["layer"] == layer, name
+    assert {shown[f"sft_{split}_{form}"]["layer"] for split in ("train", "val") for form in ("chat", "instruction")} \
+        == {"model_input"}
+    tasks = {n["name"] for n in graph["nodes"] if n["type"] == "task"}
+    assert {n.name for p in registered.values() for n in p.nodes} == tasks
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="Debian chromium is not installed (`make test` installs it as root)")
+def test_viz_renders_the_graph_in_headless_chromium(viz, tmp_path):
+    _, url = viz
+    shot = tmp_path / "viz.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000",
+                    "--virtual-time-budget=20000", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)
+    image = cv2.imread(str(shot))
+    assert image.shape[:2] == (1000, 1600)
+    graph_area = image[60:760, 500:1300].astype(int)  # right of the sidebar, above the minimap
+    background = np.median(graph_area.reshape(-1, 3), axis=0)
+    drawn = (np.abs(graph_area - background).sum(axis=2) > 60).mean()
+    assert drawn > 0.01, f"only {drawn:.2%} of the graph area differs from the background: a blank canvas"
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")))
+def test_notebook_runs_top_to_bottom_on_the_default_run(default_run, notebook):
+    project, _ = default_run
+    book = nbformat.read(project / "notebooks" / notebook, as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(project / "notebooks")}}).execute()
+    errors = [o for cell in book.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert any(cell.get("outputs") for cell in book.cells if cell.cell_type == "code")
+
+
+def test_mlflow_ui_serves_the_project_store(default_run):
+    project, _ = default_run
+    port = free_port()
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    # the README's `make mlflow-ui`, on the test run's store
+    process = serve([mlflow_cli, "ui", "--backend-store-uri", f"sqlite:///{project / 'mlflow.db'}",
+                     "--host", "127.0.0.1", "--port", str(port)], project, f"http://127.0.0.1:{port}/health")
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/search",
+                                         headers={"Content-Type": "application/json"})
+        models = json.load(urllib.request.urlopen(request))["registered_models"]
+        assert [m["name"] for m in models] == ["thinking-summarizer-lora"]
+        aliases = {a["alias"] for a in models[0]["aliases"]}
+        assert {"candidate", "champion"} <= aliases
+    finally:
+        stop(process)
