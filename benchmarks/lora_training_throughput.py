@@ -23,7 +23,7 @@ QWEN25_3B = {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--full-size", action="store_true", help="a random Qwen2.5-3B-shaped base (for a GPU)")
-    parser.add_argument("--samples", type=int, default=96)
+    parser.add_argument("--samples", type=int, default=160)
     parser.add_argument("--epochs", type=float, default=1.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -40,9 +40,9 @@ def main() -> None:
     instruction = params("dataset_build")["dataset_build"]["instruction"]
     rows = chat_examples(args.samples + 16, instruction)
     train, val = Dataset.from_list(rows[:-16]), Dataset.from_list(rows[-16:])
+    cfg["tiny"]["pretrain"]["steps"] = 0  # speed does not depend on what the weights know
     if args.full_size:
         # the tiny recipe's tokenizer (trained on these texts) with a full-size random model
-        cfg["tiny"]["pretrain"]["steps"] = 0
         prepare_base_model(train, cfg)
         tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
         shape = QWEN25_3B | {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}

@@ -3,6 +3,7 @@ and the MLflow UI on the project's store."""
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,29 +29,37 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below 49151: kedro-viz refuses ports in the ephemeral range the OS would pick."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 49000)
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return port
 
 
 def serve(command: list[str], cwd: Path, url: str, timeout: float = 120):
     """Start a server in its own process group and wait until `url` answers; returns the process."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log = cwd / f"{Path(command[0]).name}-{command[1]}.log"
+    process = subprocess.Popen(command, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                start_new_session=True, env={**os.environ, "DO_NOT_TRACK": "true"})
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and process.poll() is None:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return process
         except OSError:
             time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise TimeoutError(f"{command[:3]} did not answer at {url} within {timeout} s")
+    stop(process)
+    raise TimeoutError(f"{command[:3]} did not answer at {url} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 def stop(process) -> None:
-    os.killpg(process.pid, signal.SIGKILL)  # the servers spawn workers: end the whole group
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the servers spawn workers: end the whole group
+    except ProcessLookupError:
+        pass
     process.wait()
 
 

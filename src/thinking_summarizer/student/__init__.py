@@ -112,5 +112,5 @@ def load_student(source: str, merge: bool = False, device: str = "auto", dtype: 
     if source.startswith("models:/"):
         from thinking_summarizer.student.registry import load_registered
 
-        return load_registered(source, merge=merge)
+        return load_registered(source, merge=merge, device=device, dtype=dtype)
     return from_adapter(source, merge=merge, device=device, dtype=dtype)

@@ -57,7 +57,7 @@ def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, a
             "bundled_base": "base" in artifacts}
 
 
-def load_registered(uri: str, merge: bool = False) -> Student:
+def load_registered(uri: str, merge: bool = False, device: str = "auto", dtype: str = "auto") -> Student:
     """The student behind a registry URI (`models:/name/3` or `models:/name@champion`)."""
-    model = mlflow.pyfunc.load_model(uri, model_config={"merge": merge})
+    model = mlflow.pyfunc.load_model(uri, model_config={"merge": merge, "device": device, "dtype": dtype})
     return model.unwrap_python_model().student

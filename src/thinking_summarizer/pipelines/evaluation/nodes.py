@@ -18,12 +18,13 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from thinking_summarizer import metrics as m
-from thinking_summarizer import reporting as r
-from thinking_summarizer import tracking, visuals
+from thinking_summarizer import tracking
 from thinking_summarizer.student import Student, load_student, untrained
 from thinking_summarizer.summary_format import render
 from thinking_summarizer.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
+
+from .report import build_report
 from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 
 log = logging.getLogger(__name__)
@@ -233,50 +234,11 @@ def report_evaluation(
     table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any], outputs: dict[str, Any],
     val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any], tracking_cfg: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
-    """Log metrics, the per-sample table, plots and the decision to MLflow; return the HTML report and
-    the logged numbers."""
+    """Log metrics, the per-sample table, plots, the report and the decision to MLflow; return the HTML report
+    and the logged numbers (the report shows exactly those)."""
     flat = flatten_results(results)
-    systems = list(results["systems"])
-    reference = "truth" if results["with_truth"] else "teacher"
-    headline = ["format_valid", "placeholder", "category_validity", "prompt_coverage", f"object_recall/{reference}",
-                f"object_precision/{reference}", f"object_f1/{reference}", f"primary_f1/{reference}",
-                "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher"]
-    speed = ["latency_p50_s", "latency_p95_s", "samples_per_s", "peak_memory_mb"]
     with tempfile.TemporaryDirectory() as tmp:
-        plots = {
-            "metrics per system": visuals.grouped_bars(
-                {k: {s: flat.get(f"{s}/{k}", 0.0) for s in systems} for k in headline},
-                Path(tmp) / "metrics.png", "Summary quality per system", "score"),
-            "recall per source": visuals.grouped_bars(
-                {src: {s: flat.get(f"{s}/by_source/{src}/object_recall/{reference}", 0.0) for s in systems}
-                 for src in sorted({e["source"] for e in val_examples})},
-                Path(tmp) / "recall_by_source.png", f"Object recall vs {reference} per source", "recall"),
-            "latency": visuals.distributions(
-                {s: [row["seconds"] for row in table if row["system"] == s and row["seconds"] is not None]
-                 for s in systems}, Path(tmp) / "latency.png", "Latency per sample", "seconds"),
-        }
-        worst = sorted((row for row in table if row["system"] == "student"),
-                       key=lambda row: (row.get(f"object_f1/{reference}") or 0.0, row["sample_id"]))[: cfg["worst_samples"]]
-        by_id = {e["sample_id"]: e for e in val_examples}
-        sections = [
-            r.paragraph(f"Student {outputs['student_source']} on {results['samples']} val samples "
-                        f"({results['with_truth']} with ground-truth objects). Object metrics pair a predicted object "
-                        f"with a reference object of the same category whose colour, clothing and position words it "
-                        f"covers at least {cfg['min_attribute_overlap']:.0%} of."),
-            r.heading("Promotion"), r.key_values({k: decision[k] for k in ("metric", "candidate_score",
-                                                  "champion_score", "promoted", "reason")}),
-            r.heading("Quality"),
-            r.metric_table(systems, headline, {(s, k): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in headline}),
-            r.heading("Speed"),
-            r.metric_table(systems, speed, {(s, k): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in speed}),
-            *(r.image(path, name) for name, path in plots.items()),
-            r.heading(f"Worst student samples (object F1 vs {reference})"),
-            *(r.side_by_side([("thinking", by_id[row["sample_id"]]["thinking"]),
-                              ("reference (teacher)", by_id[row["sample_id"]]["markdown"]),
-                              (f"student (object F1 {row.get(f'object_f1/{reference}') or 0:.2f})", row["text"])])
-              for row in worst),
-        ]
-        report = r.page("thinking-summarizer evaluation", sections)
+        report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp))
         (Path(tmp) / "evaluation_report.html").write_text(report)
         (Path(tmp) / "per_sample.json").write_text(json.dumps(table, indent=1))
         mlflow.set_experiment(tracking_cfg["experiment"])

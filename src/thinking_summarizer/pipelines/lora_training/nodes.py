@@ -64,8 +64,7 @@ def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any
     return settings
 
 
-def _sft_config(settings: dict[str, Any], output_dir: Path, on_gpu: bool) -> SFTConfig:
-    bf16 = settings["precision"] == "bf16" or (settings["precision"] == "auto" and on_gpu)
+def _sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTConfig:
     return SFTConfig(
         output_dir=str(output_dir), seed=settings["seed"], data_seed=settings["seed"],
         learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
@@ -119,13 +118,14 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
         return json.loads(done.read_text())
     output_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg["device"])
+    bf16 = settings["precision"] == "bf16" or (settings["precision"] == "auto" and device.type == "cuda")
     tokenizer = AutoTokenizer.from_pretrained(base["base_model"])
     train_set, counts = _fit(train_chat, tokenizer, settings["max_length"], "train")
     val_set, val_counts = _fit(val_chat, tokenizer, settings["max_length"], "val")
-    model = load_base(base["base_model"], cfg["device"], "bfloat16" if device.type == "cuda" else "float32")
+    model = load_base(base["base_model"], cfg["device"], "bfloat16" if bf16 else "float32")
     lora = cfg["lora"]
     trainer = SFTTrainer(
-        model=model, args=_sft_config(settings, output_dir, device.type == "cuda"), train_dataset=train_set,
+        model=model, args=_sft_config(settings, output_dir, bf16), train_dataset=train_set,
         eval_dataset=val_set, processing_class=tokenizer,
         peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),

@@ -1,0 +1,67 @@
+"""The evaluation report: comparison tables of the logged numbers, plots, and the worst samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from thinking_summarizer import reporting as r
+from thinking_summarizer import visuals
+
+SPEED = ["latency_p50_s", "latency_p95_s", "samples_per_s", "peak_memory_mb"]
+
+
+def _headline(reference: str) -> list[str]:
+    return ["format_valid", "placeholder", "category_validity", "prompt_coverage", f"object_recall/{reference}",
+            f"object_precision/{reference}", f"object_f1/{reference}", f"primary_f1/{reference}",
+            "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher"]
+
+
+def _plots(table: list[dict[str, Any]], flat: dict[str, float], systems: list[str], sources: list[str],
+           reference: str, folder: Path) -> dict[str, Path]:
+    return {
+        "metrics per system": visuals.grouped_bars(
+            {k: {s: flat.get(f"{s}/{k}", 0.0) for s in systems} for k in _headline(reference)},
+            folder / "metrics.png", "Summary quality per system", "score"),
+        "recall per source": visuals.grouped_bars(
+            {src: {s: flat.get(f"{s}/by_source/{src}/object_recall/{reference}", 0.0) for s in systems}
+             for src in sources},
+            folder / "recall_by_source.png", f"Object recall vs {reference} per source", "recall"),
+        "latency": visuals.distributions(
+            {s: [row["seconds"] for row in table if row["system"] == s and row["seconds"] is not None]
+             for s in systems}, folder / "latency.png", "Latency per sample", "seconds"),
+    }
+
+
+def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any],
+                 outputs: dict[str, Any], val_examples: list[dict[str, Any]], cfg: dict[str, Any],
+                 flat: dict[str, float], folder: Path) -> str:
+    """The HTML page; its plots are also written to `folder`. Every number shown is `flat[cell's key]`."""
+    systems = list(results["systems"])
+    reference = "truth" if results["with_truth"] else "teacher"
+    headline = _headline(reference)
+    plots = _plots(table, flat, systems, sorted({e["source"] for e in val_examples}), reference, folder)
+    score = f"object_f1/{reference}"
+    worst = sorted((row for row in table if row["system"] == "student"),
+                   key=lambda row: (row.get(score) or 0.0, row["sample_id"]))[: cfg["worst_samples"]]
+    by_id = {e["sample_id"]: e for e in val_examples}
+
+    def cells(keys: list[str]) -> dict[tuple[str, str], tuple[str, float | None]]:
+        return {(s, k): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in keys}
+
+    sections = [
+        r.paragraph(f"Student {outputs['student_source']} on {results['samples']} val samples "
+                    f"({results['with_truth']} with ground-truth objects). Object metrics pair a predicted object "
+                    f"with a reference object of the same category whose colour, clothing and position words it "
+                    f"covers at least {cfg['min_attribute_overlap']:.0%} of."),
+        r.heading("Promotion"),
+        r.key_values({k: decision[k] for k in ("metric", "candidate_score", "champion_score", "promoted", "reason")}),
+        r.heading("Quality"), r.metric_table(systems, headline, cells(headline)),
+        r.heading("Speed"), r.metric_table(systems, SPEED, cells(SPEED)),
+        *(r.image(path, name) for name, path in plots.items()),
+        r.heading(f"Worst student samples ({score})"),
+        *(r.side_by_side([("thinking", by_id[row["sample_id"]]["thinking"]),
+                          ("reference (teacher)", by_id[row["sample_id"]]["markdown"]),
+                          (f"student ({score} {row.get(score) or 0:.2f})", row["text"])]) for row in worst),
+    ]
+    return r.page("thinking-summarizer evaluation", sections)
