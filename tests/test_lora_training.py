@@ -88,7 +88,7 @@ def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict]:
 
 def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     cfg, result = trained
-    losses = [h["train_loss"] for h in result["loss_history"] if "train_loss" in h]
+    losses = [h["loss"] for h in result["loss_history"] if "loss" in h]
     assert len(losses) == 24 and sum(losses[-3:]) < 0.95 * sum(losses[:3])
     adapter = Path(result["adapter_dir"])
     settings = json.loads((adapter / "adapter_config.json").read_text())

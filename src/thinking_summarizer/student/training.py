@@ -55,7 +55,6 @@ class MlflowLogging(TrainerCallback):
 
     def __init__(self, run_id: str):
         self.run_id = run_id
-        self.history: list[dict[str, float]] = []
         self.start: tuple[float, int, int] = (0.0, 0, 0)
 
     def on_train_begin(self, args, state, control, **kwargs) -> None:
@@ -73,7 +72,6 @@ class MlflowLogging(TrainerCallback):
         metrics = {names[k]: float(v) for k, v in (logs or {}).items() if k in names}
         if metrics:
             mlflow.log_metrics(metrics, step=state.global_step, run_id=self.run_id)
-            self.history.append({"step": state.global_step, "epoch": state.epoch or 0.0, **metrics})
 
 
 class StopOnNonFiniteLoss(TrainerCallback):

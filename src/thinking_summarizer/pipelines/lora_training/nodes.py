@@ -98,6 +98,21 @@ def _fit(dataset: Dataset, tokenizer, max_length: int, split: str) -> tuple[Data
                                                              f"{split}_dropped": fitted.dropped}
 
 
+def _save_and_log(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, Any]) -> Path:
+    """Save the best adapter with its tokenizer and card; log it, the training config and the loss curve."""
+    adapter_dir = output_dir / "adapter"
+    trainer.save_model(str(adapter_dir))  # the best checkpoint: load_best_model_at_end
+    tokenizer.save_pretrained(str(adapter_dir))
+    card = {"base_model": config["base"]["base_model"], "instruction": config["instruction"]}
+    (adapter_dir / CARD).write_text(json.dumps(card, indent=1))
+    (output_dir / "training_config.yml").write_text(yaml.safe_dump(config))
+    loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
+    mlflow.log_artifact(str(output_dir / "training_config.yml"))
+    mlflow.log_artifact(str(output_dir / "loss_curve.png"))
+    mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+    return adapter_dir
+
+
 def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
                   instruction: str, tracking_cfg: dict[str, Any]) -> dict[str, Any]:
     """LoRA fine-tuning with trl; resumes from the last checkpoint of an identical earlier run."""
@@ -152,11 +167,6 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
             mlflow.set_tags({"git_commit": tracking.git_commit(), "run_key": run_key})
         reset_peak_memory(device)
         trainer.train(resume_from_checkpoint=checkpoint)
-        adapter_dir = output_dir / "adapter"
-        trainer.save_model(str(adapter_dir))  # the best checkpoint: load_best_model_at_end
-        tokenizer.save_pretrained(str(adapter_dir))
-        (adapter_dir / CARD).write_text(json.dumps({"base_model": base["base_model"], "instruction": instruction,
-                                                    "run_key": run_key}, indent=1))
         state = trainer.state
         metrics = {
             "trainable_parameters": trainable, "trainable_fraction": trainable / total, **logger.throughput(state),
@@ -164,15 +174,11 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
             "epochs_completed": state.epoch or 0.0, "steps": state.global_step, **counts, **val_counts,
         }
         mlflow.log_metrics(metrics)
-        (output_dir / "training_config.yml").write_text(yaml.safe_dump(
-            {"base": base, "lora": lora, "trainer": settings, "data": data, "instruction": instruction}))
-        loss_curve(state.log_history, output_dir / "loss_curve.png")
-        mlflow.log_artifact(str(output_dir / "training_config.yml"))
-        mlflow.log_artifact(str(output_dir / "loss_curve.png"))
-        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
+        adapter_dir = _save_and_log(trainer, tokenizer, output_dir, {
+            "base": base, "lora": lora, "trainer": settings, "data": data, "instruction": instruction})
     result = {"run_id": run.info.run_id, "run_key": run_key, "adapter_dir": str(adapter_dir),
-              "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]), "best_checkpoint": state.best_model_checkpoint,
-              "metrics": metrics, "loss_history": logger.history}
+              "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]),
+              "best_checkpoint": state.best_model_checkpoint, "metrics": metrics, "loss_history": state.log_history}
     done.write_text(json.dumps(result, indent=1))
     log.info("Trained %s: %d steps, best eval loss %.4f, %.0f tokens/s, peak memory %.0f MB", run_key,
              state.global_step, metrics["best_eval_loss"], metrics["tokens_per_second"], metrics["peak_memory_mb"])
