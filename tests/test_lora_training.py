@@ -188,3 +188,12 @@ def test_nan_loss_stops_training_at_its_step(data, tmp_path, base_dir, tracking)
     cfg |= {"tiny": None, "base_model": str(tmp_path / "poisoned")}
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 1 "):
         train(data, cfg, tracking)
+
+
+def test_registering_the_same_training_twice_keeps_one_version(trained):
+    cfg, result = trained
+    registry = cfg["registry"] | {"name": "test-once", "verify_reload": False}
+    first = register_student(result, registry)
+    again = register_student(result, registry)
+    assert again["version"] == first["version"]
+    assert len(MlflowClient().search_model_versions("name='test-once'")) == 1

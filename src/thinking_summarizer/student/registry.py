@@ -38,7 +38,17 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
 
 
 def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, aliases: list[str]) -> dict[str, Any]:
-    """Log the student to `run_id` and register it as a new version of `name`, with `aliases` set."""
+    """Log the student to `run_id` and register it as a new version of `name`, with `aliases` set. An adapter
+    already registered from the same run (a rerun that reused a finished training) keeps its version."""
+    client = MlflowClient()
+    earlier = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if earlier:
+        version = str(max(int(v.version) for v in earlier))
+        for alias in aliases:
+            client.set_registered_model_alias(name, alias, version)
+        log.info("%s version %s already holds the adapter of run %s", name, version, run_id)
+        return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": run_id,
+                "bundled_base": Path(base_model).is_dir()}
     artifacts = {"adapter": str(adapter_dir)}
     if Path(base_model).is_dir():  # a hub id is reproducible by name; a local base must travel with the model
         artifacts["base"] = base_model
@@ -49,7 +59,6 @@ def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, a
             pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in ("torch", "transformers", "peft", "mlflow")],
         )
     version = str(info.registered_model_version)
-    client = MlflowClient()
     for alias in aliases:
         client.set_registered_model_alias(name, alias, version)
     log.info("Registered %s version %s (aliases %s) from run %s", name, version, aliases, run_id)
