@@ -130,6 +130,9 @@ def test_registered_student_reproduces_the_trained_logits(data, trained):
     assert not torch.allclose(base.logits(thinking), trained.logits(thinking)), "the adapter must change the model"
     summary = load_student(registered["model_uri"], merge=True).summarize([thinking], 1, 64)
     assert summary.texts[0] and summary.new_tokens[0] > 0
+    # the same model served as a plain pyfunc (what `mlflow models serve` calls), adapter unmerged
+    served = mlflow.pyfunc.load_model(registered["model_uri"]).predict([thinking], params={"max_new_tokens": 64})
+    assert served == trained.summarize([thinking], 1, 64).texts
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, tracking):

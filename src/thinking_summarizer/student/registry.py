@@ -15,11 +15,15 @@ from typing import Any
 from importlib import metadata
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
+from mlflow.models import infer_signature
 
 from thinking_summarizer.student import Student, from_adapter
 
 log = logging.getLogger(__name__)
+# thinking texts in, summaries out; the generation knobs are per-call params (MLflow drops params not declared)
+SIGNATURE = infer_signature(["a thinking"], ["a summary"], params={"batch_size": 8, "max_new_tokens": 384})
 
 
 class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
@@ -31,9 +35,12 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
                                     merge=bool(config.get("merge", False)), device=config.get("device", "auto"),
                                     dtype=config.get("dtype", "auto"))
 
-    def predict(self, context, model_input: list[str], params: dict[str, Any] | None = None) -> list[str]:
+    # no type hints here: MLflow would derive a signature from them and drop the declared params
+    def predict(self, context, model_input, params=None):
         params = params or {}
-        return self.student.summarize(list(model_input), int(params.get("batch_size", 8)),
+        # the signature makes MLflow hand over a one-column DataFrame
+        thinkings = model_input.iloc[:, 0].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
+        return self.student.summarize([str(t) for t in thinkings], int(params.get("batch_size", 8)),
                                       int(params.get("max_new_tokens", 384))).texts
 
 
@@ -55,7 +62,7 @@ def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, a
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
-            model_config={"merge": False}, registered_model_name=name,
+            model_config={"merge": False}, registered_model_name=name, signature=SIGNATURE,
             pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in ("torch", "transformers", "peft", "mlflow")],
         )
     version = str(info.registered_model_version)
