@@ -42,7 +42,7 @@ def main() -> None:
         sources = {name: {"path": f"{tmp}/demo/{file}", "video_root": f"{tmp}/demo/videos", "ratio": 1}
                    for name, file in (("intentbench", "intentbench.json"), ("daily_omni", "daily_omni.jsonl"),
                                       ("intenttrain", "intenttrain.json"))}
-        samples = load_sources(sources, {"on_invalid": "fail", "on_missing_video": "reject"}, {})[0][: args.samples]
+        samples = load_sources(sources, {"on_invalid": "fail", "on_missing_video": "reject"})[0][: args.samples]
         cfg = json.loads(json.dumps(params["transformers"]))
         cfg |= {"model": args.model, "tiny": None} if args.model else {"model": f"{tmp}/tiny-humanomni"}
         generation = params["generation"] | {"max_new_tokens": args.new_tokens}

@@ -47,7 +47,7 @@ def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the `kedro` command line of this environment in the project copy."""
     kedro = Path(sys.executable).with_name("kedro")
     return subprocess.run([str(kedro), *args], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, "DO_NOT_TRACK": "true"}, timeout=600)
+                          env={**os.environ, "DO_NOT_TRACK": "true", "COLUMNS": "1000"}, timeout=600)
 
 
 # The default run, shrunk to test size: the same pipelines, nodes and models, less data and fewer steps.

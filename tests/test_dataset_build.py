@@ -70,7 +70,7 @@ def test_split_is_stratified_keeps_videos_whole_and_is_reproducible():
     train, val, report = split_examples(rows, SPLIT)
     assert len(train) + len(val) == len(rows)
     assert not {r["video_id"] for r in train} & {r["video_id"] for r in val}
-    for stratum, counts in report["by_stratum"].items():
+    for stratum, counts in report["videos_by_stratum"].items():
         assert counts["val"] == round((counts["train"] + counts["val"]) * SPLIT["val_fraction"]), stratum
     by_source = Counter(r["source"] for r in val)
     assert set(by_source) == {"bench", "daily", "train"}

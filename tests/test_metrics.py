@@ -6,7 +6,7 @@ import yaml
 from thinking_summarizer import metrics as m
 from thinking_summarizer.pipelines.evaluation.nodes import score_sample
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.summary_format import render
+from thinking_summarizer.summary_format import parse_lenient, render
 from thinking_summarizer.summary_qc import category_lookup
 
 from .conftest import REPO
@@ -68,7 +68,7 @@ def test_wrong_categories_match_nothing_and_lower_category_validity():
         {"category": "spaceship", "description": "a brown table in the middle", "priority": "secondary"},
         {"category": "cup", "description": "a white cup on the right", "priority": "secondary"},
     ])
-    parsed = m.lenient_parse(text_of(REFERENCE).replace("- person:", "- dog:").replace("- table:", "- spaceship:"))
+    parsed = parse_lenient(text_of(REFERENCE).replace("- person:", "- dog:").replace("- table:", "- spaceship:"))
     assert m.category_validity(parsed["objects"], CTX["lookup"]) == pytest.approx(2 / 3)
     hits = m.match_objects(wrong["objects"], REFERENCE["objects"], CTX["lookup"], CTX["attribute_words"], 0.5)
     assert hits == 1  # only the cup

@@ -10,6 +10,7 @@ from kedro.framework.hooks import hook_impl
 
 from thinking_summarizer import tracking
 from thinking_summarizer.run_summary import WHERE, summary_lines
+from thinking_summarizer.schemas import parameter_errors
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,16 @@ class CredentialsHook:
             key = (credentials.get(entry) or {}).get("api_key")
             if key and not os.environ.get(variable):
                 os.environ[variable] = key
+
+
+class ParameterCheckHook:
+    """Refuse to start a run whose parameters are wrong, naming every bad key at once."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        errors = parameter_errors(catalog.load("parameters"))
+        if errors:
+            raise ValueError("Invalid parameters:\n  " + "\n  ".join(errors))
 
 
 class TrackingHook:

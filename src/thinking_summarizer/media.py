@@ -73,8 +73,8 @@ def iter_frames(path: str | Path, stride: int = 1, max_frames: int | None = None
         raise MediaError(f"{path}: no decodable frames")
 
 
-def read_frames(path: str | Path, fps: float, max_frames: int) -> tuple[np.ndarray, float]:
-    """Frames sampled at about `fps` (at most `max_frames`, evenly spread), as (T, H, W, 3) RGB; and the rate used."""
+def read_frames(path: str | Path, fps: float, max_frames: int) -> np.ndarray:
+    """Frames sampled at about `fps` (at most `max_frames`, evenly spread), as (T, H, W, 3) RGB."""
     info = probe(path)
     stride = max(1, round(info.fps / fps))
     if info.num_frames and info.num_frames / stride > max_frames:
@@ -82,7 +82,7 @@ def read_frames(path: str | Path, fps: float, max_frames: int) -> tuple[np.ndarr
     frames = [frame for _, frame in iter_frames(path, stride, max_frames)]
     if len(frames) % 2:  # the vision encoder groups frames in pairs
         frames.append(frames[-1])
-    return np.stack(frames), info.fps / stride
+    return np.stack(frames)
 
 
 def read_audio(path: str | Path, sampling_rate: int, max_seconds: float) -> np.ndarray | None:
@@ -123,7 +123,6 @@ class VideoWriter:
         if audio_rate:
             self.audio = self.container.add_stream("aac", rate=audio_rate)
             self.audio.layout = "mono"
-        self.frames = 0
 
     def write(self, frame_rgb: np.ndarray) -> None:
         h, w = frame_rgb.shape[:2]
@@ -131,7 +130,6 @@ class VideoWriter:
             frame_rgb = np.pad(frame_rgb, ((0, self.video.height - h), (0, self.video.width - w), (0, 0)), mode="edge")
         for packet in self.video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")):
             self.container.mux(packet)
-        self.frames += 1
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Mono float samples in [-1, 1] at the writer's `audio_rate`."""

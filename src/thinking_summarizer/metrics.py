@@ -8,13 +8,8 @@ from typing import Any
 
 from rouge_score import rouge_scorer
 
-from thinking_summarizer.summary_format import (
-    EMOTIONS, KEY_POINTS, NONE_ITEM, OBJECTS, PRIMARY, PROMPTS, SECONDARY, SummaryParseError, parse,
-)
+from thinking_summarizer.summary_format import SummaryParseError, parse
 
-_SECTION = re.compile(r"^##\s+(.+?)\s*$")
-_NUMBERED = re.compile(r"^\d+\.\s+(.+)$")
-_OBJECT = re.compile(r"^-\s+([^:]+):\s+(.+)$")
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
@@ -26,31 +21,6 @@ def format_valid(text: str) -> bool:
         return True
     except SummaryParseError:
         return False
-
-
-def lenient_parse(text: str) -> dict[str, Any]:
-    """Whatever the sections of a possibly malformed summary hold, so content can be scored anyway."""
-    out: dict[str, Any] = {"key_points": [], "objects": [], "emotion_indicators": [], "sam3_prompts": []}
-    section, priority = None, "primary"
-    for raw in text.splitlines():
-        line = raw.strip()
-        heading = _SECTION.match(line)
-        if heading:
-            section = f"## {heading.group(1)}"
-            continue
-        if not line or line == NONE_ITEM:
-            continue
-        if section == KEY_POINTS and (m := _NUMBERED.match(line)):
-            out["key_points"].append(m.group(1))
-        elif section == OBJECTS:
-            if line in (PRIMARY, SECONDARY):
-                priority = "primary" if line == PRIMARY else "secondary"
-            elif m := _OBJECT.match(line):
-                out["objects"].append({"category": m.group(1).strip().lower(), "description": m.group(2).strip(),
-                                       "priority": priority})
-        elif section in (EMOTIONS, PROMPTS) and line.startswith("- "):
-            out["emotion_indicators" if section == EMOTIONS else "sam3_prompts"].append(line[2:].strip())
-    return out
 
 
 def has_placeholder(text: str, patterns: list[str]) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ProblemType = Literal[
     "multiple choice", "emer_ov_mc", "numerical", "free-form", "judge", "regression", "OCR"
@@ -26,6 +26,7 @@ class SourceRecord(BaseModel):
     video: str | None = None
     path: str | None = None
     clean_list: list[str] | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)  # a format's extra fields (e.g. Daily-Omni's categories)
 
     @model_validator(mode="after")
     def _has_media(self) -> SourceRecord:
@@ -52,6 +53,51 @@ class Sample(BaseModel):
     answer: str | None = None
     reference_context: str | None = None
     reference_thinking: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    video_info: dict[str, Any] | None = None  # probed at sampling: fps, frames, duration, size, audio
+
+
+class SourceConfig(BaseModel):
+    """One configured source file (`data_sampling.sources.<name>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1)
+    video_root: str | None = None  # default: the source file's folder
+    ratio: float = Field(default=1.0, ge=0)
+    format: str = "auto"
+
+
+class SamplingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on_invalid: Literal["reject", "fail"] = "reject"
+    on_missing_video: Literal["reject", "keep"] = "reject"
+    on_empty_source: Literal["fail", "warn"] = "fail"
+
+
+class DataSamplingParams(BaseModel):
+    """`data_sampling` parameters, checked when a run starts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_samples: int = Field(gt=0)
+    seed: int
+    policy: SamplingPolicy
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    demo_sources: dict[str, SourceConfig]
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or {}
+
+    @field_validator("sources", "demo_sources")
+    @classmethod
+    def _ratios(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        if value and sum(s.ratio for s in value.values()) <= 0:
+            raise ValueError("the ratios must have a positive sum")
+        return value
 
 
 class ThinkingRecord(BaseModel):
@@ -130,3 +176,30 @@ class DemoScene(BaseModel):
     fps: float
     width: int
     height: int
+
+
+def field_errors(err: ValidationError, whole: str = "(record)") -> list[tuple[str, str]]:
+    """(dotted field, message) for each problem pydantic found; `whole` names a record-level one."""
+    return [(".".join(str(p) for p in problem["loc"]) or whole, problem["msg"]) for problem in err.errors()]
+
+
+BACKENDS = {  # parameter key -> the backends it may name
+    "thinking_generation.backend": {"reference", "transformers", "openai"},
+    "teacher_labeling.backend": {"extractive", "openai", "openai_batch"},
+}
+
+
+def parameter_errors(params: dict[str, Any]) -> list[str]:
+    """Every problem in the run's parameters, each naming its key; checked before any node runs."""
+    errors = []
+    if "data_sampling" in params:
+        try:
+            DataSamplingParams.model_validate(params["data_sampling"])
+        except ValidationError as err:
+            errors += [f"data_sampling.{field}: {message}" for field, message in field_errors(err, "(section)")]
+    for key, known in BACKENDS.items():
+        section, name = key.split(".")
+        value = (params.get(section) or {}).get(name)
+        if value is not None and value not in known:
+            errors.append(f"{key}: unknown backend {value!r} (one of {', '.join(sorted(known))})")
+    return errors

@@ -9,6 +9,8 @@ CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local",
 # MLflow is driven by the project's own TrackingHook and nodes, not by the kedro-mlflow plugin
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 
-from thinking_summarizer.hooks import CredentialsHook, RunSummaryHook, TrackingHook  # noqa: E402
+from thinking_summarizer.hooks import (  # noqa: E402
+    CredentialsHook, ParameterCheckHook, RunSummaryHook, TrackingHook,
+)
 
-HOOKS = (CredentialsHook(), TrackingHook(), RunSummaryHook())
+HOOKS = (ParameterCheckHook(), CredentialsHook(), TrackingHook(), RunSummaryHook())

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import ValidationError
 
-from thinking_summarizer.schemas import Summary, VisualObject
+from thinking_summarizer.schemas import Summary, VisualObject, field_errors
 
 KEY_POINTS = "## Key points"
 OBJECTS = "## Visual objects"
@@ -119,6 +120,28 @@ def _objects(body: list[tuple[int, str]]) -> list[VisualObject]:
     return found
 
 
+def parse_lenient(text: str) -> dict[str, Any]:
+    """What the sections of a possibly malformed summary hold (unknown sections, stray lines and wrong counts
+    are skipped, not raised), so that content can be scored even when `parse` rejects the text."""
+    out: dict[str, Any] = {"key_points": [], "objects": [], "emotion_indicators": [], "sam3_prompts": []}
+    section, priority = None, "primary"
+    for line in (raw.strip() for raw in text.splitlines()):
+        if line.startswith("## "):
+            section = line
+        elif not line or line == NONE_ITEM:
+            continue
+        elif section == KEY_POINTS and (numbered := _NUMBERED.match(line)):
+            out["key_points"].append(numbered.group(2).strip())
+        elif section == OBJECTS and line in (PRIMARY, SECONDARY):
+            priority = "primary" if line == PRIMARY else "secondary"
+        elif section == OBJECTS and (obj := _OBJECT.match(line)):
+            out["objects"].append({"category": obj.group(1).strip().lower(), "description": obj.group(2).strip(),
+                                   "priority": priority})
+        elif section in (EMOTIONS, PROMPTS) and line.startswith("- "):
+            out["emotion_indicators" if section == EMOTIONS else "sam3_prompts"].append(line[2:].strip())
+    return out
+
+
 def parse(text: str) -> Summary:
     """Parse the markdown form back into a `Summary`, or raise `SummaryParseError`."""
     sections = _split_sections(text.splitlines())
@@ -130,6 +153,5 @@ def parse(text: str) -> Summary:
             sam3_prompts=_bullets(sections[PROMPTS]),
         )
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "summary"
-        raise SummaryParseError(0, "", f"{field}: {first['msg']}") from err
+        field, message = field_errors(err, "summary")[0]
+        raise SummaryParseError(0, "", f"{field}: {message}") from err

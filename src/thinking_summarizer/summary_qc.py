@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinking_summarizer.schemas import Summary
+from thinking_summarizer.schemas import Summary, field_errors
 from thinking_summarizer.summary_format import SummaryParseError, parse
 
 
@@ -77,9 +77,8 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
     try:
         summary = Summary.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "summary"
-        raise SummaryQCError("schema", f"{field}: {first['msg']}") from err
+        field, message = field_errors(err, "summary")[0]
+        raise SummaryQCError("schema", f"{field}: {message}") from err
     for obj in summary.objects:
         if len(obj.description.strip()) <= qc["min_description_chars"]:
             raise SummaryQCError("short_description", f"{obj.category}: {obj.description!r}")

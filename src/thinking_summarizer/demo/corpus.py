@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -14,14 +13,11 @@ from tqdm.auto import tqdm
 
 from thinking_summarizer.demo.scenes import Scene, make_scene
 from thinking_summarizer.demo.video import render, voice, write_video
+from thinking_summarizer.hashing import content_hash
 from thinking_summarizer.schemas import DemoScene, SceneObject
 
 log = logging.getLogger(__name__)
 SOURCE_FILES = {"intentbench": "intentbench.json", "daily_omni": "daily_omni.jsonl", "intenttrain": "intenttrain.json"}
-
-
-def config_hash(cfg: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _source_record(source: str, scene: Scene) -> dict[str, Any]:
@@ -68,7 +64,7 @@ def write_corpus(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     root = Path(cfg["root"])
     manifest_path = root / "manifest.json"
-    digest = config_hash(cfg)
+    digest = content_hash(cfg)
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("config_hash") == digest:

@@ -42,7 +42,7 @@ class OmniTransformersGenerator:
 
     def _media(self, sample: dict[str, Any]) -> tuple[Any, Any]:
         video = self.cfg["video"]
-        frames, _ = read_frames(sample["video_path"], video["fps"], video["max_frames"])
+        frames = read_frames(sample["video_path"], video["fps"], video["max_frames"])
         audio = None
         if self.cfg["audio"]["use"]:
             audio = read_audio(sample["video_path"], self.processor.feature_extractor.sampling_rate,

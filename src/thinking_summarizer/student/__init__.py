@@ -77,16 +77,20 @@ def read_card(adapter_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def base_not_found(name_or_path: str, err: OSError) -> FileNotFoundError:
+    """The error for a base model that is neither a local directory nor reachable on the hub."""
+    return FileNotFoundError(
+        f"base model {name_or_path!r} not found: it is neither a local model directory nor in the Hugging Face "
+        f"cache (this machine may be offline; download it or point lora_training.base_model elsewhere): {err}")
+
+
 def load_base(name_or_path: str, device: str = "auto", dtype: str = "auto") -> PreTrainedModel:
     """The base causal LM, with a clear error when it cannot be found."""
     target = resolve_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype, target))
     except OSError as err:
-        raise FileNotFoundError(
-            f"base model {name_or_path!r} not found: it is neither a local model directory nor in the Hugging Face "
-            f"cache (this machine may be offline; download it or point lora_training.base_model elsewhere): {err}"
-        ) from err
+        raise base_not_found(name_or_path, err) from err
     return model.to(target)
 
 

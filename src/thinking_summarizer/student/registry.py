@@ -23,7 +23,8 @@ from thinking_summarizer.student import Student, from_adapter
 
 log = logging.getLogger(__name__)
 # thinking texts in, summaries out; the generation knobs are per-call params (MLflow drops params not declared)
-SIGNATURE = infer_signature(["a thinking"], ["a summary"], params={"batch_size": 8, "max_new_tokens": 384})
+DEFAULT_PARAMS = {"batch_size": 8, "max_new_tokens": 384}
+SIGNATURE = infer_signature(["a thinking"], ["a summary"], params=DEFAULT_PARAMS)
 
 
 class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
@@ -37,11 +38,11 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
 
     # no type hints here: MLflow would derive a signature from them and drop the declared params
     def predict(self, context, model_input, params=None):
-        params = params or {}
+        params = DEFAULT_PARAMS | (params or {})
         # the signature makes MLflow hand over a one-column DataFrame
         thinkings = model_input.iloc[:, 0].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
-        return self.student.summarize([str(t) for t in thinkings], int(params.get("batch_size", 8)),
-                                      int(params.get("max_new_tokens", 384))).texts
+        return self.student.summarize([str(t) for t in thinkings], int(params["batch_size"]),
+                                      int(params["max_new_tokens"])).texts
 
 
 def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, aliases: list[str]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ built from the same recipe is reused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -18,20 +17,18 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from thinking_summarizer.hashing import content_hash
+
 log = logging.getLogger(__name__)
 RECIPE_FILE = "tiny_recipe.json"
 CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-
-
-def recipe_hash(recipe: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path], None]) -> Path:
     """Build into `path` unless a build of the same recipe is already there; returns the path."""
     path = Path(path)
     marker = path / RECIPE_FILE
-    digest = recipe_hash(recipe)
+    digest = content_hash(recipe)
     if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
         return path
     log.info("Building tiny model at %s (recipe %s)", path, digest)
@@ -45,9 +42,13 @@ def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path
     return path
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], chat_template: str,
-                    named_specials: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on `texts`, with Qwen-style chat specials and the given chat template."""
+QWEN_ROLES = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], chat_template: str | None = None,
+                    named_specials: dict[str, str] | None = None,
+                    roles: dict[str, str] = QWEN_ROLES) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on `texts` with `specials`; `roles` says which is eos, pad (Qwen's by default)."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -55,6 +56,5 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], 
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        chat_template=chat_template, extra_special_tokens=named_specials or {},
+        tokenizer_object=tokenizer, **roles, chat_template=chat_template, extra_special_tokens=named_specials or {},
     )

@@ -6,25 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import processors
 from transformers import PreTrainedTokenizerFast, Sam3VideoConfig, Sam3VideoModel, Sam3VideoProcessor
 from transformers.models.sam2_video.video_processing_sam2_video import Sam2VideoVideoProcessor
 from transformers.models.sam3.configuration_sam3 import Sam3Config, Sam3ViTConfig, Sam3VisionConfig
 from transformers.models.sam3.image_processing_sam3 import Sam3ImageProcessor
 
+from thinking_summarizer.tiny_models import train_tokenizer
+
 
 def _prompt_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A small CLIP-like BPE for prompt phrases (start and end tokens, padded to the processor's 32)."""
-    tokenizer = Tokenizer(models.BPE(unk_token="<|unk|>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    specials = ["<|startoftext|>", "<|endoftext|>", "<|unk|>"]
-    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|startoftext|>",
-                                   eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<|unk|>",
-                                   model_max_length=32)
+    roles = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}
+    fast = train_tokenizer(texts, vocab_size, ["<|startoftext|>", "<|endoftext|>"], roles=roles)
+    fast.model_max_length = 32
     fast._tokenizer.post_processor = processors.TemplateProcessing(
         single="<|startoftext|> $A <|endoftext|>",
         special_tokens=[("<|startoftext|>", fast.bos_token_id), ("<|endoftext|>", fast.eos_token_id)])

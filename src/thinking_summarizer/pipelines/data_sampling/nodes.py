@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
+import os
 import random
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
 from thinking_summarizer.demo.corpus import write_corpus
-from thinking_summarizer.schemas import Sample, SourceRecord
+from thinking_summarizer.media import MediaError, VideoInfo, probe
+from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
+from thinking_summarizer.schemas import (
+    DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors,
+)
 from thinking_summarizer.tagged_output import extract
 
 log = logging.getLogger(__name__)
@@ -23,21 +30,48 @@ class SourceDataError(ValueError):
     """A source file or record that cannot be used; the message names file, record and field."""
 
 
-def prepare_demo_corpus(demo: dict[str, Any]) -> dict[str, Any]:
-    """Write the synthetic demo corpus unless an identical one is already on disk."""
-    return write_corpus(demo)
+def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[str, Any]:
+    """Write the synthetic demo corpus, unless an identical one is on disk or the run names its own sources."""
+    if sampling.get("sources"):
+        return {"used": False}
+    return write_corpus(demo) | {"used": True}
+
+
+def select_sources(sampling: dict[str, Any], demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The sources this run samples from: the configured ones, or the demo corpus when none is configured."""
+    params = DataSamplingParams.model_validate(sampling)
+    chosen = params.sources or params.demo_sources
+    if not params.sources:
+        log.info("No data_sampling.sources configured: sampling the synthetic demo corpus (seed %s)",
+                 demo_manifest.get("seed"))
+    for name, source in chosen.items():
+        if source.format != AUTO and source.format not in FORMATS:
+            raise SourceDataError(f"data_sampling.sources.{name}.format: unknown format {source.format!r} "
+                                  f"(auto, {', '.join(FORMATS)})")
+    return {name: source.model_dump() | {"demo": not params.sources} for name, source in chosen.items()}
 
 
 def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
     """(index, raw record) pairs of a JSON list or JSONL file, and one reject per unparsable line."""
     if not path.is_file():
         raise SourceDataError(f"{path}: source file not found")
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SourceDataError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); "
+                              "re-save it as UTF-8") from err
+    if path.suffix.lower() != ".jsonl" and text.lstrip().startswith(("[", "{")) and not _is_jsonl(text):
         try:
-            return list(enumerate(json.loads(text))), []
+            loaded = json.loads(text)
         except json.JSONDecodeError as err:
             raise SourceDataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+        if not isinstance(loaded, list):
+            raise SourceDataError(f"{path}: expected a JSON list of records (or JSON Lines), found a JSON "
+                                  f"{type(loaded).__name__}")
+        return list(enumerate(loaded)), []
     records, broken = [], []
     for index, line in enumerate(text.splitlines()):
         if not line.strip():
@@ -49,12 +83,21 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any
     return records, broken
 
 
+def _is_jsonl(text: str) -> bool:
+    """One JSON object per line (the first line parses on its own as an object)."""
+    first = text.lstrip().split("\n", 1)[0]
+    try:
+        return isinstance(json.loads(first), dict) and "\n" in text.strip()
+    except json.JSONDecodeError:
+        return False
+
+
 def _video_id(media: str) -> str:
     """A source-independent key for a video: its relative path, lower-cased, without extension."""
     return str(PurePosixPath(media.replace("\\", "/").lower()).with_suffix("")).lstrip("./")
 
 
-def _unify(source: str, record: SourceRecord, video_path: Path) -> Sample:
+def _unify(source: str, record: SourceRecord, video_path: Path, info: VideoInfo | None) -> Sample:
     key = hashlib.sha1(f"{record.media}\n{record.problem}".encode()).hexdigest()[:10]
     reference = extract(record.solution) if record.solution else None
     return Sample(
@@ -63,41 +106,90 @@ def _unify(source: str, record: SourceRecord, video_path: Path) -> Sample:
         problem_type=record.problem_type, answer=record.answer,
         reference_context=reference.context if reference else None,
         reference_thinking=reference.thinking if reference else None,
+        metadata=record.metadata, video_info=asdict(info) if info else None,
     )
 
 
+class _Reject(Exception):
+    def __init__(self, field: str, reason: str, detail: str):
+        self.field, self.reason, self.detail = field, reason, detail
+        super().__init__(detail)
+
+
+def _check_video(root: Path, media: str, field: str, policy: dict[str, str],
+                 probed: dict[str, VideoInfo]) -> tuple[Path, VideoInfo | None]:
+    """The video's path, confined to `root` and opened once; raises `_Reject` with the reason."""
+    path = Path(os.path.normpath(os.path.abspath(root / media)))
+    inside = Path(os.path.normpath(os.path.abspath(root)))
+    if not path.is_relative_to(inside):
+        raise _Reject(field, "outside_video_root", f"{media!r} resolves outside {inside}")
+    key = str(path)
+    if key not in probed:
+        try:
+            exists = path.is_file()
+        except OSError as err:  # e.g. a name longer than the file system allows
+            raise _Reject(field, "bad_video_path", f"{media[:80]!r}: {err.strerror or err}") from err
+        if not exists:
+            if policy["on_missing_video"] == "keep":
+                return path, None
+            raise _Reject(field, "missing_video", f"no file at {path}")
+        if path.stat().st_size == 0:
+            raise _Reject(field, "unreadable_video", f"{path}: empty file (0 bytes)")
+        try:
+            info = probe(path)
+        except MediaError as err:
+            raise _Reject(field, "unreadable_video", str(err)) from err
+        if info.num_frames <= 0:
+            raise _Reject(field, "unreadable_video", f"{path}: no frames")
+        probed[key] = info
+    return path, probed[key]
+
+
+def _load_source(source: str, cfg: dict[str, Any], policy: dict[str, str],
+                 probed: dict[str, VideoInfo]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    path = Path(cfg["path"])
+    root = Path(cfg["video_root"] or path.parent)
+    records, broken = _read_records(path)
+    samples, found = [], [{"source": source, "file": str(path), **bad} for bad in broken]
+    for index, raw in records:
+        reject = {"source": source, "file": str(path), "index": index}
+        fmt = resolve(cfg["format"], raw) if isinstance(raw, dict) else None
+        if fmt is None:
+            keys = sorted(raw)[:8] if isinstance(raw, dict) else type(raw).__name__
+            found.append(reject | {"field": "(record)", "reason": "unknown_format",
+                                   "detail": f"no known format has these keys: {keys}"})
+            continue
+        try:
+            record = SourceRecord.model_validate(fmt.convert(raw))
+        except ValidationError as err:
+            found += [reject | {"field": fmt.native_field.get(f.split(".")[0], f), "reason": "invalid_field",
+                                "detail": msg} for f, msg in field_errors(err)]
+            continue
+        field = fmt.native_field.get("video", "video" if record.video else "path")
+        try:
+            video_path, info = _check_video(root, record.media, field, policy, probed)
+        except _Reject as err:
+            found.append(reject | {"field": err.field, "reason": err.reason, "detail": err.detail})
+            continue
+        samples.append(_unify(source, record, video_path, info).model_dump())
+    return samples, found, len(records) + len(broken)
+
+
 def load_sources(
-    sources: dict[str, dict[str, Any]], policy: dict[str, str], demo_manifest: dict[str, Any]
+    sources: dict[str, dict[str, Any]], policy: dict[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read every configured source, validate each record and unify the valid ones.
+    """Read every selected source, validate each record and its video, and unify the valid ones.
 
     Returns (samples, rejects). A reject names source, file, record index, field and reason; with
-    `policy.on_invalid: fail` the first one raises `SourceDataError` instead.
+    `policy.on_invalid: fail` the first one raises `SourceDataError` instead. A source that yields no
+    usable record fails the run (`policy.on_empty_source: warn` lets it pass).
     """
-    log.info("Demo corpus seed %s (%s)", demo_manifest.get("seed"), demo_manifest.get("records"))
     samples, rejects = [], []
-    for source, cfg in sources.items():
-        path, root = Path(cfg["path"]), Path(cfg.get("video_root") or Path(cfg["path"]).parent)
-        records, broken = _read_records(path)
-        found = []
-        for bad in broken:
-            found.append({"source": source, "file": str(path), **bad})
-        for index, raw in records:
-            try:
-                record = SourceRecord.model_validate(raw)
-            except ValidationError as err:
-                for problem in err.errors():
-                    field = ".".join(str(p) for p in problem["loc"]) or "(record)"
-                    found.append({"source": source, "file": str(path), "index": index, "field": field,
-                                  "reason": "invalid_field", "detail": problem["msg"]})
-                continue
-            video_path = root / record.media
-            if not video_path.is_file() and policy["on_missing_video"] == "reject":
-                found.append({"source": source, "file": str(path), "index": index,
-                              "field": "video" if record.video else "path", "reason": "missing_video",
-                              "detail": f"no file at {video_path}"})
-                continue
-            samples.append(_unify(source, record, video_path).model_dump())
+    probed: dict[str, VideoInfo] = {}
+    policy = SamplingPolicy.model_validate(policy).model_dump()
+    for source, given in sources.items():
+        cfg = SourceConfig.model_validate({k: v for k, v in given.items() if k in SourceConfig.model_fields}).model_dump()
+        loaded, found, read = _load_source(source, cfg, policy, probed)
         if found and policy["on_invalid"] == "fail":
             first = found[0]
             raise SourceDataError(
@@ -107,8 +199,16 @@ def load_sources(
         for reject in found:
             log.warning("Rejected %s record %s field %s: %s (%s)", reject["file"], reject["index"],
                         reject["field"], reject["reason"], reject["detail"])
+        log.info("Source %s: %d records read, %d usable, %d rejected", source, read, len(loaded), len(found))
+        if not loaded:
+            top = ", ".join(f"{r} x{n}" for r, n in Counter(f["reason"] for f in found).most_common(3)) or "no records"
+            message = (f"data_sampling source {source!r} ({cfg['path']}, video_root {cfg['video_root'] or '(its folder)'}) "
+                       f"yielded no usable record of {read}: {top}")
+            if policy["on_empty_source"] != "warn":
+                raise SourceDataError(message + "; fix the source or set data_sampling.policy.on_empty_source=warn")
+            log.warning(message)
+        samples += loaded
         rejects += found
-        log.info("Source %s: %d records read, %d rejected", source, len(records) + len(broken), len(found))
     return samples, rejects
 
 
@@ -168,8 +268,11 @@ def sample_by_ratio(
     quota = allocate(available, ratios, n_samples)
     drawn = []
     for name, want in quota.items():
-        if want < round(n_samples * ratios[name] / sum(ratios.values())):
-            log.warning("Source %s has only %d usable samples for its ratio; others make up the rest", name, available[name])
+        asked = round(n_samples * ratios[name] / sum(ratios.values()))
+        if want < asked:
+            log.warning("Source %s: ratio %.2f asks for %d of %d samples, only %d usable; %s", name, ratios[name],
+                        asked, n_samples, available[name], "the others make up the rest" if len(quota) > 1 else
+                        "the run samples fewer")
         by_type = strata[name]
         sizes = {t: len(v) for t, v in by_type.items()}
         for ptype, k in allocate(sizes, {t: float(n) for t, n in sizes.items()}, want).items():
@@ -180,12 +283,14 @@ def sample_by_ratio(
 
 
 def sampling_report(
-    loaded: list[dict[str, Any]], rejects: list[dict[str, Any]], duplicates: list[dict[str, Any]],
-    sampled: list[dict[str, Any]],
+    sources: dict[str, dict[str, Any]], loaded: list[dict[str, Any]], rejects: list[dict[str, Any]],
+    duplicates: list[dict[str, Any]], sampled: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Counts per source, reasons for rejection, and the sampled set's make-up."""
     lengths = sorted(len(s["reference_thinking"] or "") for s in sampled)
     return {
+        "demo": any(s["demo"] for s in sources.values()),
+        "sources": {name: s["path"] for name, s in sources.items()},
         "valid_records": dict(Counter(s["source"] for s in loaded)),
         "rejected": dict(Counter(f"{r['source']}/{r['reason']}" for r in rejects + duplicates)),
         "sampled": len(sampled),

@@ -74,8 +74,8 @@ def split_examples(
                          f"val_fraction={split['val_fraction']})")
     report = {
         "train": len(train), "val": len(val),
-        "by_stratum": {"/".join(map(str, k)): {"train": sum(1 for v in ids if v not in val_videos),
-                                                "val": sum(1 for v in ids if v in val_videos)}
+        "videos_by_stratum": {"/".join(map(str, k)): {"train": sum(1 for v in ids if v not in val_videos),
+                                                       "val": sum(1 for v in ids if v in val_videos)}
                        for k, ids in sorted(strata.items())},
     }
     log.info("Split: %d train, %d val over %d strata", len(train), len(val), len(strata))

@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from thinking_summarizer import metrics as m
 from thinking_summarizer import tracking
 from thinking_summarizer.student import Student, load_student, untrained
-from thinking_summarizer.summary_format import render
+from thinking_summarizer.summary_format import parse_lenient, render
 from thinking_summarizer.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
 
@@ -108,7 +108,7 @@ def _object_scores(predicted: list[dict[str, Any]], reference: list[dict[str, An
 def score_sample(text: str, teacher: dict[str, Any] | None, truth: list[dict[str, Any]] | None,
                  ctx: dict[str, Any]) -> dict[str, Any]:
     """Every metric of one output; `/teacher` and `/truth` name the reference it is scored against."""
-    parsed = m.lenient_parse(text)
+    parsed = parse_lenient(text)
     objects = parsed["objects"]
     row: dict[str, Any] = {
         "format_valid": float(m.format_valid(text)),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -19,18 +18,15 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from thinking_summarizer import tracking
-from thinking_summarizer.student import CARD, from_adapter, load_base
+from thinking_summarizer.student import CARD, base_not_found, from_adapter, load_base
 from thinking_summarizer.student.registry import load_registered, register
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, fit_to_length
-from thinking_summarizer.tiny_models import ensure_built, recipe_hash
+from thinking_summarizer.hashing import content_hash
+from thinking_summarizer.tiny_models import ensure_built
 from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 from thinking_summarizer.visuals import loss_curve
 
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(rows: Any) -> str:
-    return hashlib.sha256(json.dumps(list(rows), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -44,16 +40,14 @@ def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, An
         thinkings = [m["content"] for c in conversations for m in c if m["role"] == "user"]
         vocabulary = [m["content"] for c in conversations for m in c]
         # what the base is built from: its recipe without the trainer knobs, and the train split (tokenizer)
-        key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": _fingerprint(vocabulary)}
+        key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": content_hash(vocabulary)}
         ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
     try:
         config = AutoConfig.from_pretrained(name)
     except OSError as err:
-        raise FileNotFoundError(
-            f"lora_training.base_model {name!r} not found: not a local model directory and not in the Hugging Face "
-            f"cache (offline machine?). Download it first or name another base. ({err})") from err
+        raise base_not_found(name, err) from err
     return {"base_model": name, "model_type": config.model_type, "tiny": bool(recipe),
-            "fingerprint": recipe_hash({"name": name, "recipe": recipe, "config": config.to_dict()})}
+            "fingerprint": content_hash({"name": name, "recipe": recipe, "config": config.to_dict()})}
 
 
 def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -119,9 +113,9 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     if len(train_chat) == 0:
         raise ValueError("lora_training: the train split is empty; nothing to train on")
     settings = trainer_settings(cfg, base)
-    data = {"train_sha": _fingerprint(train_chat["messages"]), "val_sha": _fingerprint(val_chat["messages"]),
+    data = {"train_sha": content_hash(list(train_chat["messages"])), "val_sha": content_hash(list(val_chat["messages"])),
             "train_rows": len(train_chat), "val_rows": len(val_chat)}
-    run_key = recipe_hash({"lora": cfg["lora"], "trainer": settings, "base": base["fingerprint"], "data": data,
+    run_key = content_hash({"lora": cfg["lora"], "trainer": settings, "base": base["fingerprint"], "data": data,
                            "instruction": instruction})
     output_dir = Path(cfg["output_dir"]) / run_key
     done = output_dir / "result.json"

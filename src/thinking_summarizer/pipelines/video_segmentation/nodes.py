@@ -18,12 +18,11 @@ import pandas as pd
 from thinking_summarizer import tracking
 from thinking_summarizer.generators import build_generator
 from thinking_summarizer.media import MediaError, VideoWriter
-from thinking_summarizer.metrics import lenient_parse
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student import load_student
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.summary_format import render
+from thinking_summarizer.summary_format import parse_lenient, render
 from thinking_summarizer.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
 
@@ -53,7 +52,7 @@ def plan_samples(val_examples: list[dict[str, Any]], samples: list[dict[str, Any
 
 def _prompts(text: str, limit: int) -> list[str]:
     """SAM3 prompts of a summary, those of primary objects first, without repeats."""
-    parsed = lenient_parse(text)
+    parsed = parse_lenient(text)
     objects, prompts = parsed["objects"], parsed["sam3_prompts"]
     paired = [(objects[i]["priority"] if i < len(objects) else "secondary", p) for i, p in enumerate(prompts)]
     ordered = [p for priority, p in paired if priority == "primary"] + [p for priority, p in paired if priority != "primary"]
@@ -86,7 +85,7 @@ def think_and_summarize(
     elif ready:
         teacher = build_teacher(teacher_cfg, vocabulary, qc)
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
-        texts = [render_or_empty(o.summary) for o in outcomes]
+        texts = [_render_or_empty(o.summary) for o in outcomes]
     for row, text in zip(ready, texts):
         row |= {"summary": text, "prompts": _prompts(text, cfg["max_prompts"])}
         if not row["prompts"]:
@@ -99,7 +98,7 @@ def think_and_summarize(
     return rows
 
 
-def render_or_empty(summary: dict[str, Any] | None) -> str:
+def _render_or_empty(summary: dict[str, Any] | None) -> str:
     return render(Summary(**summary)) if summary else ""
 
 
@@ -170,7 +169,7 @@ def segment_videos(
             labels = np.load(Path(demo["root"]) / scene["masks"])["masks"]
             out["ground_truth"] = score_against_truth(out["masks_file"], labels, [o["object_id"] for o in scene["objects"]])
         videos[row["sample_id"]], masks[row["sample_id"]] = out.pop("video_file"), out.pop("masks_file")
-        results[row["sample_id"]] = result | out | {"status": "ok", "timings": out["timings"]}
+        results[row["sample_id"]] = result | out | {"status": "ok"}
         log.info("Segmented %s: %d frames, %d objects, coverage %.2f", row["sample_id"], out["frames_tracked"],
                  out["objects"], out["frame_coverage"])
     return results, videos, masks

@@ -1,0 +1,12 @@
+"""A short, stable hash of any JSON-able value: config fingerprints, cache and run keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def content_hash(value: Any) -> str:
+    """16 hex characters of the SHA-256 of `value` as canonical JSON (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
