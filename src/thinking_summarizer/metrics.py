@@ -9,6 +9,7 @@ from typing import Any
 from rouge_score import rouge_scorer
 
 from thinking_summarizer.summary_format import SummaryParseError, parse
+from thinking_summarizer.summary_qc import find_placeholders
 
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
@@ -24,7 +25,7 @@ def format_valid(text: str) -> bool:
 
 
 def has_placeholder(text: str, patterns: list[str]) -> bool:
-    return any(re.search(p, text, flags=re.IGNORECASE) for p in patterns)
+    return bool(find_placeholders(text, patterns))
 
 
 def category_validity(objects: list[dict[str, Any]], lookup: dict[str, str]) -> float | None:

@@ -24,7 +24,8 @@ def _evaluation(r: dict[str, Any]) -> str:
 LINES: dict[str, Callable[[Any], str]] = {
     "sampling_report": lambda r: (f"data_sampling: {r['sampled']} samples {r['sampled_by_source']} from "
                                   f"{'the synthetic demo corpus (no source configured)' if r['demo'] else 'your sources'}"),
-    "thinking_report": lambda r: (f"thinking_generation: {r['kept']} of {r['generated']} kept, rejected {r['rejected']}, "
+    "thinking_report": lambda r: (f"thinking_generation: {r['kept']} of {r['generated']} kept (length gate "
+                                  f"{r['gates']['min_chars']}-{r['gates']['max_chars']} chars), rejected {r['rejected']}, "
                                   f"answer accuracy {r['accuracy_by_problem_type']}"),
     "teacher_usage": lambda r: (f"teacher_labeling ({r['teacher']}): {r['labelled']} labelled, {r['rejected']} rejected, "
                                 f"{r['api_calls']} API calls, est. cost {r['estimated_cost']}"),

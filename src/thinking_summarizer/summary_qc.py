@@ -38,10 +38,14 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+# text quoted from the chain ('Ah? I...', "['Happy']") is what someone said, never a placeholder
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<![\w'])'[^'\n]*'(?![\w'])")
+
+
 def find_placeholders(value: Any, patterns: list[str]) -> list[str]:
-    """Placeholder fragments such as `[color]` or `TBD` in any string inside `value`."""
+    """Placeholder fragments such as `[color]` or `TBD` in any string inside `value`, outside quotes."""
     return [m.group(0) for text in _strings(value) for p in patterns
-            for m in re.finditer(p, text, flags=re.IGNORECASE)]
+            for m in re.finditer(p, _QUOTED.sub("", text), flags=re.IGNORECASE)]
 
 
 def _as_data(answer: str | dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,20 @@
-"""An offline teacher: deterministic extraction of people, objects and emotion cues from a thinking.
+"""An offline teacher: deterministic extraction of people, objects, face regions and emotion cues from a thinking.
 
-It is the default run's teacher and the evaluation baseline. Sentences that rule something out
-("no dog is visible", "only heard") contribute nothing.
+It is the default run's teacher and the evaluation baseline. Sentences that rule something out ("no dog is
+visible", "only heard") contribute nothing; the narration of watching ("I see a man on screen", "the subtitles
+show") names no object. Every word list lives in `conf/base/parameters_teacher_labeling.yml`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from thinking_summarizer.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers import LabelOutcome
+
+_PRONOUNS = {"male": ("he", "his", "him"), "female": ("she", "her"), "person": ("they", "their", "them")}
 
 
 @dataclass
@@ -23,6 +26,29 @@ class _Found:
     priority: str
     key: str
     order: int
+    said: str = ""  # what the chain says a face region does ("a bit furrowed")
+
+
+@dataclass
+class _Person:
+    noun: str
+    gender: str
+    order: int
+    age: str = ""
+    clothing: str = ""
+    where: str = ""
+    pose: str = ""
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """"the old man in a pink sweater": how other objects refer to this person."""
+        return f"the {self.age}{self.noun}{self.clothing}"
+
+    def described(self) -> str:
+        article = "an" if (self.age or self.noun)[0] in "aeiou" else "a"
+        pose = f", {self.pose}" if self.pose and not self.where else ""
+        return f"{article} {self.age}{self.noun}{self.clothing}{self.where}{pose}"
 
 
 def _alternation(words: list[str]) -> str:
@@ -33,43 +59,65 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
 
+def _words(pattern_words: list[str]) -> re.Pattern[str]:
+    return re.compile(rf"\b(?:{_alternation(pattern_words)})\b", re.IGNORECASE)
+
+
 class ExtractiveTeacher:
     """Summaries by pattern extraction; `model_id` names it in outputs."""
 
-    model_id = "extractive-v1"
+    model_id = "extractive-v2"
     prompt_version = "patterns"
 
     def __init__(self, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]):
         self.cfg, self.vocabulary, self.qc = cfg, vocabulary, qc
         lookup = category_lookup(vocabulary)
         self.gender = {w: g for g, words in cfg["genders"].items() for w in words}
+        self.plural = cfg["plural_people"]
         person_words = [w for w, c in lookup.items() if c == "person"] + list(self.gender)
-        thing_words = [w for w, c in lookup.items() if c not in {"person", "face", "hand"}]
+        self.region_of = {w: region for region, words in cfg["face_regions"].items() for w in words}
+        regions = set(cfg["face_regions"]) | {"face", "hand"}
+        thing_words = [w for w, c in lookup.items() if c != "person" and c not in regions]
         self.category = lookup | {w: "person" for w in person_words}
         colour, garment = _alternation(cfg["colours"]), _alternation(cfg["garments"])
+        numbers = _alternation(list(cfg["numbers"]))
+        self.group_re = re.compile(
+            rf"\b(?:the\s+)?(?P<count>{numbers})\s+(?:\w+\s+)?(?P<noun>{_alternation(list(self.plural))})\b",
+            re.IGNORECASE)
         self.person_re = re.compile(
-            rf"\b(?:a|an|the|this|that|another)\s+(?:(?P<age>{_alternation(cfg['person_ages'])})\s+)?"
-            rf"(?P<noun>{_alternation(person_words)})(?:\s+character)?\b"
-            rf"(?:\s+(?:in|wearing)\s+(?:a|an|the)?\s*(?P<colour>{colour})?\s*(?P<modifier>[\w']+\s+)??"
+            rf"\b(?P<det>a|an|the|this|that|another|other|second)\s+(?:(?P<other>other|second)\s+)?"
+            rf"(?:(?P<age>{_alternation(cfg['person_ages'])})\s+)?"
+            rf"(?P<noun>{_alternation(person_words)})(?:\s+character)?\b(?P<across>\s+(?:opposite|across from)\b)?"
+            rf"(?:,?\s+(?:in|wearing|dressed in)\s+(?:a|an|the)?\s*(?P<colour>{colour})?\s*(?P<modifier>[\w']+\s+)??"
             rf"(?P<garment>{garment}))?",
             re.IGNORECASE,
         )
+        self.worn_re = re.compile(
+            rf"\b(?P<owner>his|her|their|wearing|dressed in|in|from the|by the)\s+(?:a|an|the)?\s*(?P<colour>{colour})?\s*"
+            rf"(?P<modifier>[\w']+\s+)??(?P<garment>{garment})\b", re.IGNORECASE)
         self.thing_re = re.compile(
             rf"\b(?:a|an|the|his|her|their)\s+(?:(?P<colour>{colour})\s+)?(?:(?P<material>"
             rf"{_alternation(cfg['materials'])})\s+)?(?P<noun>{_alternation(thing_words)})\b",
             re.IGNORECASE,
         )
-        self.position_re = re.compile(_alternation(cfg["positions"]), re.IGNORECASE)
+        self.narration = {w.lower() for w in cfg["narration_nouns"]}
+        self.position_re = _words(cfg["positions"])
         self.detail_re = re.compile(
             rf"\s+(?:{_alternation(cfg['detail_openers'])})\b(?:\s+[\w'-]+){{1,4}}?(?=\s*(?:[,.;!?]|$|\s+(?:and|but|which|who|that)\b))",
             re.IGNORECASE,
         )
-        self.pose_re = re.compile(rf"\b(?:{_alternation(cfg['poses'])})\b", re.IGNORECASE)
+        self.pose_re = _words(cfg["poses"])
+        self.setting_re = re.compile(
+            rf"\b(?P<prep>in|at|on)\s+(?:what (?:looks|seems) like\s+|what appears to be\s+)?(?:(?:a|an|the)\s+)?"
+            rf"(?:(?P<adj>[\w-]+)\s+)??(?P<place>{_alternation(cfg['settings'])})\b", re.IGNORECASE)
         self.ruled_out = [re.compile(p, re.IGNORECASE) for p in cfg["ruled_out_patterns"]]
-        self.face_re = re.compile(rf"\b(?:{_alternation(cfg['face_words'])})\b", re.IGNORECASE)
-        self.hand_re = re.compile(rf"\b(?:{_alternation(cfg['hand_words'])})\b", re.IGNORECASE)
-        self.cue_re = re.compile(rf"\b(?:{_alternation(cfg['emotion_cues'])})\b", re.IGNORECASE)
-        self.emotion_re = re.compile(rf"\b(?:{_alternation(cfg['emotions'])})\b", re.IGNORECASE)
+        self.face_re = _words(cfg["face_words"])
+        self.hand_re = _words(cfg["hand_words"])
+        self.region_re = re.compile(
+            rf"\b(?P<owner>his|her|their|the)\s+(?:(?P<before>[\w-]+)\s+)?(?P<part>{_alternation(list(self.region_of))})"
+            rf"\b(?:\s+(?:{_alternation(cfg['linking_verbs'])})\s+(?P<after>(?:(?!\b(?:and|but|while)\b)[^,.;!?]){{3,60}}))?", re.IGNORECASE)
+        self.cue_re = _words(cfg["emotion_cues"])
+        self.emotion_re = _words(cfg["emotion_lexicon"])
 
     def _kept(self, sentence: str) -> bool:
         return not any(p.search(sentence) for p in self.ruled_out)
@@ -78,49 +126,98 @@ class ExtractiveTeacher:
         match = self.position_re.search(sentence, start)
         return f" {match.group(0).lower()}" if match else ""
 
+    def _setting(self, sentence: str, start: int) -> str:
+        """Where the person is, when the same sentence says so: " in an office", " in bed"."""
+        match = self.setting_re.search(sentence, start)
+        if not match:
+            return ""
+        place = f"{match.group('adj').lower()} {match.group('place').lower()}" if match.group("adj") else \
+            match.group("place").lower()
+        article = "" if place in self.cfg["settings_without_article"] else ("an " if place[0] in "aeiou" else "a ")
+        return f" {match.group('prep').lower()} {article}{place}"
+
     def _detail(self, sentence: str, start: int) -> str:
         """Position if stated, else the short phrase that follows the noun ("with a tense face")."""
         where = self._position(sentence, start)
         if where:
             return where
         match = self.detail_re.match(sentence, start)
-        return f" {match.group(0).strip().lower()}" if match else ""
+        if not match or any(w in self.narration for w in re.findall(r"[\w']+", match.group(0).lower())):
+            return ""
+        return f" {match.group(0).strip().lower()}"
 
-    def _pose(self, sentence: str) -> str:
-        match = self.pose_re.search(sentence)
-        return f", {match.group(0).lower()}" if match else ""
+    # --- people ------------------------------------------------------------------------------------------
 
-    def _people(self, sentences: list[str]) -> list[_Found]:
-        people: dict[str, _Found] = {}
+    def _people(self, sentences: list[str]) -> list[_Person]:
+        people: list[_Person] = []
+
+        def add(noun: str, gender: str, order: int) -> _Person:
+            person = _Person(noun, gender, order)
+            people.append(person)
+            return person
+
         for s_index, sentence in enumerate(sentences):
+            for m in self.group_re.finditer(sentence):  # "two women", "both men"
+                noun = m.group("noun").lower()
+                gender, singular = self.plural[noun]
+                have = sum(1 for p in people if p.gender == gender)
+                for _ in range(self.cfg["numbers"][m.group("count").lower()] - have):
+                    add(singular, gender, s_index * 1000 + m.start())
             for m in self.person_re.finditer(sentence):
                 noun = m.group("noun").lower()
                 gender = self.gender.get(noun, "person")
-                colour = (m.group("colour") or "").lower()
-                same = [k for k in people if (k.startswith(f"{gender}/") and (not colour or k.endswith(f"/{colour}")))
-                        or (gender == "person" and not colour)]
-                age = f"{m.group('age').lower()} " if m.group("age") else ""
-                garment = m.group("garment")
-                modifier = (m.group("modifier") or "").lower()
-                clothing = f" in a {colour + ' ' if colour else ''}{modifier}{garment.lower()}" if garment else ""
-                article = "an" if (age or noun)[0] in "aeiou" else "a"
-                description = f"{article} {age}{noun}{clothing}{self._detail(sentence, m.end()) or self._pose(sentence)}"
-                if same:  # a later mention of someone already found, or a role noun ("the doctor")
-                    known = people[same[0]]
-                    if known.noun == noun and len(description) > len(known.description):
-                        known.description = description
+                another = bool(m.group("other") or m.group("across")) or \
+                    m.group("det").lower() in ("another", "other", "second")
+                same = [p for p in people if p.gender == gender or gender == "person" or p.gender == "person"]
+                if another or not same:
+                    person = add(noun, gender, s_index * 1000 + m.start())
+                else:
+                    person = same[0]
+                    if person.noun == "person" and noun != "person":  # "a person" turns out to be "the doctor"
+                        person.noun = noun
+                        person.gender = gender if gender != "person" else person.gender
+                if m.group("age") and not person.age:
+                    person.age = f"{m.group('age').lower()} "
+                if m.group("garment") and not person.clothing:
+                    colour = (m.group("colour") or "").lower()
+                    person.clothing = f" in a {colour + ' ' if colour else ''}{(m.group('modifier') or '').lower()}" \
+                                      f"{m.group('garment').lower()}"
+                person.where = person.where or self._detail(sentence, m.end()) or self._setting(sentence, m.end())
+                if not person.pose and (pose := self.pose_re.search(sentence)):
+                    person.pose = pose.group(0).lower()
+        people = people[: self.cfg["max_people"]]
+        self._clothing_by_pronoun(sentences, people)
+        return people
+
+    def _owner(self, people: list[_Person], pronoun: str) -> _Person | None:
+        """The person a possessive pronoun points at: the first of that gender, else the first person."""
+        pronoun = pronoun.lower()
+        gender = next((g for g, words in _PRONOUNS.items() if pronoun in words), None)
+        if gender is None:
+            return people[0] if people else None
+        return next((p for p in people if p.gender == gender), people[0] if people else None)
+
+    def _clothing_by_pronoun(self, sentences: list[str], people: list[_Person]) -> None:
+        """Clothing given anywhere in the chain ("judging by his uniform") joins its wearer's description."""
+        for sentence in sentences:
+            for m in self.worn_re.finditer(sentence):
+                owner = self._owner(people, m.group("owner"))
+                if owner is None or owner.clothing:
                     continue
-                people[f"{gender}/{colour}"] = _Found(
-                    "person", noun, description, f"{noun}{clothing.replace(' in a ', ' in ')}", "primary",
-                    f"{gender}/{colour}", s_index * 1000 + m.start(),
-                )
-        return sorted(people.values(), key=lambda p: p.order)[: self.cfg["max_people"]]
+                colour = (m.group("colour") or "").lower()
+                modifier = (m.group("modifier") or "").lower()
+                owner.clothing = f" in a {colour + ' ' if colour else ''}{modifier}{m.group('garment').lower()}"
+
+    # --- objects -----------------------------------------------------------------------------------------
 
     def _things(self, sentences: list[str]) -> list[_Found]:
         things: dict[str, _Found] = {}
         for s_index, sentence in enumerate(sentences):
             for m in self.thing_re.finditer(sentence):
                 noun = m.group("noun").lower()
+                # "on screen", "the video": the narration of watching, unless the chain describes the thing itself
+                if noun in self.narration and not (m.group("colour") or m.group("material")):
+                    continue
                 colour = f"{m.group('colour').lower()} " if m.group("colour") else ""
                 material = f"{m.group('material').lower()} " if m.group("material") else ""
                 key = f"{self.category[noun]}/{colour}"
@@ -133,17 +230,45 @@ class ExtractiveTeacher:
                 )
         return sorted(things.values(), key=lambda t: t.order)
 
-    def _body_parts(self, sentences: list[str], subject: _Found | None) -> tuple[list[_Found], list[_Found]]:
-        if subject is None:
-            return [], []
-        text = " ".join(sentences)
-        face = [_Found("face", "face", f"the face of {subject.description.split(' in the ')[0]}",
-                       f"{subject.noun}'s face", "primary", "face", 0)] if self.face_re.search(text) else []
-        hand = [_Found("hand", "hand", f"the hands of {subject.description.split(' in the ')[0]}",
-                       f"{subject.noun}'s hand", "secondary", "hand", 0)] if self.hand_re.search(text) else []
-        return face, hand
+    def _said(self, phrase: str) -> str:
+        """The first clause of what follows a region's linking verb, at most a few words."""
+        clause = re.split(r"\s+(?:and|but|while|as|which|because|so|when|like)\s+", phrase.strip().lower())[0]
+        words = [w for w in clause.split() if w not in self.cfg["filler_words"]][: self.cfg["region_detail_words"]]
+        return "" if not words or words[0] in self.cfg["not_details"] else " ".join(words)
 
-    def _key_points(self, sentences: list[str], kept: list[str], subject: _Found | None) -> list[str]:
+    def _regions(self, sentences: list[str], people: list[_Person]) -> list[_Found]:
+        """Face regions the chain observes ("his brow is a bit furrowed"), each described as the chain says."""
+        subject = people[0] if people else None
+        if subject is None:
+            return []
+        found: dict[str, _Found] = {}
+        text = " ".join(sentences)
+        if self.face_re.search(text):
+            found["face"] = _Found("face", "face", f"the face of {subject.name}", f"{subject.noun}'s face",
+                                   "primary", "face", 0)
+        for s_index, sentence in enumerate(sentences):
+            for m in self.region_re.finditer(sentence):
+                region = self.region_of[m.group("part").lower()]
+                owner = self._owner(people, m.group("owner")) or subject
+                said = self._said(m.group("after") or m.group("before") or "")
+                known = found.get(region)
+                if known and (known.said or not said):
+                    continue
+                part = m.group("part").lower()
+                description = f"the {part} of {owner.name}" + (f", {said}" if said else "")
+                priority = "primary" if region == "face" else "secondary"
+                found[region] = _Found(region, part, description, f"{owner.noun}'s {part}", priority, region,
+                                       1 + s_index * 1000 + m.start(), said)
+        if self.hand_re.search(text) and "hand" not in found:
+            found["hand"] = _Found("hand", "hand", f"the hands of {subject.name}", f"{subject.noun}'s hand",
+                                   "secondary", "hand", 10**6)
+        face = [found.pop("face")] if "face" in found else []
+        rest = sorted(found.values(), key=lambda f: (not f.said, f.order))
+        return face + rest
+
+    # --- text --------------------------------------------------------------------------------------------
+
+    def _key_points(self, sentences: list[str], kept: list[str], subject: _Person | None) -> list[str]:
         limit = self.cfg["key_point_chars"]
 
         def short(sentence: str) -> str:
@@ -156,24 +281,34 @@ class ExtractiveTeacher:
                        and s not in (opening, cues)), sentences[-1] if sentences else "")
         return [short(s) for s in (opening, cues, ending)]
 
+    def _emotion_indicators(self, kept: list[str], regions: list[_Found]) -> list[str]:
+        """Observed cues (what a region was seen doing, cue phrases), then emotion words of the conclusion."""
+        observed = [f"{r.noun} {r.said}" for r in regions if r.said]
+        cues = [m.group(0).lower() for s in kept for m in self.cue_re.finditer(s)]
+        markers = self.cfg["conclusion_markers"]
+        concluding = [s for s in kept if any(k in s.lower() for k in markers)] or kept[-2:]
+        emotions = [m.group(0).lower() for s in concluding for m in self.emotion_re.finditer(s)]
+        return list(dict.fromkeys(observed + cues + emotions))[: self.cfg["max_emotion_indicators"]]
+
     def summarize(self, thinking: str) -> dict[str, Any]:
         """A summary as a plain dict (the QC step validates and normalises it)."""
         sentences = _sentences(thinking)
         kept = [s for s in sentences if self._kept(s)]
         people = self._people(kept)
-        subject = people[0] if people else None
-        face, hand = self._body_parts(kept, subject)
-        candidates = people + face + self._things(kept) + hand
+        regions = self._regions(kept, people)
+        face = [r for r in regions if r.category == "face"]
+        persons = [_Found("person", p.noun, p.described(), f"{p.noun}{p.clothing.replace(' in a ', ' in ')}",
+                          "primary", f"person/{i}", p.order) for i, p in enumerate(people)]
+        observed = [r for r in regions if r.category != "face" and r.said]
+        unsaid = [r for r in regions if r.category != "face" and not r.said]
+        candidates = persons + face + observed + self._things(kept) + unsaid
         # a bare mention ("a bed") says nothing SAM3 can use about appearance or position: leave it out
         candidates = [o for o in candidates if len(o.description) > self.qc["min_description_chars"]]
         objects = candidates[: self.cfg["max_objects"]]
-        cues = list(dict.fromkeys(m.group(0).lower() for s in kept for m in self.cue_re.finditer(s)))
-        emotions = list(dict.fromkeys(m.group(0).lower() for m in self.emotion_re.finditer(
-            next((s for s in reversed(kept) if any(k in s.lower() for k in self.cfg["conclusion_markers"])), ""))))
         return {
-            "key_points": self._key_points(sentences, kept, subject),
+            "key_points": self._key_points(sentences, kept, people[0] if people else None),
             "objects": [{"category": o.category, "description": o.description, "priority": o.priority} for o in objects],
-            "emotion_indicators": (cues + emotions)[:6],
+            "emotion_indicators": self._emotion_indicators(kept, regions),
             "sam3_prompts": [o.prompt for o in objects],
         }
 

@@ -147,10 +147,11 @@ def gate_thinking(
                      "answer_correct": correct})
     report = {
         "generated": len(raw), "kept": len(kept), "rejected": dict(Counter(r["reason"] for r in rejects)),
+        "gates": {"min_chars": gates["min_chars"], "max_chars": gates["max_chars"]},
         "accuracy_by_problem_type": {t: round(sum(v) / len(v), 4) for t, v in sorted(accuracy.items())},
         "thinking_chars": {"min": min((len(k["thinking"]) for k in kept), default=0),
                            "max": max((len(k["thinking"]) for k in kept), default=0)},
     }
-    log.info("Thinking gates: %d kept of %d, rejected %s, accuracy %s", len(kept), len(raw), report["rejected"],
-             report["accuracy_by_problem_type"])
+    log.info("Thinking gates (%d-%d chars): %d kept of %d, rejected %s, accuracy %s", gates["min_chars"],
+             gates["max_chars"], len(kept), len(raw), report["rejected"], report["accuracy_by_problem_type"])
     return kept, rejects, report
