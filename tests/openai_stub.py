@@ -2,13 +2,18 @@
 
 Each request is matched to a `MARK-<n>` marker found in its user message; `script[marker]` is the list of
 behaviours its successive calls get (then `ok`). Behaviours: ok, placeholder, invalid_json, truncated,
-refusal, 429, 500, 503, timeout, drop, garbage.
+refusal, 429, 500, 503, timeout, drop, garbage, and the ordinary replies that real servers and proxies send:
+429_date (Retry-After as an HTTP date), 429_huge (Retry-After of a day), null_body, list_body, choices_str,
+usage_strings, redirect (to another origin), huge (1 MB of content), control_chars, stream_garbage.
+A streamed request (`"stream": true`) gets server-sent chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import logging
 import re
 import threading
 import time
@@ -21,6 +26,8 @@ from thinking_summarizer.schemas import Summary
 from thinking_summarizer.summary_format import render
 
 MARK = re.compile(r"MARK-\d+")
+# a client killed mid-answer is part of the tests; its broken pipes are no news
+logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
 
 def summary_for(marker: str, placeholder: bool = False) -> dict[str, Any]:
@@ -48,6 +55,7 @@ class StubOpenAI:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.calls: Counter[str] = Counter()
         self.auth_headers: set[str] = set()
+        self.redirects = 0
         self.files: dict[str, str] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -74,6 +82,14 @@ class StubOpenAI:
             content, finish = json.dumps(summary_for(marker))[:80], "length"
         elif behaviour == "refusal":
             refusal = "I can't help with that."
+        elif behaviour == "huge":
+            data = summary_for(marker)
+            data["objects"][0]["description"] = "a woman " + "very " * 200_000
+            content = json.dumps(data)
+        elif behaviour == "control_chars":
+            data = summary_for(marker)
+            data["objects"][0]["description"] = "a woman\u202e in a red coat\x00 on the left"
+            content = json.dumps(data) if structured else render(Summary(**data))
         prompt_tokens = sum(len(m.get("content") or "") for m in body["messages"]) // 4
         return {
             "id": f"chatcmpl-{marker}", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
@@ -92,6 +108,25 @@ class StubOpenAI:
         return found.group(0) if found else "default"
 
     # --- handlers ----------------------------------------------------------------------------
+    async def _stream(self, request: web.Request, completion: dict[str, Any], garbage: bool) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        choice = completion["choices"][0]
+        content = choice["message"]["content"] or ""
+        pieces = [content[i:i + 40] for i in range(0, len(content), 40)] or [""]
+        for piece in pieces:
+            chunk = {"id": completion["id"], "object": "chat.completion.chunk", "model": completion["model"],
+                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        if garbage:
+            await response.write(b"data: {not json\n\n")
+        last = {"id": completion["id"], "object": "chat.completion.chunk", "model": completion["model"],
+                "choices": [{"index": 0, "delta": {"refusal": choice["message"]["refusal"]} if choice["message"]["refusal"]
+                             else {}, "finish_reason": choice["finish_reason"]}], "usage": completion["usage"]}
+        await response.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
+        await response.write_eof()
+        return response
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         self.auth_headers.add(request.headers.get("Authorization", ""))
         body = await request.json()
@@ -104,6 +139,21 @@ class StubOpenAI:
         if behaviour == "429":
             return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}}, status=429,
                                      headers={"Retry-After": "0.2"})
+        if behaviour == "429_date":
+            when = email.utils.formatdate(time.time() + 1, usegmt=True)
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": when})
+        if behaviour == "429_huge":
+            return web.json_response({"error": {"message": "come back tomorrow"}}, status=429,
+                                     headers={"Retry-After": "86400"})
+        if behaviour == "null_body":
+            return web.Response(text="null", content_type="application/json")
+        if behaviour == "list_body":
+            return web.Response(text="[]", content_type="application/json")
+        if behaviour == "choices_str":
+            return web.json_response({"choices": "x"})
+        if behaviour == "redirect":
+            self.redirects += 1
+            raise web.HTTPTemporaryRedirect(location="http://127.0.0.2:9/v1/chat/completions")
         if behaviour in ("500", "503"):
             return web.json_response({"error": {"message": "server trouble"}}, status=int(behaviour))
         if behaviour == "timeout":
@@ -113,7 +163,12 @@ class StubOpenAI:
             return web.Response()
         if behaviour == "garbage":
             return web.Response(text="<html>proxy error</html>", content_type="application/json")
-        return web.json_response(self._completion(body, behaviour, marker))
+        completion = self._completion(body, behaviour, marker)
+        if behaviour == "usage_strings":
+            completion["usage"] = {"prompt_tokens": "many", "completion_tokens": None}
+        if body.get("stream"):
+            return await self._stream(request, completion, behaviour == "stream_garbage")
+        return web.json_response(completion)
 
     async def upload(self, request: web.Request) -> web.Response:
         form = await request.post()

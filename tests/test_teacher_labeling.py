@@ -8,12 +8,13 @@ import pytest
 import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
+from thinking_summarizer.openai_client import ServerConfigError
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.summary_format import parse
 from thinking_summarizer.summary_qc import find_placeholders
 from thinking_summarizer.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.result_cache import ResponseCache, cache_key
+from thinking_summarizer.result_cache import ResponseCache
 
 from .conftest import REPO, kill_after_calls
 from .openai_stub import StubOpenAI
@@ -21,7 +22,7 @@ from .openai_stub import StubOpenAI
 SECRET = "sk-test-" + "S3cr3tK3y" * 3
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-VOCABULARY, QC = SHARED["vocabulary"], SHARED["summary_qc"]
+VOCABULARY, QC, CLIENT = SHARED["vocabulary"], SHARED["summary_qc"], SHARED["openai_client"]
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ EXPECTED = {  # marker -> (status, reason, calls)
 def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplog):
     server, url = stub(script=SCRIPT)
     caplog.set_level(logging.DEBUG)
-    labels, rejects, usage = label_thinking(records(12), teacher_cfg(url, tmp_path), VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(12), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
     outcome = {r["sample_id"]: ("labelled", "") for r in labels} | {r["sample_id"]: ("rejected", r["reason"]) for r in rejects}
     assert outcome == {f"s{i}": EXPECTED[i][:2] for i in EXPECTED}
     assert {m: server.calls[f"MARK-{m}"] for m in EXPECTED} == {m: e[2] for m, e in EXPECTED.items()}
@@ -89,9 +90,9 @@ def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplo
 def test_rerun_pays_only_for_unfinished_samples(stub, tmp_path):
     server, url = stub(script=SCRIPT)
     cfg = teacher_cfg(url, tmp_path)
-    label_thinking(records(12), cfg, VOCABULARY, QC)
+    label_thinking(records(12), cfg, CLIENT, VOCABULARY, QC)
     before = dict(server.calls)
-    labels, rejects, usage = label_thinking(records(12), cfg, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(12), cfg, CLIENT, VOCABULARY, QC)
     new_calls = {m: server.calls[m] - before.get(m, 0) for m in server.calls if server.calls[m] != before.get(m, 0)}
     assert new_calls == {"MARK-10": 1}  # only the transient failure is tried again (and now succeeds)
     assert usage["cached"] == 11 and len(labels) == 9 and len(rejects) == 3
@@ -102,13 +103,13 @@ def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
     cfg = teacher_cfg(url, tmp_path, concurrency=4)
     work = records(80)
     first = kill_after_calls("thinking_summarizer.pipelines.teacher_labeling.nodes:label_thinking",
-                             [work, cfg, VOCABULARY, QC], server, 20, tmp_path)
+                             [work, cfg, CLIENT, VOCABULARY, QC], server, 20, tmp_path)
     assert 20 <= sum(first.values()) < 80, "the run must be killed halfway"
+    teacher = build_teacher(cfg, VOCABULARY, QC, CLIENT)
     cache = ResponseCache(cfg["openai"]["cache_path"])
-    finished = {r["thinking"].split()[0] for r in work
-                if cache.get(cache_key(cfg["openai"]["model"], cfg["prompt"]["version"], r["thinking"]))}
+    finished = {r["thinking"].split()[0] for r in work if cache.get(teacher._key(r["thinking"]))}
     assert len(finished) >= sum(first.values()) - cfg["openai"]["concurrency"]
-    labels, _, usage = label_thinking(work, cfg, VOCABULARY, QC)
+    labels, _, usage = label_thinking(work, cfg, CLIENT, VOCABULARY, QC)
     assert len(labels) == 80 and usage["cached"] == len(finished)
     assert {m: server.calls[m] for m in finished} == {m: 1 for m in finished}
     # what was in flight at the kill is asked once more; nothing else is
@@ -117,7 +118,7 @@ def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
 
 def test_server_without_structured_output_falls_back_to_markdown(stub, tmp_path):
     server, url = stub(reject_response_format=True)
-    labels, rejects, _ = label_thinking(records(5), teacher_cfg(url, tmp_path), VOCABULARY, QC)
+    labels, rejects, _ = label_thinking(records(5), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
     assert (len(labels), rejects) == (5, [])
     assert labels[0]["summary"]["objects"][0]["description"] == "a woman in a red coat on the left"
 
@@ -125,18 +126,23 @@ def test_server_without_structured_output_falls_back_to_markdown(stub, tmp_path)
 def test_batch_api_mode(stub, tmp_path):
     server, url = stub(script={"MARK-1": ["placeholder"], "MARK-2": ["500"], "MARK-3": ["refusal", "refusal"]})
     cfg = teacher_cfg(url, tmp_path, backend="openai_batch")
-    labels, rejects, usage = label_thinking(records(5), cfg, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
     assert sorted(r["sample_id"] for r in labels) == ["s0", "s1", "s4"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {"s2": "api_error", "s3": "refusal"}
     assert len(server.batches) == 2  # the first batch, then the QC retries
-    labels, rejects, usage = label_thinking(records(5), cfg, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
     assert usage["cached"] == 4 and len(labels) == 4  # the batch-level error is retried, now fine
 
 
-def test_missing_key_is_a_clear_error(tmp_path, monkeypatch):
+def test_missing_key_is_a_clear_error_unless_the_server_is_local(stub, tmp_path, monkeypatch):
     monkeypatch.delenv("TEACHER_API_KEY")
-    with pytest.raises(RuntimeError, match="TEACHER_API_KEY"):
-        label_thinking(records(1), teacher_cfg("http://127.0.0.1:9/v1", tmp_path), VOCABULARY, QC)
+    with pytest.raises(ServerConfigError, match="set the environment variable TEACHER_API_KEY"):
+        label_thinking(records(1), teacher_cfg("https://teacher.example.com/v1", tmp_path), CLIENT, VOCABULARY, QC)
+    server, url = stub()
+    labels, _, _ = label_thinking(records(1), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    assert len(labels) == 1 and server.auth_headers == {""}  # no key, no Authorization header
+    with pytest.raises(ServerConfigError, match=r"teacher_labeling.openai.base_url is required"):
+        label_thinking(records(1), teacher_cfg(None, tmp_path), CLIENT, VOCABULARY, QC)
 
 
 def test_extractive_teacher_on_real_chains(shared_sample):

@@ -14,6 +14,7 @@ from .conftest import REPO, kill_after_calls
 from .openai_stub import StubOpenAI
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
+CLIENT = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["openai_client"]
 GATES = PARAMS["gates"]
 
 
@@ -39,10 +40,10 @@ def lazy(partitions: dict) -> dict:
 
 def test_three_shards_merged_equal_one_unsharded_run(tmp_path):
     work = samples(tmp_path, 30)
-    whole = merge_thinking_shards(lazy(generate_thinking(work, cfg(tmp_path / "a"))), work, cfg(tmp_path))
+    whole = merge_thinking_shards(lazy(generate_thinking(work, cfg(tmp_path / "a"), CLIENT)), work, cfg(tmp_path))
     parts = {}
     for shard in range(3):
-        parts |= generate_thinking(work, cfg(tmp_path / "b", shard_id=shard, num_shards=3))
+        parts |= generate_thinking(work, cfg(tmp_path / "b", shard_id=shard, num_shards=3), CLIENT)
     assert sorted(parts) == ["shard-000-of-003", "shard-001-of-003", "shard-002-of-003"]
     assert all(parts.values()), "every shard gets work"
     merged = merge_thinking_shards(lazy(parts | {"shard-000-of-001": whole}), work, cfg(tmp_path, num_shards=3))
@@ -55,18 +56,18 @@ def test_merge_refuses_incomplete_or_overlapping_shards(tmp_path):
     work = samples(tmp_path, 10)
     parts = {}
     for shard in range(2):
-        parts |= generate_thinking(work, cfg(tmp_path, shard_id=shard, num_shards=2))
+        parts |= generate_thinking(work, cfg(tmp_path, shard_id=shard, num_shards=2), CLIENT)
     with pytest.raises(ValueError, match=r"not generated yet: \['shard-001-of-002'\]"):
         merge_thinking_shards(lazy({"shard-000-of-002": parts["shard-000-of-002"]}), work, cfg(tmp_path, num_shards=2))
     doubled = {"shard-000-of-002": parts["shard-000-of-002"] * 2, "shard-001-of-002": parts["shard-001-of-002"]}
     with pytest.raises(ValueError, match="duplicated"):
         merge_thinking_shards(lazy(doubled), work, cfg(tmp_path, num_shards=2))
     with pytest.raises(ValueError, match="shard_id=2 must be in"):
-        generate_thinking(work, cfg(tmp_path, shard_id=2, num_shards=2))
+        generate_thinking(work, cfg(tmp_path, shard_id=2, num_shards=2), CLIENT)
 
 
 def test_gates_reject_with_reasons_and_report_accuracy():
-    long_text = "x" * 3100
+    long_text = "x" * (GATES["max_chars"] + 1)
     chain = lambda think, answer="A": f"<context>c</context><think>{think}</think><answer>{answer}</answer>"  # noqa: E731
     good = "She smiles and laughs with a bright cheerful voice throughout the clip. " * 4
     raw = [
@@ -103,19 +104,19 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
     url = server.start()
     try:
         config = cfg(tmp_path, backend="openai", checkpoint_every=4)
-        config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_retries": 0, "timeout_s": 5}
+        config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_attempts": 1, "timeout_s": 5}
         work = samples(tmp_path, 40)
         before = kill_after_calls("thinking_summarizer.pipelines.thinking_generation.nodes:generate_thinking",
-                                  [work, config], server, 16, tmp_path)
+                                  [work, config, CLIENT], server, 16, tmp_path)
         assert 16 <= sum(before.values()) < 40
         assert server.media_types["video_url"] == sum(before.values())
         finished = sqlite3.connect(config["cache_path"]).execute("SELECT count(*) FROM outcomes").fetchone()[0]
         assert finished >= sum(before.values()) - 4 - 1  # at most the in-flight ones and the failing one are lost
-        records = generate_thinking(work, config)["shard-000-of-001"]
+        records = generate_thinking(work, config, CLIENT)["shard-000-of-001"]
         # exactly the samples not finished before the kill are asked (once); finished ones never again
         assert sum(server.calls.values()) - sum(before.values()) == 40 - finished
         by_id = {r["sample_id"]: r for r in records}
-        assert by_id["s003"]["error"].startswith("generation_error")
+        assert by_id["s003"]["error"] == "generation_error: server_error: HTTP 500: server trouble; gave up after 1 attempts"
         kept, rejects, report = gate_thinking(records, work, GATES)
         assert len(kept) == 39 and report["accuracy_by_problem_type"] == {"multiple choice": 1.0}
     finally:

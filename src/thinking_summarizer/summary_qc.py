@@ -65,9 +65,33 @@ def _as_data(answer: str | dict[str, Any]) -> dict[str, Any]:
         raise SummaryQCError("malformed", str(err)) from err
 
 
+# C0/C1 controls other than tab and newline, and the bidirectional overrides and isolates (text that reads
+# differently from how it is stored)
+_BAD_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+FIELD_LIMITS = {"key_points": "key_point", "emotion_indicators": "emotion_indicator", "sam3_prompts": "sam3_prompt"}
+
+
+def _check_sizes(summary: Summary, limits: dict[str, int]) -> None:
+    for field, name in FIELD_LIMITS.items():
+        for index, text in enumerate(getattr(summary, field)):
+            if len(text) > limits[name]:
+                raise SummaryQCError("too_long", f"{field}[{index}]: {len(text)} chars > {limits[name]}")
+    for index, obj in enumerate(summary.objects):
+        if len(obj.description) > limits["description"]:
+            raise SummaryQCError("too_long", f"objects[{index}].description: {len(obj.description)} chars > "
+                                             f"{limits['description']}")
+
+
 def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]) -> Summary:
     """Parse (JSON or markdown), normalise categories and enforce every QC rule, or raise `SummaryQCError`."""
+    if isinstance(answer, str) and len(answer) > qc["max_answer_chars"]:
+        raise SummaryQCError("oversized", f"{len(answer)} chars > {qc['max_answer_chars']}; not parsed")
     data = _as_data(answer)
+    if not isinstance(data, dict):
+        raise SummaryQCError("malformed", f"the answer is a JSON {type(data).__name__}, not an object")
+    bad = sorted({f"U+{ord(c):04X}" for text in _strings(data) for c in _BAD_CHARACTERS.findall(text)})
+    if bad:
+        raise SummaryQCError("bad_characters", f"control or bidirectional characters {bad[:5]}")
     found = find_placeholders(data, qc["placeholder_patterns"])
     if found:
         raise SummaryQCError("placeholder", f"placeholder text {sorted(set(found))}")
@@ -88,4 +112,5 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
             raise SummaryQCError("short_description", f"{obj.category}: {obj.description!r}")
     if any(not p.strip() for p in summary.sam3_prompts):
         raise SummaryQCError("empty_prompt", "a SAM3 prompt is empty")
+    _check_sizes(summary, qc["max_chars"])
     return summary

@@ -32,8 +32,8 @@ def user_text(sample: dict[str, Any], prompt: dict[str, Any], with_audio: bool) 
     return (prompt["audio_preamble"] if with_audio else "") + text
 
 
-def build_generator(cfg: dict[str, Any]) -> Generator:
-    """The generator named by `cfg['backend']`."""
+def build_generator(cfg: dict[str, Any], client: dict[str, Any] | None = None) -> Generator:
+    """The generator named by `cfg['backend']`; `client` is the shared OpenAI-client policy (`params:openai_client`)."""
     if cfg["backend"] == "reference":
         from thinking_summarizer.generators.reference import ReferenceGenerator
 
@@ -41,7 +41,7 @@ def build_generator(cfg: dict[str, Any]) -> Generator:
     if cfg["backend"] == "openai":
         from thinking_summarizer.generators.openai_server import OpenAIServerGenerator
 
-        return OpenAIServerGenerator(cfg["openai"], cfg["prompt"], cfg["generation"])
+        return OpenAIServerGenerator((client or {}) | cfg["openai"], cfg["prompt"], cfg["generation"])
     if cfg["backend"] == "transformers":
         from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
 

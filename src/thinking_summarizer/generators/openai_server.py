@@ -1,76 +1,90 @@
-"""HumanOmniV2 served behind an OpenAI-compatible API (e.g. `vllm serve PhilipC/HumanOmniV2`)."""
+"""HumanOmniV2 served behind an OpenAI-compatible API (`vllm serve PhilipC/HumanOmniV2`, or `transformers serve`),
+reached through the project's one client (`openai_client`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from pathlib import Path
 from typing import Any
 
-import openai
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.media import probe
+from thinking_summarizer.openai_client import CallFailed, OpenAICompatibleClient
+
+CONF_KEY = "thinking_generation.openai"
 
 
 class OpenAIServerGenerator:
-    """Sends the video (as a data URL) and the question; spreads requests over `base_urls`."""
+    """Sends the video (as `video_transport` says) and the question; spreads requests over `base_urls`."""
 
     def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], generation: dict[str, Any]):
         self.cfg, self.prompt, self.generation = cfg, prompt, generation
         self.model_id = cfg["model"]
+        if cfg["video_transport"] not in ("data_url", "path", "http"):
+            raise ValueError(f"{CONF_KEY}.video_transport: {cfg['video_transport']!r} is not data_url, path or http")
+        if cfg["video_transport"] == "http" and not cfg.get("video_base_url"):
+            raise ValueError(f"{CONF_KEY}.video_base_url is required with video_transport: http")
 
-    def _request(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """Messages (the video as a data URL) and, for a video with sound, vLLM's audio-in-video switch."""
-        with_audio = self.cfg["use_audio_in_video"] and probe(sample["video_path"]).has_audio
-        video = base64.b64encode(Path(sample["video_path"]).read_bytes()).decode()
-        messages = [
-            {"role": "system", "content": self.prompt["system"]},
-            {"role": "user", "content": [
-                {"type": "video_url", "video_url": {"url": f"data:video/mp4;base64,{video}"}},
-                {"type": "text", "text": user_text(sample, self.prompt, with_audio)},
-            ]},
-        ]
-        extra = {"mm_processor_kwargs": {"use_audio_in_video": True}} if with_audio else None
-        return {"messages": messages, "extra_body": extra}
+    def _video_url(self, path: Path) -> str:
+        """data_url: the bytes inline (vLLM); path: the file's path, for a server on this machine; http: the
+        file under `video_base_url`, which the user serves."""
+        transport = self.cfg["video_transport"]
+        if transport == "data_url":
+            return f"data:video/mp4;base64,{base64.b64encode(path.read_bytes()).decode()}"
+        if transport == "path":
+            return str(path.resolve())
+        return f"{self.cfg['video_base_url'].rstrip('/')}/{path.name}"
 
-    async def _one(self, client: openai.AsyncOpenAI, sample: dict[str, Any]) -> Generation:
+    def request(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completions body for one sample; the audio fields (vLLM's) only where conf names them."""
+        path = Path(sample["video_path"])
+        info = sample.get("video_info")
+        has_audio = info["has_audio"] if info else probe(path).has_audio
+        with_audio = bool(self.cfg.get("audio_fields")) and has_audio
+        body = {
+            "model": self.model_id,
+            "messages": [
+                {"role": "system", "content": self.prompt["system"]},
+                {"role": "user", "content": [
+                    {"type": "video_url", "video_url": {"url": self._video_url(path)}},
+                    {"type": "text", "text": user_text(sample, self.prompt, with_audio)},
+                ]},
+            ],
+            "max_tokens": self.generation["max_new_tokens"], "temperature": self.generation["temperature"],
+            "top_p": self.generation["top_p"],
+        }
+        return body | (self.cfg["audio_fields"] if with_audio else {}) | (self.cfg.get("extra_fields") or {})
+
+    async def _one(self, client: OpenAICompatibleClient, sample: dict[str, Any]) -> Generation:
         sid = sample["sample_id"]
         try:
-            request = self._request(sample)
+            body = self.request(sample)
         except OSError as err:
             return Generation(sid, error=f"unreadable_video: {err}")
         try:
-            response = await client.chat.completions.create(
-                model=self.model_id, **request, max_tokens=self.generation["max_new_tokens"],
-                temperature=self.generation["temperature"], top_p=self.generation["top_p"])
-            choice = response.choices[0]
-            tokens = response.usage.completion_tokens if response.usage else 0
-            return Generation(sid, choice.message.content or "", tokens)
-        except (openai.APIError, IndexError, AttributeError) as err:
-            return Generation(sid, error=f"generation_error: {type(err).__name__}: {str(err)[:200]}")
+            reply, _ = await client.chat(body)
+        except CallFailed as err:
+            return Generation(sid, error=f"generation_error: {err.reason}: {err.detail}")
+        return Generation(sid, reply.content, reply.usage["completion_tokens"])
 
     async def _all(self, samples: list[dict[str, Any]]) -> list[Generation]:
-        key = os.environ.get(self.cfg["api_key_env"]) or "EMPTY"
-        clients = [openai.AsyncOpenAI(api_key=key, base_url=url, timeout=self.cfg["timeout_s"],
-                                      max_retries=self.cfg["max_retries"]) for url in self.cfg["base_urls"]]
-        gate = asyncio.Semaphore(self.cfg["concurrency"] * len(clients))
+        clients = [OpenAICompatibleClient(self.cfg | {"base_url": url}, CONF_KEY) for url in self.cfg["base_urls"]]
         bar = tqdm(total=len(samples), desc=f"thinking {self.model_id}", unit="sample")
 
         async def run(index: int, sample: dict[str, Any]) -> Generation:
-            async with gate:
-                result = await self._one(clients[index % len(clients)], sample)
+            result = await self._one(clients[index % len(clients)], sample)
             bar.update()
             return result
 
         try:
-            return await asyncio.gather(*(run(i, s) for i, s in enumerate(samples)))
+            return list(await asyncio.gather(*(run(i, s) for i, s in enumerate(samples))))
         finally:
             bar.close()
             for client in clients:
-                await client.close()
+                await client.http.aclose()
 
     def generate(self, samples: list[dict[str, Any]]) -> list[Generation]:
         return asyncio.run(self._all(samples))

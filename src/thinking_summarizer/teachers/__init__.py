@@ -31,8 +31,9 @@ class Teacher(Protocol):
         """Label (sample_id, thinking) pairs; one outcome per pair, in order."""
 
 
-def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]) -> Teacher:
-    """The teacher named by `cfg['backend']`."""
+def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+                  client: dict[str, Any] | None = None) -> Teacher:
+    """The teacher named by `cfg['backend']`; `client` is the shared OpenAI-client policy (`params:openai_client`)."""
     backend = cfg["backend"]
     if backend == "extractive":
         from thinking_summarizer.teachers.extractive import ExtractiveTeacher
@@ -42,5 +43,5 @@ def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str,
         from thinking_summarizer.teachers.openai_teacher import OpenAIBatchTeacher, OpenAITeacher
 
         cls = OpenAITeacher if backend == "openai" else OpenAIBatchTeacher
-        return cls(cfg["openai"], cfg["prompt"], vocabulary, qc)
+        return cls((client or {}) | cfg["openai"], cfg["prompt"], vocabulary, qc)
     raise ValueError(f"teacher_labeling.backend: unknown backend {backend!r} (extractive, openai, openai_batch)")

@@ -14,11 +14,15 @@ log = logging.getLogger(__name__)
 
 
 def label_thinking(
-    thinking_records: list[dict[str, Any]], teacher_cfg: dict[str, Any], vocabulary: dict[str, Any],
-    qc: dict[str, Any],
+    thinking_records: list[dict[str, Any]], teacher_cfg: dict[str, Any], client_cfg: dict[str, Any],
+    vocabulary: dict[str, Any], qc: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """Returns (labels, rejects, usage report); every record ends in exactly one of the two lists."""
-    teacher = build_teacher(teacher_cfg, vocabulary, qc)
+    """Returns (labels, rejects, usage report); every record ends in exactly one of the two lists.
+
+    Usage and cost count this run's fresh calls only (a cached answer was paid for before), priced by
+    `prices_per_million_tokens` for the teacher's model (0 for a model not listed, such as a local server).
+    """
+    teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
     outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in thinking_records])
     labels, rejects = [], []
     for outcome in outcomes:
@@ -30,7 +34,8 @@ def label_thinking(
             rejects.append(row | {"reason": outcome.reason, "detail": outcome.detail})
     tokens_in = sum(o.usage["prompt_tokens"] for o in outcomes)
     tokens_out = sum(o.usage["completion_tokens"] for o in outcomes)
-    price = teacher_cfg.get(teacher_cfg["backend"], {}).get("price_per_million_tokens") or {"input": 0, "output": 0}
+    prices = teacher_cfg.get(teacher_cfg["backend"], {}).get("prices_per_million_tokens") or {}
+    price = prices.get(teacher.model_id) or {"input": 0, "output": 0}
     report = {
         "teacher": teacher.model_id, "prompt_version": teacher.prompt_version, "samples": len(outcomes),
         "labelled": len(labels), "rejected": len(rejects), "rejected_by_reason": dict(Counter(r["reason"] for r in rejects)),

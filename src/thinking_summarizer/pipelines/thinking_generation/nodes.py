@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import time
@@ -14,7 +13,7 @@ from typing import Any, Callable
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import build_generator
-from thinking_summarizer.result_cache import ResponseCache, cache_key
+from thinking_summarizer.result_cache import ResponseCache, request_key
 from thinking_summarizer.tagged_output import extract
 
 log = logging.getLogger(__name__)
@@ -29,24 +28,28 @@ def partition_name(shard_id: int, num_shards: int) -> str:
     return f"shard-{shard_id:03d}-of-{num_shards:03d}"
 
 
-def _content(sample: dict[str, Any]) -> str:
-    """What a generation depends on besides model and prompt: the media bytes and the question."""
+def _request(model_id: str, cfg: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
+    """Everything a generation depends on: model, prompt, sampling knobs, the media bytes and the question."""
     path = Path(sample["video_path"])
     media = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else f"missing:{path}"
-    return json.dumps([media, sample["question"], sample["options"], sample["problem_type"],
-                       sample.get("reference_thinking")])
+    return {"model": model_id, "prompt": cfg["prompt"], "generation": cfg["generation"], "media": media,
+            "question": [sample["question"], sample["options"], sample["problem_type"],
+                         sample.get("reference_thinking")]}
 
 
-def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Generate this shard's samples; finished ones are taken from the cache, new ones written to it at once."""
+def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any],
+                      client_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Generate this shard's samples; finished ones are taken from the cache, new ones written to it at once.
+
+    A transient failure (server error, timeout) keeps its own message in the record and is asked again on a
+    rerun; a configuration error from the server stops the run."""
     shard_id, num_shards = cfg["shard_id"], cfg["num_shards"]
     if not 0 <= shard_id < num_shards:
         raise ValueError(f"thinking_generation.shard_id={shard_id} must be in [0, num_shards={num_shards})")
     mine = [s for s in samples if shard_of(s["sample_id"], num_shards) == shard_id]
-    generator = build_generator(cfg)
-    prompt = json.dumps(cfg["prompt"], sort_keys=True) + json.dumps(cfg["generation"], sort_keys=True)
+    generator = build_generator(cfg, client_cfg)
     cache = ResponseCache(cfg["cache_path"])
-    keys = {s["sample_id"]: cache_key(generator.model_id, prompt, _content(s)) for s in mine}
+    keys = {s["sample_id"]: request_key(_request(generator.model_id, cfg, s)) for s in mine}
     # the key is the content, so a hit may have been generated for a sample of another id (same video and question)
     done = {s["sample_id"]: hit | {"sample_id": s["sample_id"]}
             for s in mine if (hit := cache.get(keys[s["sample_id"]])) is not None}
@@ -61,16 +64,14 @@ def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any]) -> dic
                           "raw_text": result.raw_text, "tokens": result.tokens, "error": result.error}
                 if not result.error.startswith("generation_error"):  # transient: tried again on a rerun
                     cache.put(keys[result.sample_id], record)
-                    done[result.sample_id] = record
+                done[result.sample_id] = record
                 tokens += result.tokens
                 bar.update()
     elapsed = max(time.perf_counter() - started, 1e-9)
     log.info("Shard %d/%d: generated %d in %.1f s (%.2f samples/s, %.1f tokens/s)", shard_id, num_shards,
              len(todo), elapsed, len(todo) / elapsed, tokens / elapsed)
     cache.close()
-    failed = {"generator_id": generator.model_id, "raw_text": "", "tokens": 0, "error": "generation_error: failed in this run"}
-    records = [done.get(s["sample_id"]) or {"sample_id": s["sample_id"], **failed} for s in mine]
-    return {partition_name(shard_id, num_shards): records}
+    return {partition_name(shard_id, num_shards): [done[s["sample_id"]] for s in mine]}
 
 
 def merge_thinking_shards(

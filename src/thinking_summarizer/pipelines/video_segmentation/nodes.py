@@ -61,11 +61,11 @@ def _prompts(text: str, limit: int) -> list[str]:
 
 def think_and_summarize(
     plan: list[dict[str, Any]], thinking_cfg: dict[str, Any], cfg: dict[str, Any], registered: dict[str, Any],
-    teacher_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+    teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
     started = time.perf_counter()
-    generations = {g.sample_id: g for g in build_generator(thinking_cfg).generate(plan)}
+    generations = {g.sample_id: g for g in build_generator(thinking_cfg, client_cfg).generate(plan)}
     rows = []
     for sample in plan:
         generation = generations[sample["sample_id"]]
@@ -83,7 +83,7 @@ def think_and_summarize(
         student = load_student(cfg["student"] or registered["model_uri"], merge=True)
         texts = student.summarize([r["thinking"] for r in ready], cfg["batch_size"], cfg["max_new_tokens"]).texts
     elif ready:
-        teacher = build_teacher(teacher_cfg, vocabulary, qc)
+        teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
         texts = [_render_or_empty(o.summary) for o in outcomes]
     for row, text in zip(ready, texts):
