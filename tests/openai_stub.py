@@ -11,6 +11,7 @@ A streamed request (`"stream": true`) gets server-sent chunks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
@@ -18,6 +19,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -56,6 +58,7 @@ class StubOpenAI:
         self.calls: Counter[str] = Counter()
         self.auth_headers: set[str] = set()
         self.redirects = 0
+        self.batches_never_finish = False
         self.files: dict[str, str] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
@@ -73,7 +76,7 @@ class StubOpenAI:
         if behaviour == "ok" and self.reply == "thinking":
             content = (f"<context>A person in a room, {marker}.</context><think>"
                        f"{'Let me look at the face and the voice again. ' * 8}{marker}</think><answer>A</answer>")
-        elif behaviour in ("ok", "placeholder"):
+        elif behaviour in ("ok", "placeholder", "usage_strings", "stream_garbage"):
             data = summary_for(marker, placeholder=behaviour == "placeholder")
             content = json.dumps(data) if structured else render(Summary(**data))
         elif behaviour == "invalid_json":
@@ -140,7 +143,7 @@ class StubOpenAI:
             return web.json_response({"error": {"message": "slow down", "type": "rate_limit"}}, status=429,
                                      headers={"Retry-After": "0.2"})
         if behaviour == "429_date":
-            when = email.utils.formatdate(time.time() + 1, usegmt=True)
+            when = email.utils.formatdate(time.time() + 2, usegmt=True)
             return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": when})
         if behaviour == "429_huge":
             return web.json_response({"error": {"message": "come back tomorrow"}}, status=429,
@@ -203,7 +206,8 @@ class StubOpenAI:
 
     async def get_batch(self, request: web.Request) -> web.Response:
         batch = self.batches[request.match_info["batch_id"]]
-        batch["status"] = "completed"  # completes on the first poll
+        if not self.batches_never_finish:
+            batch["status"] = "completed"  # completes on the first poll
         return web.json_response(batch)
 
     async def file_content(self, request: web.Request) -> web.Response:
@@ -239,3 +243,30 @@ class StubOpenAI:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
+
+
+@contextlib.contextmanager
+def serve_app(routes: list) -> Iterator[str]:
+    """Any aiohttp routes served on 127.0.0.1 for the duration; yields the base URL (with /v1)."""
+    app = web.Application()
+    app.add_routes(routes)
+    loop = asyncio.new_event_loop()
+    ready, holder = threading.Event(), {}
+
+    async def serve() -> None:
+        holder["runner"] = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await holder["runner"].setup()
+        site = web.TCPSite(holder["runner"], "127.0.0.1", 0)
+        await site.start()
+        holder["port"] = site._server.sockets[0].getsockname()[1]
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{holder['port']}/v1"
+    finally:
+        asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

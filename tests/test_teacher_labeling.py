@@ -1,6 +1,9 @@
 import json
 import logging
 import re
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -8,7 +11,7 @@ import pytest
 import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
-from thinking_summarizer.openai_client import ServerConfigError
+from thinking_summarizer.openai_client import CallFailed, ServerConfigError
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.summary_format import parse
 from thinking_summarizer.summary_qc import find_placeholders
@@ -217,3 +220,107 @@ def test_extractive_teacher_never_lists_what_the_thinking_rules_out():
         hits += len({o.category for o in scene.objects} & found)
         total += len({o.category for o in scene.objects})
     assert hits / total > 0.75
+
+
+ORDINARY_REPLIES = {  # marker -> what real servers and proxies answer first
+    "MARK-0": ["429_date"], "MARK-1": ["429_huge"], "MARK-2": ["null_body"], "MARK-3": ["list_body"],
+    "MARK-4": ["choices_str"], "MARK-5": ["usage_strings"], "MARK-6": ["stream_garbage"],
+    "MARK-7": ["huge", "huge"], "MARK-8": ["control_chars", "control_chars"],
+}
+
+
+def test_ordinary_replies_never_end_the_run(stub, tmp_path):
+    server, url = stub(script=ORDINARY_REPLIES)
+    cfg = teacher_cfg(url, tmp_path, max_retry_after_s=0.5, timeout_s=5.0)
+    started = time.monotonic()
+    labels, rejects, usage = label_thinking(records(9), cfg, CLIENT, VOCABULARY, QC)
+    assert time.monotonic() - started < 10  # a day's Retry-After is capped
+    assert sorted(r["sample_id"] for r in labels) == [f"s{i}" for i in range(7)]
+    # 1 MB of content and hidden characters are rejected before they reach the training files
+    assert {r["sample_id"]: r["reason"] for r in rejects} == {"s7": "oversized_reply", "s8": "bad_characters"}
+    assert {f"MARK-{i}": server.calls[f"MARK-{i}"] for i in range(7)} == {
+        "MARK-0": 2, "MARK-1": 2, "MARK-2": 2, "MARK-3": 2, "MARK-4": 2, "MARK-5": 1, "MARK-6": 2}
+    assert usage["api_calls"] == sum(server.calls.values())
+
+
+def test_retry_after_as_http_date_is_waited_for(stub, tmp_path):
+    server, url = stub(script={"MARK-0": ["429_date"]})
+    started = time.monotonic()
+    labels, _, _ = label_thinking(records(1), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    assert len(labels) == 1 and server.calls["MARK-0"] == 2
+    assert time.monotonic() - started >= 0.9  # the date is 2 s ahead, in whole seconds
+
+
+def test_cross_origin_redirect_is_not_followed_and_stops_the_run(stub, tmp_path):
+    server, url = stub(script={"MARK-0": ["redirect"]})
+    with pytest.raises(ServerConfigError, match=r"redirects to 'http://127.0.0.2:9/v1/chat/completions'"):
+        label_thinking(records(1), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    assert server.redirects == 1
+
+
+def test_a_changed_prompt_asks_again_an_unchanged_one_never(stub, tmp_path):
+    server, url = stub()
+    cfg = teacher_cfg(url, tmp_path)
+    label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    _, _, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    assert (sum(server.calls.values()), usage["cached"], usage["prompt_tokens"], usage["estimated_cost"]) == (3, 3, 0, 0)
+    for change in ({"prompt": cfg["prompt"] | {"system": cfg["prompt"]["system"] + "\n9. Be brief."}},
+                   {"openai": cfg["openai"] | {"temperature": 0.3}},
+                   {"openai": cfg["openai"] | {"response_format": "json_object"}}):
+        before = sum(server.calls.values())
+        _, _, usage = label_thinking(records(3), cfg | change, CLIENT, VOCABULARY, QC)
+        assert sum(server.calls.values()) - before == 3 and usage["cached"] == 0, change
+    # a new vocabulary is a new prompt too
+    before = sum(server.calls.values())
+    label_thinking(records(3), cfg, CLIENT, VOCABULARY | {"categories": VOCABULARY["categories"] + ["lamp"]}, QC)
+    assert sum(server.calls.values()) - before == 3
+
+
+def test_two_runs_on_one_cache_ask_each_sample_once(stub, tmp_path):
+    server, url = stub(latency=0.05)
+    cfg = teacher_cfg(url, tmp_path, concurrency=4)
+    (tmp_path / "args.json").write_text(json.dumps([records(40), cfg, CLIENT, VOCABULARY, QC]))
+    code = ("import json, os\nos.environ['TEACHER_API_KEY'] = 'k'\n"
+            "from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking\n"
+            f"labels, rejects, usage = label_thinking(*json.load(open({str(tmp_path / 'args.json')!r})))\n"
+            "print(json.dumps([len(labels), usage['api_calls'], usage['cached']]))\n")
+    runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [json.loads(run.communicate(timeout=120)[0].strip().splitlines()[-1]) for run in runs]
+    assert [r[0] for r in results] == [40, 40]
+    assert set(server.calls.values()) == {1} and len(server.calls) == 40  # counted at the server
+    assert sum(r[1] for r in results) == 40 and sum(r[2] for r in results) == 40  # one run's call is the other's cache hit
+
+
+def test_configuration_errors_stop_the_run_with_the_servers_message_and_are_never_cached(tmp_path):
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    async def pinned(request):
+        body = await request.json()
+        return web.json_response({"detail": f"Server is pinned to model tiny-student, got {body['model']}"}, status=400)
+
+    with serve_app([web.post("/v1/chat/completions", pinned)]) as url:
+        cfg = teacher_cfg(url, tmp_path)
+        for _ in range(2):  # a rerun asks again: the failure was not cached as the sample's outcome
+            with pytest.raises(ServerConfigError, match="answered HTTP 400: Server is pinned to model tiny-student"):
+                label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+    assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
+
+
+def test_server_without_batch_api_is_named(stub, tmp_path):
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    async def missing(request):
+        return web.json_response({"detail": "Not Found"}, status=404)
+
+    with serve_app([web.post("/v1/files", missing)]) as url:
+        with pytest.raises(ServerConfigError, match=r"has no Batch API .*use teacher_labeling.backend=openai"):
+            label_thinking(records(2), teacher_cfg(url, tmp_path, backend="openai_batch"), CLIENT, VOCABULARY, QC)
+    server, url = stub()
+    server.batches_never_finish = True
+    with pytest.raises(CallFailed, match=r"still in_progress after 0.3 s"):
+        label_thinking(records(2), teacher_cfg(url, tmp_path, backend="openai_batch", batch_deadline_s=0.3),
+                       CLIENT, VOCABULARY, QC)

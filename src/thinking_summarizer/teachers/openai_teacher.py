@@ -144,6 +144,9 @@ class OpenAITeacher:
             async with gate:  # claimed only when about to ask, so another process takes the samples not yet begun
                 if not self.cache.claim(key, self.cfg["claim_lease_s"]):
                     claimed_elsewhere = True
+                elif (hit := self.cache.get(key)) is not None:  # answered elsewhere between our look and our claim
+                    self.cache.release(key)
+                    return self._from_cache(hit, sample_id)
                 else:
                     claimed_elsewhere = False
                     try:
