@@ -23,8 +23,12 @@ def params(name: str) -> dict[str, Any]:
 
 
 def scratch() -> Path:
-    """A temporary folder for the benchmark's models, stores and files."""
-    return Path(tempfile.mkdtemp(prefix="thinking-summarizer-bench-"))
+    """A temporary project folder, made the working directory, whose `data/` holds the benchmark's models,
+    stores and files (tiny models are only ever built under a project's `data/`)."""
+    root = Path(tempfile.mkdtemp(prefix="thinking-summarizer-bench-"))
+    os.chdir(root)
+    (root / "data").mkdir()
+    return root / "data"
 
 
 def chat_examples(count: int, instruction: str) -> list[dict[str, Any]]:

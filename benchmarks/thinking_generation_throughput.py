@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -37,7 +38,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     params = yaml.safe_load((ROOT / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
     demo = yaml.safe_load((ROOT / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as root:
+        os.chdir(root)  # tiny models are only built under a project's data/
+        tmp = f"{root}/data"
         write_corpus(demo | {"root": f"{tmp}/demo", "n_scenes": max(args.samples, 8)})
         sources = {name: {"path": f"{tmp}/demo/{file}", "video_root": f"{tmp}/demo/videos", "ratio": 1}
                    for name, file in (("intentbench", "intentbench.json"), ("daily_omni", "daily_omni.jsonl"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,22 @@ def default_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
                             cwd=project, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project, result
+
+
+@contextlib.contextmanager
+def working_dir(path: Path) -> Iterator[Path]:
+    """Run inside `path` (a project-like folder): tiny models are only built under a project's `data/`."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(before)
+
+
+def tiny_model_dir(tmp_path_factory, name: str) -> Path:
+    """Where a test's tiny model is built: `data/06_models/<name>` of a fresh project-like folder."""
+    return tmp_path_factory.mktemp("project") / "data" / "06_models" / name
 
 
 @pytest.fixture

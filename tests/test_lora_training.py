@@ -19,7 +19,7 @@ from thinking_summarizer.summary_format import render
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.teachers import build_teacher
 
-from .conftest import REPO, kill_when
+from .conftest import REPO, kill_when, tiny_model_dir, working_dir
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
@@ -56,9 +56,12 @@ def tracking(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> Path:
-    """One tiny pre-trained base for every test here (built by the first `prepare_base_model`)."""
-    return tmp_path_factory.mktemp("student") / "base"
+def base_dir(data, tmp_path_factory) -> Path:
+    """One tiny pre-trained base for every test here, built in a project-like folder's data/."""
+    base = tiny_model_dir(tmp_path_factory, "base")
+    with working_dir(base.parents[2]):
+        prepare_base_model(data[0], config(base.parent, base))
+    return base
 
 
 def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
@@ -163,6 +166,30 @@ def test_missing_base_model_is_named(data, tmp_path, base_dir):
     cfg = config(tmp_path, base_dir) | {"tiny": None, "base_model": "no-such-org/no-such-model"}
     with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model"):
         prepare_base_model(data[0], cfg)
+
+
+def test_a_folder_the_project_did_not_build_is_never_removed(data, tmp_path, base_dir):
+    """`base_model=<an existing folder>` in the default env: used as it is (or refused), never replaced."""
+    project = tmp_path / "project"
+    users = project / "data" / "my-model"
+    users.mkdir(parents=True)
+    (users / "weights.txt").write_text("precious")
+    with working_dir(project):
+        with pytest.raises(FileNotFoundError, match="my-model"):
+            prepare_base_model(data[0], config(tmp_path, base_dir) | {"base_model": str(users)})
+        assert (users / "weights.txt").read_text() == "precious"
+        # a real model folder of the user's is trained as it is, without the tiny recipe's CPU overrides
+        assert prepare_base_model(data[0], config(tmp_path, base_dir))["tiny"] is True
+        (base_dir / "tiny_recipe.json").rename(tmp_path / "recipe.json")  # now it looks like the user's own
+        try:
+            assert prepare_base_model(data[0], config(tmp_path, base_dir))["tiny"] is False
+        finally:
+            (tmp_path / "recipe.json").rename(base_dir / "tiny_recipe.json")
+        # nothing is built outside the project's data/
+        outside = tmp_path / "nope"
+        with pytest.raises(FileNotFoundError, match="nope"):
+            prepare_base_model(data[0], config(tmp_path, base_dir) | {"base_model": str(outside)})
+        assert not outside.exists() and not (tmp_path / "nope.building").exists()
 
 
 def test_empty_train_split_is_refused(data, tmp_path, base_dir, tracking):

@@ -15,7 +15,7 @@ from thinking_summarizer.pipelines.video_segmentation.nodes import _prompts, pla
 from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_encode
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
 
-from .conftest import REPO
+from .conftest import tiny_model_dir, working_dir, REPO
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_video_segmentation.yml").read_text())["video_segmentation"]
 DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
@@ -32,9 +32,11 @@ def scene_video(path: Path, index: int, frames: int) -> tuple[Path, object]:
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("sam3")
-    sam3 = json.loads(json.dumps(PARAMS["sam3"])) | {"model": str(tmp / "tiny-sam3")}
-    return PARAMS | {"sam3": sam3, "staging_dir": str(tmp / "staging")}
+    model = tiny_model_dir(tmp_path_factory, "tiny-sam3")
+    sam3 = json.loads(json.dumps(PARAMS["sam3"])) | {"model": str(model)}
+    with working_dir(model.parents[2]):
+        Sam3Segmenter(sam3)  # builds the tiny SAM3 once for the module
+    return PARAMS | {"sam3": sam3, "staging_dir": str(model.parent / "staging")}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +143,6 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
     assert [p["problem_type"] for p in plan] == ["multiple choice", "free-form"]
     assert len({p["sample_id"] for p in plan}) == 2
     thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-    rows = think_and_summarize(plan, thinking, PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {})
+    rows = think_and_summarize(plan, thinking, PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {})
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)

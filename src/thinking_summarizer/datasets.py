@@ -1,12 +1,60 @@
-"""Kedro dataset for files that a node writes while it streams (masked videos, mask files)."""
+"""Kedro datasets of the project: the stock file datasets made atomic, and staged files (videos, mask files).
+
+Every file dataset the project writes saves beside its target and renames into place, so a run killed while
+saving never leaves a truncated newest version for the next run to load.
+"""
 
 from __future__ import annotations
 
+import inspect
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io import AbstractDataset
+from kedro.io.core import get_filepath_str
+from kedro_datasets.huggingface import JSONDataset as _HFJSONDataset
+from kedro_datasets.json import JSONDataset as _JSONDataset
+from kedro_datasets.pandas import JSONDataset as _PandasJSONDataset
+from kedro_datasets.text import TextDataset as _TextDataset
+
+
+class AtomicSave:
+    """Mixin for a kedro-datasets file dataset: `save` writes `.<name>.partial` beside the target, then renames it.
+
+    A versioned dataset's newest version is found by its file name, so a partial file is never loaded."""
+
+    _partial = False
+
+    def _get_save_path(self) -> PurePosixPath:
+        final = super()._get_save_path()
+        return final.with_name(f".{final.name}.partial") if self._partial else final
+
+    def save(self, data: Any) -> None:
+        final = get_filepath_str(self._get_save_path(), self._protocol)
+        self._partial = True
+        try:
+            partial = get_filepath_str(self._get_save_path(), self._protocol)
+            inspect.unwrap(super().save)(self, data)  # the stock writer, aimed at the partial path
+        finally:
+            self._partial = False
+        self._fs.mv(partial, final)
+
+
+class JSONDataset(AtomicSave, _JSONDataset):
+    """`json.JSONDataset`, saved atomically."""
+
+
+class TextDataset(AtomicSave, _TextDataset):
+    """`text.TextDataset`, saved atomically."""
+
+
+class PandasJSONDataset(AtomicSave, _PandasJSONDataset):
+    """`pandas.JSONDataset`, saved atomically."""
+
+
+class HFJSONDataset(AtomicSave, _HFJSONDataset):
+    """`huggingface.JSONDataset`, saved atomically."""
 
 
 class StagedFileDataset(AbstractDataset[str, str]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -24,22 +25,39 @@ RECIPE_FILE = "tiny_recipe.json"
 CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path], None]) -> Path:
-    """Build into `path` unless a build of the same recipe is already there; returns the path."""
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path], None]) -> bool:
+    """Build into `path` unless a build of the same recipe is already there; True when `path` now holds the
+    project's tiny model.
+
+    Only a folder this project built (it holds the recipe marker) is ever replaced, and a new one is built only
+    under the project's `data/`. Anything else at `path` (a user's own model) is left untouched for the caller
+    to load, and a missing path elsewhere is left missing, so the caller's "not found" names it."""
     path = Path(path)
     marker = path / RECIPE_FILE
     digest = content_hash(recipe)
-    if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
-        return path
+    if marker.is_file():
+        if json.loads(marker.read_text()).get("hash") == digest:
+            return True
+    elif path.exists():
+        log.warning("%s was not built by this project (no %s): using it as it is, the tiny recipe does not apply",
+                    path, RECIPE_FILE)
+        return False
+    elif not _inside(path, Path.cwd() / "data"):
+        log.warning("%s does not exist and is outside data/: no tiny model is built there", path)
+        return False
     log.info("Building tiny model at %s (recipe %s)", path, digest)
     staging = path.with_name(path.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     build(staging)
     (staging / RECIPE_FILE).write_text(json.dumps({"hash": digest, "recipe": recipe}, indent=1))
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)  # only ever a folder this project built (it had the marker)
     staging.rename(path)  # a killed build never leaves a half-written model behind
-    return path
+    return True
 
 
 QWEN_ROLES = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}

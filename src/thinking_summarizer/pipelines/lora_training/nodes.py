@@ -33,6 +33,7 @@ def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, An
     """The base to fine-tune: the configured checkpoint, or the tiny one built (and cached) from the recipe."""
     name = cfg["base_model"]
     recipe = cfg.get("tiny")
+    tiny = False
     if recipe:
         from thinking_summarizer.tiny_models.student import build_tiny_student
 
@@ -41,13 +42,13 @@ def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, An
         vocabulary = [m["content"] for c in conversations for m in c]
         # what the base is built from: its recipe without the trainer knobs, and the train split (tokenizer)
         key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": content_hash(vocabulary)}
-        ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
+        tiny = ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
     try:
         config = AutoConfig.from_pretrained(name)
     except OSError as err:
         raise base_not_found(name, err) from err
-    return {"base_model": name, "model_type": config.model_type, "tiny": bool(recipe),
-            "fingerprint": content_hash({"name": name, "recipe": recipe, "config": config.to_dict()})}
+    return {"base_model": name, "model_type": config.model_type, "tiny": tiny,
+            "fingerprint": content_hash({"name": name, "recipe": recipe if tiny else None, "config": config.to_dict()})}
 
 
 def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
