@@ -8,7 +8,7 @@ export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: install run test chromium viz mlflow-ui
+.PHONY: install run test chromium ffmpeg viz mlflow-ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "chromium is missing and cannot be installed without root: its screenshot test will be skipped"
 
-test: install chromium
+# torchcodec (video decoding in the tests' `transformers serve`) needs FFmpeg's shared libraries
+ffmpeg:
+	@ldconfig -p | grep -q libavcodec || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; } || \
+	  echo "FFmpeg libraries are missing and cannot be installed without root: the video-serving test will be skipped"
+
+test: install chromium ffmpeg
 	$(BIN)/pytest
 
 viz: install

@@ -77,8 +77,12 @@ def read_card(adapter_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def base_not_found(name_or_path: str, err: OSError) -> FileNotFoundError:
-    """The error for a base model that is neither a local directory nor reachable on the hub."""
+def base_not_found(name_or_path: str, err: Exception) -> FileNotFoundError:
+    """The error for a base model that cannot be loaded: a folder that holds no model, or a name neither on
+    this machine nor reachable on the hub."""
+    if Path(name_or_path).is_dir():
+        return FileNotFoundError(f"base model {name_or_path!r} is a folder but holds no loadable model (left as it "
+                                 f"is; point lora_training.base_model at a model folder or hub id): {err}")
     return FileNotFoundError(
         f"base model {name_or_path!r} not found: it is neither a local model directory nor in the Hugging Face "
         f"cache (this machine may be offline; download it or point lora_training.base_model elsewhere): {err}")
@@ -89,7 +93,7 @@ def load_base(name_or_path: str, device: str = "auto", dtype: str = "auto") -> P
     target = resolve_device(device)
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype, target))
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise base_not_found(name_or_path, err) from err
     return model.to(target)
 

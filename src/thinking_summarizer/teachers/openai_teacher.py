@@ -85,8 +85,8 @@ class OpenAITeacher:
             raise SummaryQCError("refusal", "the answer was filtered (finish_reason=content_filter)")
         return check_summary(reply.content, self.vocabulary, self.qc)
 
-    def _free_text_in_json_mode(self, reply: Reply) -> bool:
-        return self.auto and self.mode != "markdown" and not reply.refusal and \
+    def _free_text_in_json_mode(self, reply: Reply, asked_in: str) -> bool:
+        return self.auto and asked_in != "markdown" and not reply.refusal and \
             not reply.content.strip().lstrip("`").removeprefix("json").strip().startswith("{")
 
     def _feedback(self, reply: Reply, err: SummaryQCError) -> list[dict[str, str]]:
@@ -115,7 +115,7 @@ class OpenAITeacher:
                     raise _ModeSwitched from err
                 raise
             self._count(outcome, reply, calls)
-            if self._free_text_in_json_mode(reply):
+            if self._free_text_in_json_mode(reply, asked_in):  # asked again in the markdown form
                 self._switch_to_markdown("the server ignores response_format (it answered free text)")
                 raise _ModeSwitched
             try:

@@ -45,7 +45,7 @@ def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, An
         tiny = ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
     try:
         config = AutoConfig.from_pretrained(name)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise base_not_found(name, err) from err
     return {"base_model": name, "model_type": config.model_type, "tiny": tiny,
             "fingerprint": content_hash({"name": name, "recipe": recipe if tiny else None, "config": config.to_dict()})}

@@ -1,0 +1,173 @@
+"""Against a real OpenAI-compatible server nobody here wrote: `transformers serve`, started on 127.0.0.1 for the
+tiny student (teacher path) and the tiny thinker (thinking path).
+
+Skipped, with the reason, only when the server cannot start (FastAPI/uvicorn missing, or it never answers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes.util
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from thinking_summarizer.openai_client import ServerConfigError
+from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
+from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking, generate_thinking
+from thinking_summarizer.tiny_models.student import build_tiny_student
+
+from .conftest import REPO, tiny_model_dir, working_dir
+
+SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+VOCABULARY, QC, CLIENT = SHARED["vocabulary"], SHARED["summary_qc"], SHARED["openai_client"]
+TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
+THINKING = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
+LORA = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the server's own check: one such server once held 15 GB)."""
+    out = subprocess.run(["ps", "-o", "rss=", "--ppid", str(pid), "-p", str(pid)], capture_output=True, text=True)
+    return sum(int(v) for v in out.stdout.split()) / 1024
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory):
+    """Start `transformers serve <model folder>` (one server at a time) and return its base URL."""
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        pytest.skip("transformers serve needs fastapi and uvicorn (`pip install -e .[dev]` installs them)")
+    started: list[subprocess.Popen] = []
+
+    def stop_all() -> None:
+        while started:
+            proc = started.pop()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def start(model: Path, *extra: str) -> tuple[str, subprocess.Popen]:
+        stop_all()  # one server at a time on this machine
+        port = free_port()
+        log = open(tmp_path_factory.mktemp("serve") / "server.log", "w+")
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("transformers")), "serve", str(model), "--host", "127.0.0.1",
+             "--port", str(port), "--device", "cpu", *extra],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "true"})
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                    return f"{url}/v1", proc
+            except httpx.HTTPError:
+                time.sleep(1)
+        log.seek(0)
+        pytest.skip(f"transformers serve did not start for {model}: {log.read()[-1500:]}")
+
+    yield start
+    stop_all()
+
+
+@pytest.fixture(scope="module")
+def tiny_student(tmp_path_factory) -> Path:
+    recipe = copy.deepcopy(LORA["tiny"])
+    recipe["pretrain"]["steps"] = 0
+    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2,
+                                             "max_positions": 4096}}
+    texts = ["The woman in a red coat smiles at the man on the left.", "## Key points", "- person: a woman"] * 20
+    path = tiny_model_dir(tmp_path_factory, "student")
+    path.mkdir(parents=True)
+    build_tiny_student(path, recipe, texts, texts)
+    return path
+
+
+def records(n: int) -> list[dict]:
+    return [{"sample_id": f"s{i}", "thinking": f"Sample {i}: the woman in a red coat smiles at the man."}
+            for i in range(n)]
+
+
+def teacher_cfg(url: str, model: str, tmp_path: Path) -> dict:
+    cfg = copy.deepcopy(TEACHER)
+    cfg["backend"] = "openai"
+    cfg["openai"] |= {"base_url": url, "model": model, "cache_path": str(tmp_path / "cache.sqlite"),
+                      "max_tokens": 48, "timeout_s": 60, "concurrency": 4, "backoff_base_s": 0.1}
+    return cfg
+
+
+def test_teacher_through_transformers_serve(serve, tiny_student, tmp_path, caplog):
+    url, proc = serve(tiny_student)
+    cfg = teacher_cfg(url, str(tiny_student), tmp_path)
+    labels, rejects, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    # every request was answered (a random tiny model writes no valid summary): the answers reached QC, in the
+    # markdown form once the server was seen to ignore response_format, and nothing was lost to a transport error
+    assert labels == [] and len(rejects) == 3
+    assert {r["reason"] for r in rejects} <= {"malformed", "invalid_json", "truncated", "placeholder", "schema"}
+    assert "ignores response_format" in caplog.text
+    assert usage["api_calls"] >= 4 and usage["completion_tokens"] > 0 and usage["estimated_cost"] == 0
+    # a rerun asks nothing: it starts in the remembered mode, and every outcome is in the cache
+    _, _, again = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    assert (again["api_calls"], again["cached"]) == (0, 3)
+    assert rss_mb(proc.pid) < 8000
+
+
+def test_pinned_model_400_fails_the_run_with_the_servers_message(serve, tiny_student, tmp_path):
+    url, _ = serve(tiny_student)
+    cfg = teacher_cfg(url, "qwen-max", tmp_path)
+    with pytest.raises(ServerConfigError, match=r"HTTP 400: Server is pinned to .*student.*requested 'qwen-max'"):
+        label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+
+
+@pytest.fixture(scope="module")
+def tiny_thinker(tmp_path_factory) -> Path:
+    from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
+
+    model = tiny_model_dir(tmp_path_factory, "humanomni")
+    cfg = copy.deepcopy(THINKING["transformers"]) | {"model": str(model)}
+    with working_dir(model.parents[2]):
+        OmniTransformersGenerator(cfg, THINKING["prompt"], THINKING["generation"])
+    return model
+
+
+def test_thinking_through_transformers_serve_with_the_video_by_path(serve, tiny_thinker, tmp_path):
+    if importlib.util.find_spec("torchcodec") is None or ctypes.util.find_library("avcodec") is None:
+        pytest.skip("transformers serve decodes video with torchcodec and FFmpeg's libraries (`make test` "
+                    "installs both); one is missing")
+    from thinking_summarizer.demo.corpus import write_corpus
+    from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
+
+    url, _ = serve(tiny_thinker, "--chat-template-kwargs", json.dumps({"num_frames": 8}))
+    demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+    write_corpus(demo | {"root": str(tmp_path / "demo"), "n_scenes": 4})
+    samples, _ = load_sources({"b": {"path": str(tmp_path / "demo/intentbench.json"),
+                                     "video_root": str(tmp_path / "demo/videos")}}, {})
+    cfg = copy.deepcopy(THINKING) | {"backend": "openai", "cache_path": str(tmp_path / "cache.sqlite")}
+    cfg["generation"]["max_new_tokens"] = 16
+    cfg["openai"] |= {"base_urls": [url], "model": str(tiny_thinker), "video_transport": "path",
+                      "audio_fields": {}, "concurrency": 2, "timeout_s": 120}
+    records_ = generate_thinking(samples, cfg, CLIENT)["shard-000-of-001"]
+    errors = [r["error"] for r in records_ if r["error"]]
+    assert not errors, errors[:2]
+    assert all(r["tokens"] > 0 for r in records_)
+    _, rejects, _ = gate_thinking(records_, samples, THINKING["gates"])
+    assert {r["reason"] for r in rejects} <= {"no_tags", "too_short"}  # random weights write no tagged chain
