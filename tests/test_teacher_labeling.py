@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -324,3 +325,21 @@ def test_server_without_batch_api_is_named(stub, tmp_path):
     with pytest.raises(CallFailed, match=r"still in_progress after 0.3 s"):
         label_thinking(records(2), teacher_cfg(url, tmp_path, backend="openai_batch", batch_deadline_s=0.3),
                        CLIENT, VOCABULARY, QC)
+
+
+def test_credentials_entry_sets_the_variable_conf_names(project, monkeypatch):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    (project / "conf/local/credentials.yml").write_text("teacher_api: {api_key: from-credentials}\n")
+    monkeypatch.delenv("TEACHER_API_KEY", raising=False)
+    monkeypatch.delenv("MY_TEACHER_KEY", raising=False)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        session.load_context()
+    assert os.environ["TEACHER_API_KEY"] == "from-credentials"
+    # renaming the variable in conf moves the key with it
+    params = {"teacher_labeling": {"openai": {"api_key_env": "MY_TEACHER_KEY"}}}
+    with KedroSession.create(project_path=project, runtime_params=params) as session:
+        session.load_context()
+    assert os.environ["MY_TEACHER_KEY"] == "from-credentials"

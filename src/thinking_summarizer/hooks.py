@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
@@ -15,15 +16,21 @@ from thinking_summarizer.schemas import parameter_errors
 log = logging.getLogger(__name__)
 
 
-class CredentialsHook:
-    """Expose API keys from `conf/local/credentials.yml` as environment variables.
+def _key_settings(params: Any) -> list[dict[str, Any]]:
+    """Every parameter section that names a key variable (`api_key_env`) and its credentials entry."""
+    if not isinstance(params, dict):
+        return []
+    here = [params] if params.get("api_key_env") and params.get("credentials") else []
+    return here + [found for value in params.values() for found in _key_settings(value)]
 
-    Keys never travel through parameters, which are logged (kedro-mlflow logs every parameter).
+
+class CredentialsHook:
+    """Expose API keys from `conf/local/credentials.yml` as the environment variables the clients read.
+
+    A section such as `teacher_labeling.openai` names both: `credentials: teacher_api` (the entry, holding
+    `api_key`) and `api_key_env: TEACHER_API_KEY`. Keys never travel through parameters, which are logged.
     A variable already set in the environment wins.
     """
-
-    # credentials entry -> environment variable the adapters read
-    ENTRIES = {"teacher_api": "TEACHER_API_KEY", "thinking_api": "THINKING_API_KEY"}
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -31,10 +38,10 @@ class CredentialsHook:
             credentials = context.config_loader["credentials"]
         except MissingConfigException:
             return
-        for entry, variable in self.ENTRIES.items():
-            key = (credentials.get(entry) or {}).get("api_key")
-            if key and not os.environ.get(variable):
-                os.environ[variable] = key
+        for section in _key_settings(context.params):
+            key = (credentials.get(section["credentials"]) or {}).get("api_key")
+            if key and not os.environ.get(section["api_key_env"]):
+                os.environ[section["api_key_env"]] = key
 
 
 class ParameterCheckHook:

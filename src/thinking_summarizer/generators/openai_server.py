@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.media import probe
-from thinking_summarizer.openai_client import CallFailed, OpenAICompatibleClient
+from thinking_summarizer.openai_client import CallFailed, OpenAICompatibleClient, ServerConfigError
 
 CONF_KEY = "thinking_generation.openai"
 
@@ -68,6 +68,10 @@ class OpenAIServerGenerator:
             reply, _ = await client.chat(body)
         except CallFailed as err:
             return Generation(sid, error=f"generation_error: {err.reason}: {err.detail}")
+        except (ServerConfigError, asyncio.CancelledError):
+            raise
+        except Exception as err:  # one sample's surprise must not cost the others their answers
+            return Generation(sid, error=f"generation_error: internal_error: {type(err).__name__}: {err}")
         return Generation(sid, reply.content, reply.usage["completion_tokens"])
 
     async def _all(self, samples: list[dict[str, Any]]) -> list[Generation]:

@@ -174,6 +174,12 @@ class OpenAITeacher:
             async def one(sample_id: str, thinking: str) -> LabelOutcome:
                 try:
                     return await self._one(client, gate, sample_id, thinking)
+                except (ServerConfigError, asyncio.CancelledError):
+                    raise
+                except Exception as err:  # one sample's surprise must not cost the others their answers
+                    log.exception("Labelling %s failed", sample_id)
+                    return LabelOutcome(sample_id, "rejected", reason="internal_error",
+                                        detail=f"{type(err).__name__}: {str(err)[:200]}")
                 finally:
                     bar.update()
 
