@@ -54,6 +54,16 @@ def test_report_numbers_equal_the_logged_ones_and_the_first_candidate_is_promote
     assert run.data.metrics == pytest.approx(logged["metrics"])
     assert {a.path for a in client.list_artifacts(logged["run_id"])} >= {
         "evaluation_report.html", "per_sample.json", "metrics.png", "recall_by_source.png", "latency.png"}
+    # what a reader needs: the newest report at a fixed path, the run it is logged in, a glossary, and a word
+    # that the default teacher and the baseline are one system
+    assert (project / "data/08_reporting/evaluation_report_latest.html").read_text() == html
+    assert logged["run_id"] in html and "meaning" in html and "harmonic mean" in html
+    assert "'teacher' and 'baseline' wrote identical summaries" in html
+    # MLflow as its users read it: a model-development experiment, datasets as inputs, the standard commit tag
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["val_examples"]
+    assert "mlflow.source.git.commit" in run.data.tags
     decision = load_latest(project, "promotion_decision")
     registered = load_latest(project, "registered_student")
     assert decision["promoted"] and decision["reason"] == "there was no champion yet"
@@ -64,6 +74,7 @@ def test_report_numbers_equal_the_logged_ones_and_the_first_candidate_is_promote
 def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promoted(default_run, client):
     project, _ = default_run
     first = load_latest(project, "registered_student")
+    first_training = load_latest(project, "training_result")
     # the same config and seed retrained: an equal score, which does not clear the margin
     result = subprocess.run(
         [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "lora_training,evaluation",
@@ -78,6 +89,12 @@ def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promot
     assert "< champion" in decision["reason"]
     assert str(client.get_model_version_by_alias(first["name"], "champion").version) == first["version"]
     assert str(client.get_model_version_by_alias(first["name"], "candidate").version) == second["version"]
+    # the retrain wrote a new folder and a new, differently named run; the first adapter is intact
+    second_training = load_latest(project, "training_result")
+    assert second_training["adapter_dir"] != first_training["adapter_dir"]
+    assert (project / first_training["adapter_dir"] / "adapter_model.safetensors").is_file()
+    names = {client.get_run(t["run_id"]).info.run_name for t in (first_training, second_training)}
+    assert len(names) == 2
 
 
 def test_segmentation_results_videos_and_masks(default_run, client):
@@ -93,5 +110,5 @@ def test_segmentation_results_videos_and_masks(default_run, client):
         assert 0.0 <= result["ground_truth"]["mean_j_and_f"] <= 1.0
     stats = load_latest(project, "segmentation_stats")
     runs = client.search_runs([client.get_experiment_by_name("thinking-summarizer").experiment_id],
-                              "attributes.run_name = 'video_segmentation'")
+                              "attributes.run_name LIKE 'video_segmentation-%'")
     assert runs and runs[0].data.metrics["frame_coverage"] == pytest.approx(stats["frame_coverage"])

@@ -1,6 +1,9 @@
 """LoRA training of a tiny student: loss, adapter, MLflow run, registry round trip, resume, errors."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -136,6 +139,37 @@ def test_registered_student_reproduces_the_trained_logits(data, trained):
     # the same model served as a plain pyfunc (what `mlflow models serve` calls), adapter unmerged
     served = mlflow.pyfunc.load_model(registered["model_uri"]).predict([thinking], params={"max_new_tokens": 64})
     assert served == trained.summarize([thinking], 1, 64).texts
+    # described, tagged, and complete: code and pinned requirements travel with it
+    version = MlflowClient().get_model_version("test-student", registered["version"])
+    assert "LoRA adapter on" in version.description and version.tags["run_key"] == result["run_key"]
+    requirements = Path(mlflow.artifacts.download_artifacts(f"{registered['model_uri']}/requirements.txt")).read_text()
+    assert {"torch", "transformers", "peft", "pandas", "pydantic"} <= {r.split("==")[0] for r in requirements.split()}
+
+
+LOAD_ELSEWHERE = """
+import importlib.util, json, sys
+sys.path = [p for p in sys.path if not p.rstrip("/").endswith("/src")]
+sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()]
+assert importlib.util.find_spec("thinking_summarizer") is None, "the project must not be importable here"
+import mlflow
+model = mlflow.pyfunc.load_model(sys.argv[1], model_config={"device": "cpu", "dtype": "float32"})
+print(json.dumps(model.predict([sys.argv[2]], params={"max_new_tokens": 32})))
+"""
+
+
+def test_registered_student_loads_where_the_project_is_not(data, trained, tmp_path):
+    cfg, result = trained
+    registered = register_student(result, cfg["registry"] | {"name": "test-portable", "verify_reload": False})
+    thinking = data[1]["messages"][0][1]["content"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    child = subprocess.run([sys.executable, "-c", LOAD_ELSEWHERE, registered["model_uri"], thinking], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": "", "DO_NOT_TRACK": "true"})
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "were ignored" not in child.stderr  # device and dtype are model config the model declares
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == from_adapter(result["adapter_dir"]).summarize(
+        [thinking], 1, 32).texts
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, tracking):

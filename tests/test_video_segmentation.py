@@ -11,6 +11,7 @@ import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.demo.video import render, write_video
+from thinking_summarizer.media import probe
 from thinking_summarizer.pipelines.video_segmentation.nodes import _prompts, plan_samples, segment_videos, think_and_summarize
 from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_encode
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
@@ -22,11 +23,12 @@ DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())
 NO_TRUTH = pd.DataFrame({"scene_id": [], "objects": [], "masks": []})
 
 
-def scene_video(path: Path, index: int, frames: int) -> tuple[Path, object]:
+def scene_video(path: Path, index: int, frames: int, sound: bool = False) -> tuple[Path, object]:
     scene = make_scene(index, DEMO)
     video = DEMO["video"]
     pixels, _ = render(scene, DEMO["colours"], video["width"], video["height"], frames)
-    write_video(str(path), pixels, video["fps"], None, 16000)
+    track = np.sin(np.linspace(0, 440 * 2 * np.pi * frames / video["fps"], int(16000 * frames / video["fps"])))
+    write_video(str(path), pixels, video["fps"], 0.3 * track if sound else None, 16000)
     return path, scene
 
 
@@ -146,3 +148,15 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
     rows = think_and_summarize(plan, thinking, PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {})
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)
+
+
+def test_the_masked_video_keeps_the_sources_sound(cfg, tmp_path):
+    loud, _ = scene_video(tmp_path / "loud.mp4", 3, 8, sound=True)
+    quiet, _ = scene_video(tmp_path / "quiet.mp4", 4, 8)
+    rows = [row("loud", loud, ["person"]), row("quiet", quiet, ["person"])]
+    results, videos, _ = segment_videos(rows, cfg, NO_TRUTH, {"root": str(tmp_path)})
+    assert probe(loud).has_audio and not probe(quiet).has_audio
+    assert (probe(videos["loud"]).has_audio, results["loud"]["audio"]) == (True, True)
+    assert (probe(videos["quiet"]).has_audio, results["quiet"]["audio"]) == (False, False)
+    assert probe(videos["loud"]).num_frames == 8
+

@@ -9,7 +9,7 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from thinking_summarizer import tracking
+from thinking_summarizer import preflight, tracking
 from thinking_summarizer.run_summary import WHERE, summary_lines
 from thinking_summarizer.schemas import parameter_errors
 
@@ -45,13 +45,18 @@ class CredentialsHook:
 
 
 class ParameterCheckHook:
-    """Refuse to start a run whose parameters are wrong, naming every bad key at once."""
+    """Refuse to start a run whose parameters are wrong, or whose models or GPU are not there, naming every
+    problem at once, before any node runs."""
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        errors = parameter_errors(catalog.load("parameters"))
+        params = catalog.load("parameters")
+        errors = parameter_errors(params)
         if errors:
             raise ValueError("Invalid parameters:\n  " + "\n  ".join(errors))
+        missing = preflight.problems(params, {node.name for node in pipeline.nodes}, params["preflight"])
+        if missing:
+            raise RuntimeError("Preflight: this run cannot load what it needs:\n  " + "\n  ".join(missing))
 
 
 class TrackingHook:

@@ -151,3 +151,24 @@ class VideoWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def copy_audio(source: str | Path, video_file: str | Path) -> bool:
+    """Mux `source`'s audio track, copied as it is, into `video_file` (replaced in place); False when the source
+    has no sound."""
+    video_file = Path(video_file)
+    with _open(source) as src:
+        if not src.streams.audio:
+            return False
+        partial = video_file.with_name(f".{video_file.name}.with-audio.mp4")
+        with _open(video_file) as picture, av.open(str(partial), "w") as out:
+            pairs = [(picture, picture.streams.video[0]), (src, src.streams.audio[0])]
+            targets = [out.add_stream_from_template(stream) for _, stream in pairs]
+            for (container, stream), target in zip(pairs, targets):
+                for packet in container.demux(stream):
+                    if packet.dts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.stream = target
+                    out.mux(packet)
+    partial.replace(video_file)
+    return True

@@ -7,9 +7,12 @@ import html
 from pathlib import Path
 from typing import Any
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}pre{white-space:pre-wrap;font-size:12px;margin:0}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em}
+table{border-collapse:collapse;margin:1em 0;font-size:14px;max-width:100%}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;overflow-wrap:anywhere}
+th:first-child,td:first-child{text-align:left}td.note{text-align:left;color:#555;font-size:13px}
+.note-box{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
+pre{white-space:pre-wrap;font-size:12px;margin:0}
 .side{display:grid;grid-template-columns:1fr 1fr 1fr;gap:1em}.side>div{border:1px solid #ddd;padding:.5em}
 img{max-width:100%}"""
 
@@ -28,9 +31,11 @@ def paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
 
-def metric_table(rows: list[str], columns: list[str], values: dict[tuple[str, str], tuple[str, float | None]]) -> str:
-    """Rows x columns of numbers; each cell carries the metric key it shows (`data-metric`)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
+def metric_table(rows: list[str], columns: list[str], values: dict[tuple[str, str], tuple[str, float | None]],
+                 notes: dict[str, str] | None = None) -> str:
+    """Rows x columns of numbers (and a last column of `notes` per row); each cell carries the metric key it
+    shows (`data-metric`)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns, *(["meaning"] if notes else [])])
     lines = [f"<tr>{head}</tr>"]
     for row in rows:
         cells = [f"<td>{html.escape(row)}</td>"]
@@ -38,8 +43,14 @@ def metric_table(rows: list[str], columns: list[str], values: dict[tuple[str, st
             key, value = values.get((row, column), ("", None))
             shown = "" if value is None else f"{value:.4f}"
             cells.append(f"<td data-metric='{html.escape(key)}'>{shown}</td>")
+        if notes:
+            cells.append(f"<td class='note'>{html.escape(notes.get(row, ''))}</td>")
         lines.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table>{''.join(lines)}</table>"
+
+
+def note(text: str) -> str:
+    return f"<p class='note-box'>{html.escape(text)}</p>"
 
 
 def image(path: str | Path, alt: str) -> str:

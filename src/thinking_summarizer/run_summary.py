@@ -42,7 +42,7 @@ LINES: dict[str, Callable[[Any], str]] = {
                                      f"{r['objects_per_video']} objects per video, coverage {r['frame_coverage']}, "
                                      f"J&F vs truth {r['truth_mean_j_and_f']}"),
 }
-WHERE = ("outputs: data/ (versioned per run); report data/08_reporting/evaluation_report.html; "
+WHERE = ("outputs: data/ (versioned per run); report data/08_reporting/evaluation_report_latest.html; "
          "masked videos data/07_model_output/segmentation/videos/; MLflow: `make mlflow-ui`")
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
 
 ENV = "MLFLOW_TRACKING_URI"
+# MLflow 3's UI opens a "GenAI" experiment on its trace overview; this project's experiment is model development
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def resolve_uri(uri: str, project_path: Path) -> str:
@@ -26,6 +30,22 @@ def configure(cfg: dict[str, Any], project_path: Path) -> str:
     uri = os.environ.get(ENV) or resolve_uri(cfg["uri"], project_path)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def start_run(tracking_cfg: dict[str, Any], name: str, run_id: str | None = None) -> mlflow.ActiveRun:
+    """Start (or with `run_id`, resume) a run in the configured experiment: a unique name (`name` and the start
+    time) and MLflow's standard source tags, so the UI shows the commit where it shows it for any project."""
+    experiment = mlflow.set_experiment(tracking_cfg["experiment"])
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if run_id is None:
+        commit = git_commit()
+        mlflow.set_tags({"mlflow.source.name": "kedro run", "mlflow.source.type": "PROJECT",
+                         "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+                         "git_dirty": str(commit.endswith("-dirty")).lower()})
+    return run
 
 
 def git_commit(path: Path | None = None) -> str:

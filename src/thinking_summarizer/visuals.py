@@ -1,14 +1,12 @@
-"""Plots for reports and MLflow artefacts (matplotlib, headless)."""
+"""Plots for reports and MLflow artefacts. Figures are written to files and closed; no backend is forced, so
+a notebook that imports this module keeps its inline backend (matplotlib falls back to Agg without a display)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def loss_curve(log_history: list[dict[str, Any]], path: str | Path) -> Path:

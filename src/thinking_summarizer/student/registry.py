@@ -25,16 +25,22 @@ log = logging.getLogger(__name__)
 # thinking texts in, summaries out; the generation knobs are per-call params (MLflow drops params not declared)
 DEFAULT_PARAMS = {"batch_size": 8, "max_new_tokens": 384}
 SIGNATURE = infer_signature(["a thinking"], ["a summary"], params=DEFAULT_PARAMS)
+# how the model loads, overridable per load (`load_model(uri, model_config={...})`)
+MODEL_CONFIG = {"merge": False, "device": "auto", "dtype": "auto"}
+# what the pyfunc imports when loaded where the project is not installed (the package travels as code)
+REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "mlflow", "pandas",
+                "numpy", "pydantic")
+PACKAGE = Path(__file__).resolve().parents[1]
+EXAMPLE = ["The woman in a red coat on the left frowns; her voice is sharp. So the answer is angry."]
 
 
 class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
     """`predict` takes a list of thinking texts and returns their summaries."""
 
     def load_context(self, context) -> None:
-        config = context.model_config or {}
+        config = MODEL_CONFIG | (context.model_config or {})
         self.student = from_adapter(context.artifacts["adapter"], base_dir=context.artifacts.get("base"),
-                                    merge=bool(config.get("merge", False)), device=config.get("device", "auto"),
-                                    dtype=config.get("dtype", "auto"))
+                                    merge=bool(config["merge"]), device=config["device"], dtype=config["dtype"])
 
     # no type hints here: MLflow would derive a signature from them and drop the declared params
     def predict(self, context, model_input, params=None):
@@ -45,9 +51,12 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
                                       int(params["max_new_tokens"])).texts
 
 
-def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, aliases: list[str]) -> dict[str, Any]:
-    """Log the student to `run_id` and register it as a new version of `name`, with `aliases` set. An adapter
-    already registered from the same run (a rerun that reused a finished training) keeps its version."""
+def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, aliases: list[str],
+             description: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Log the student to `run_id` and register it as a new version of `name`, with `aliases`, a description and
+    tags set. An adapter already registered from the same run (a rerun that reused a finished training) keeps
+    its version. The model carries the project's code and pinned requirements, so it loads and serves where the
+    project is not installed."""
     client = MlflowClient()
     earlier = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
     if earlier:
@@ -63,10 +72,15 @@ def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, a
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
-            model_config={"merge": False}, registered_model_name=name, signature=SIGNATURE,
-            pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in ("torch", "transformers", "peft", "mlflow")],
+            model_config=MODEL_CONFIG, registered_model_name=name, signature=SIGNATURE, input_example=(
+                EXAMPLE, {"max_new_tokens": 16}), code_paths=[str(PACKAGE)],
+            pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in REQUIREMENTS],
         )
     version = str(info.registered_model_version)
+    if description:
+        client.update_model_version(name, version, description=description)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, str(value))
     for alias in aliases:
         client.set_registered_model_alias(name, alias, version)
     log.info("Registered %s version %s (aliases %s) from run %s", name, version, aliases, run_id)

@@ -211,8 +211,13 @@ def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registere
         decision |= {"promoted": True, "reason": f"{metric} {candidate:.4f} >= champion {champion:.4f} + {margin}"}
     else:
         decision |= {"promoted": False, "reason": f"{metric} {candidate:.4f} < champion {champion:.4f} + {margin}"}
+    client = MlflowClient()
     if decision["promoted"]:
-        MlflowClient().set_registered_model_alias(registered["name"], alias, registered["version"])
+        client.set_registered_model_alias(registered["name"], alias, registered["version"])
+    if outputs["student_source"] == registered["model_uri"]:  # the version's own evaluation, where users look
+        for key, value in results["systems"]["student"]["overall"].items():
+            if isinstance(value, (int, float)):
+                client.set_model_version_tag(registered["name"], registered["version"], f"eval.{key}", f"{value:.4f}")
     log.info("Promotion: %s %s to @%s (%s)", registered["model_uri"], "promoted" if decision["promoted"] else "not moved",
              alias, decision["reason"])
     return decision
@@ -233,21 +238,24 @@ def flatten_results(results: dict[str, Any]) -> dict[str, float]:
 def report_evaluation(
     table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any], outputs: dict[str, Any],
     val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any], tracking_cfg: dict[str, Any],
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, str, dict[str, Any]]:
     """Log metrics, the per-sample table, plots, the report and the decision to MLflow; return the HTML report
-    and the logged numbers (the report shows exactly those)."""
+    (for its versioned and its latest copy) and the logged numbers (the report shows exactly those)."""
     flat = flatten_results(results)
     with tempfile.TemporaryDirectory() as tmp:
-        report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp))
-        (Path(tmp) / "evaluation_report.html").write_text(report)
-        (Path(tmp) / "per_sample.json").write_text(json.dumps(table, indent=1))
-        mlflow.set_experiment(tracking_cfg["experiment"])
-        with mlflow.start_run(run_name=f"evaluation-v{registered['version']}") as run:
+        with tracking.start_run(tracking_cfg, f"evaluation-v{registered['version']}") as run:
+            link = (f"MLflow run {run.info.run_name} ({run.info.run_id}; `make mlflow-ui`, then "
+                    f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id})")
+            report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp), link)
+            (Path(tmp) / "evaluation_report.html").write_text(report)
+            (Path(tmp) / "per_sample.json").write_text(json.dumps(table, indent=1))
+            mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame(val_examples), name="val_examples"),
+                             context="evaluation")
             mlflow.log_metrics(flat)
             mlflow.log_params({"student": outputs["student_source"], "samples": results["samples"],
                                "champion_version": outputs["champion_version"], "primary_metric": decision["metric"]})
             mlflow.set_tags({"candidate_run_id": registered["run_id"], "promoted": str(decision["promoted"]),
-                             "promotion_reason": decision["reason"], "git_commit": tracking.git_commit()})
+                             "promotion_reason": decision["reason"]})
             mlflow.log_artifacts(tmp)
     log.info("Evaluation report and %d metrics logged to MLflow run %s", len(flat), run.info.run_id)
-    return report, {"run_id": run.info.run_id, "metrics": flat, "decision": decision}
+    return report, report, {"run_id": run.info.run_id, "metrics": flat, "decision": decision}

@@ -22,6 +22,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(report_evaluation,
                  ["evaluation_samples", "evaluation_results", "promotion_decision", "evaluation_outputs",
                   "val_examples", "registered_student", "params:evaluation", "params:tracking"],
-                 ["evaluation_report", "evaluation_logged"], name="report_evaluation"),
+                 ["evaluation_report", "evaluation_report_latest", "evaluation_logged"], name="report_evaluation"),
         ]
     )

@@ -9,6 +9,22 @@ from thinking_summarizer import reporting as r
 from thinking_summarizer import visuals
 
 SPEED = ["latency_p50_s", "latency_p95_s", "samples_per_s", "peak_memory_mb"]
+GLOSSARY = {  # the metric (without its reference) -> what it means; docs/metrics.md says more
+    "format_valid": "share of outputs that parse into the summary schema",
+    "placeholder": "share of outputs with placeholder text ([color], TBD, ...); lower is better",
+    "category_validity": "share of objects whose category is in the vocabulary",
+    "prompt_coverage": "share of objects with their own SAM3 prompt",
+    "object_recall": "reference objects found (same category, covering their colour/clothing/position words)",
+    "object_precision": "predicted objects that match a reference object",
+    "object_f1": "harmonic mean of object precision and recall",
+    "primary_f1": "object F1 over primary objects only",
+    "key_point_rouge_l": "ROUGE-L F of the key points against the teacher's",
+    "emotion_f1": "word F1 of the emotion indicators against the teacher's",
+    "latency_p50_s": "median seconds a sample waits for its summary",
+    "latency_p95_s": "95th-percentile seconds a sample waits",
+    "samples_per_s": "summaries per second over the whole set",
+    "peak_memory_mb": "peak GPU memory, or process RSS on CPU",
+}
 
 
 def _headline(reference: str) -> list[str]:
@@ -33,10 +49,23 @@ def _plots(table: list[dict[str, Any]], flat: dict[str, float], systems: list[st
     }
 
 
+def _same_systems(table: list[dict[str, Any]], systems: list[str]) -> list[tuple[str, str]]:
+    """Pairs of systems whose every output is the same text (e.g. the default run's teacher and baseline)."""
+    texts = {s: [row["text"] for row in sorted(table, key=lambda r: r["sample_id"]) if row["system"] == s]
+             for s in systems}
+    return [(a, b) for i, a in enumerate(systems) for b in systems[i + 1:] if texts[a] and texts[a] == texts[b]]
+
+
+def _meaning(metric: str) -> str:
+    name, _, reference = metric.partition("/")
+    return GLOSSARY.get(name, "") + (f" (vs {reference})" if reference else "")
+
+
 def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any],
                  outputs: dict[str, Any], val_examples: list[dict[str, Any]], cfg: dict[str, Any],
-                 flat: dict[str, float], folder: Path) -> str:
-    """The HTML page; its plots are also written to `folder`. Every number shown is `flat[cell's key]`."""
+                 flat: dict[str, float], folder: Path, mlflow_run: str) -> str:
+    """The HTML page; its plots are also written to `folder`. Every number shown is `flat[cell's key]`.
+    Tables list metrics down and systems across, so they fit a page whatever the number of metrics."""
     systems = list(results["systems"])
     reference = "truth" if results["with_truth"] else "teacher"
     headline = _headline(reference)
@@ -47,17 +76,22 @@ def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision:
     by_id = {e["sample_id"]: e for e in val_examples}
 
     def cells(keys: list[str]) -> dict[tuple[str, str], tuple[str, float | None]]:
-        return {(s, k): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in keys}
+        return {(k, s): (f"{s}/{k}", flat.get(f"{s}/{k}")) for s in systems for k in keys}
+
+    same = [r.note(f"'{a}' and '{b}' wrote identical summaries for every sample: they are one system here "
+                   f"(the default run's teacher is the extractive baseline itself), so their rows agree.")
+            for a, b in _same_systems(table, systems)]
 
     sections = [
         r.paragraph(f"Student {outputs['student_source']} on {results['samples']} val samples "
                     f"({results['with_truth']} with ground-truth objects). Object metrics pair a predicted object "
                     f"with a reference object of the same category whose colour, clothing and position words it "
-                    f"covers at least {cfg['min_attribute_overlap']:.0%} of."),
+                    f"covers at least {cfg['min_attribute_overlap']:.0%} of. Every number is logged in {mlflow_run}."),
+        *same,
         r.heading("Promotion"),
         r.key_values({k: decision[k] for k in ("metric", "candidate_score", "champion_score", "promoted", "reason")}),
-        r.heading("Quality"), r.metric_table(systems, headline, cells(headline)),
-        r.heading("Speed"), r.metric_table(systems, SPEED, cells(SPEED)),
+        r.heading("Quality"), r.metric_table(headline, systems, cells(headline), {k: _meaning(k) for k in headline}),
+        r.heading("Speed"), r.metric_table(SPEED, systems, cells(SPEED), {k: _meaning(k) for k in SPEED}),
         *(r.image(path, name) for name, path in plots.items()),
         r.heading(f"Worst student samples ({score})"),
         *(r.side_by_side([("thinking", by_id[row["sample_id"]]["thinking"]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +107,17 @@ def _save_and_log(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict
     return adapter_dir
 
 
+def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
+    """The folder of this config and data: its newest attempt (to resume or reuse), or with `retrain` a new one
+    (`<run_key>-2`, ...) beside the earlier ones, which stay intact for the results that point at them."""
+    attempts = sorted((p for p in root.glob(f"{run_key}*") if p.name == run_key or
+                       p.name.removeprefix(f"{run_key}-").isdigit()),
+                      key=lambda p: int(p.name.removeprefix(f"{run_key}-")) if p.name != run_key else 1)
+    if attempts and not retrain:
+        return attempts[-1]
+    return root / (run_key if not attempts else f"{run_key}-{len(attempts) + 1}")
+
+
 def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
                   instruction: str, tracking_cfg: dict[str, Any]) -> dict[str, Any]:
     """LoRA fine-tuning with trl; resumes from the last checkpoint of an identical earlier run."""
@@ -118,11 +128,9 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
             "train_rows": len(train_chat), "val_rows": len(val_chat)}
     run_key = content_hash({"lora": cfg["lora"], "trainer": settings, "base": base["fingerprint"], "data": data,
                            "instruction": instruction})
-    output_dir = Path(cfg["output_dir"]) / run_key
+    output_dir = _run_dir(Path(cfg["output_dir"]), run_key, cfg["retrain"])
     done = output_dir / "result.json"
-    if cfg["retrain"]:
-        shutil.rmtree(output_dir, ignore_errors=True)  # a fresh run: no checkpoint to resume, a new MLflow run
-    elif done.is_file():
+    if done.is_file():
         log.info("Training %s already finished for this config and data (run %s); reusing its adapter",
                  run_key, json.loads(done.read_text())["run_id"])
         return json.loads(done.read_text())
@@ -144,9 +152,7 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora["r"], lora["alpha"],
              lora["target_modules"], base["base_model"], f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     run_id_file = output_dir / "mlflow_run_id"
-    mlflow.set_experiment(tracking_cfg["experiment"])
-    run = mlflow.start_run(run_id=run_id_file.read_text() if run_id_file.is_file() else None,
-                           run_name=f"lora-{run_key}")
+    run = tracking.start_run(tracking_cfg, f"lora-{run_key}", run_id_file.read_text() if run_id_file.is_file() else None)
     run_id_file.write_text(run.info.run_id)
     logger = MlflowLogging(run.info.run_id)
     trainer.add_callback(logger)
@@ -159,7 +165,10 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
         else:
             mlflow.log_params(tracking.flatten({"base_model": base["base_model"], "lora": lora, "trainer": settings,
                                                 "data": data, "instruction": instruction}))
-            mlflow.set_tags({"git_commit": tracking.git_commit(), "run_key": run_key})
+            mlflow.set_tags({"run_key": run_key})
+            for split, rows, sha in (("train", train_chat, data["train_sha"]), ("val", val_chat, data["val_sha"])):
+                mlflow.log_input(mlflow.data.from_pandas(rows.to_pandas(), name=f"{split}_chat", digest=sha),
+                                 context="training" if split == "train" else "validation")
         reset_peak_memory(device)
         trainer.train(resume_from_checkpoint=checkpoint)
         state = trainer.state
@@ -181,15 +190,21 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
 
 
 def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Register the adapter as a new model version; with `verify_reload`, prove it reloads to the same logits."""
+    """Register the adapter as a new model version (described and tagged with its training); with
+    `verify_reload`, prove it reloads to the same logits."""
+    metrics = training["metrics"]
+    description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
+                   f"{metrics['best_eval_loss']:.4f}, MLflow run {training['run_id']}.")
+    tags = {"base_model": training["base_model"], "run_key": training["run_key"],
+            "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
     registered = register(training["adapter_dir"], training["base_model"], training["run_id"], registry_cfg["name"],
-                          registry_cfg["aliases"])
+                          registry_cfg["aliases"], description, tags)
     if registry_cfg["verify_reload"]:
-        probe = "The woman in a red coat on the left smiles; a brown table stands in the middle."
+        probe = registry_cfg["probe_text"]
         trained = from_adapter(training["adapter_dir"]).logits(probe)
         reloaded = load_registered(registered["model_uri"]).logits(probe)
         diff = float((trained - reloaded).abs().max())
-        if not torch.allclose(trained, reloaded, atol=1e-5):
+        if not torch.allclose(trained, reloaded, atol=registry_cfg["logit_tolerance"]):
             raise RuntimeError(f"{registered['model_uri']} does not reproduce the trained model (max logit "
                                f"difference {diff:.3g}); refusing to hand it on")
         registered["max_logit_difference"] = diff

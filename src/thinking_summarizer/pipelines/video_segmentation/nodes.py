@@ -17,7 +17,7 @@ import pandas as pd
 
 from thinking_summarizer import tracking
 from thinking_summarizer.generators import build_generator
-from thinking_summarizer.media import MediaError, VideoWriter
+from thinking_summarizer.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student import load_student
@@ -125,10 +125,11 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, a
         masks_out.close()
         if writer is not None:
             writer.close()
+    with_audio = copy_audio(row["video_path"], video_file)  # the masked video keeps the source's sound
     found = {p: sorted(i for i, q in result.prompt_of.items() if q == p) for p in row["prompts"]}
     return {
         "video_file": str(video_file), "masks_file": str(masks_file), "frames_tracked": result.frames,
-        "fps": result.fps, "size": [result.width, result.height], "objects_per_prompt": found,
+        "fps": result.fps, "size": [result.width, result.height], "objects_per_prompt": found, "audio": with_audio,
         "objects": len(result.prompt_of),
         "tracking_success_rate": round(sum(bool(v) for v in found.values()) / len(found), 4) if found else 0.0,
         "frame_coverage": round(result.frames_with_any / result.frames, 4) if result.frames else 0.0,
@@ -198,10 +199,9 @@ def segmentation_statistics(partitions: dict[str, Any], tracking_cfg: dict[str, 
         "truth_mean_j_and_f": avg([s["mean_j_and_f"] for s in scored]),
         "truth_frame_iou": avg([v for s in scored for v in s["frame_iou"]]),
     }
-    mlflow.set_experiment(tracking_cfg["experiment"])
-    with mlflow.start_run(run_name="video_segmentation"):
+    with tracking.start_run(tracking_cfg, "video_segmentation"):
         mlflow.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
-        mlflow.set_tags({"git_commit": tracking.git_commit(), "sam3": next(iter(results.values()), {}).get("sam3", "")})
+        mlflow.set_tag("sam3", next(iter(results.values()), {}).get("sam3", ""))
         mlflow.log_dict(results, "segmentation_results.json")
     log.info("Segmentation: %d of %d videos, %.2f objects per video, coverage %s, J&F vs truth %s",
              len(ok), len(results), stats["objects_per_video"] or 0, stats["frame_coverage"], stats["truth_mean_j_and_f"])

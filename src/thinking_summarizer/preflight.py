@@ -1,0 +1,75 @@
+"""Before any node runs: is every model the run will load reachable, and is the GPU there when conf asks for one?
+
+A model is fine when it is a local folder, already in the Hugging Face cache, or the hub answers (and the
+machine is not offline). Each problem is reported once, together, in seconds, instead of after the data nodes
+and minutes of DNS retries.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def _get(params: dict[str, Any], dotted: str) -> Any:
+    value: Any = params
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+def _hub_reachable(endpoint: str, timeout_s: float) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        httpx.head(endpoint, timeout=timeout_s)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def models_needed(params: dict[str, Any], nodes: set[str], cfg: dict[str, Any]) -> dict[str, str]:
+    """conf key -> model name, for the models the run's nodes will load (a tiny recipe builds its own)."""
+    needed = {}
+    for rule in cfg["models"]:
+        if not nodes & set(rule["nodes"]) or (rule.get("when") and _get(params, rule["when"]["key"]) not in
+                                               rule["when"]["in"]):
+            continue
+        if rule.get("tiny") and _get(params, rule["tiny"]):
+            continue
+        if name := _get(params, rule["key"]):
+            needed[rule["key"]] = str(name)
+    return needed
+
+
+def problems(params: dict[str, Any], nodes: set[str], cfg: dict[str, Any]) -> list[str]:
+    """Every reason the run would fail to load a model or find its GPU, each naming its conf key."""
+    found = []
+    hub: bool | None = None
+    for key, name in models_needed(params, nodes, cfg).items():
+        if Path(name).exists() or name.startswith("models:/") or _in_hf_cache(name):
+            continue
+        if hub is None:
+            hub = _hub_reachable(cfg["hub_endpoint"], cfg["hub_timeout_s"])
+        if not hub:
+            found.append(f"{key} = {name!r}: not a local folder, not in the Hugging Face cache, and the hub is not "
+                         "reachable (offline machine?): download it first, or point the key at a local copy")
+    if cfg.get("require_cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            found.append("preflight.require_cuda: this configuration runs on a GPU, but torch sees no CUDA device "
+                         f"(torch {torch.__version__}); use a GPU machine or drop --env gpu")
+    return found

@@ -1,0 +1,28 @@
+"""`kedro run --env gpu` on a machine that cannot reach the hub (or has no GPU) fails at once, naming each
+missing model, before any node runs."""
+
+import time
+
+from .conftest import kedro_cli
+
+
+def test_env_gpu_without_hub_or_cuda_names_every_missing_model_in_seconds(project):
+    started = time.monotonic()
+    result = kedro_cli(project, "run", "--env", "gpu")
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+    for key, model in (("thinking_generation.transformers.model", "PhilipC/HumanOmniV2"),
+                       ("lora_training.base_model", "Qwen/Qwen2.5-3B-Instruct"),
+                       ("video_segmentation.sam3.model", "facebook/sam3")):
+        assert f"{key} = '{model}': not a local folder, not in the Hugging Face cache" in output, key
+    assert "preflight.require_cuda" in output
+    assert not (project / "data/01_raw/demo").exists()  # no node ran
+
+
+def test_a_partial_run_checks_only_the_models_its_nodes_load(project):
+    result = kedro_cli(project, "run", "--env", "gpu", "--pipelines", "lora_training")
+    output = result.stdout + result.stderr
+    assert "lora_training.base_model = 'Qwen/Qwen2.5-3B-Instruct'" in output
+    assert "PhilipC/HumanOmniV2" not in output and "facebook/sam3" not in output
