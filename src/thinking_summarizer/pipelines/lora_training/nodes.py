@@ -77,6 +77,7 @@ def _sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTCo
         metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=settings["logging_steps"], logging_first_step=True, report_to="none",
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
     )
 
 
