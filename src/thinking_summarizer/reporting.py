@@ -9,8 +9,9 @@ from typing import Any
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em}
 table{border-collapse:collapse;margin:1em 0;font-size:14px;max-width:100%}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;overflow-wrap:anywhere}
-th:first-child,td:first-child{text-align:left}td.note{text-align:left;color:#555;font-size:13px}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+td.note{text-align:left;color:#555;font-size:13px;overflow-wrap:anywhere}
 .note-box{background:#fff8e1;border-left:4px solid #f0b400;padding:.5em 1em}
 pre{white-space:pre-wrap;font-size:12px;margin:0}
 .side{display:grid;grid-template-columns:1fr 1fr 1fr;gap:1em}.side>div{border:1px solid #ddd;padding:.5em}

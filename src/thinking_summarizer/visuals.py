@@ -31,15 +31,17 @@ def grouped_bars(values: dict[str, dict[str, float]], path: str | Path, title: s
     categories = list(values)
     series = sorted({s for v in values.values() for s in v})
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(categories) * max(1, len(series)) / 2), 3.8))
+    # a page-wide figure whatever the number of bars (a wider one is shrunk to the page and its text with it)
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     for i, name in enumerate(series):
         xs = [c + i * width for c in range(len(categories))]
         ax.bar(xs, [values[c].get(name, 0.0) for c in categories], width, label=name)
     ax.set_xticks([c + width * (len(series) - 1) / 2 for c in range(len(categories))])
-    ax.set_xticklabels(categories, rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.set_xticklabels(categories, rotation=30, ha="right", fontsize=10)
+    ax.tick_params(axis="y", labelsize=10)
+    ax.set_ylabel(ylabel, fontsize=11)
+    ax.set_title(title, fontsize=13)
+    ax.legend(fontsize=10, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never over bars
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -49,11 +51,12 @@ def grouped_bars(values: dict[str, dict[str, float]], path: str | Path, title: s
 def distributions(samples: dict[str, list[float]], path: str | Path, title: str, xlabel: str) -> Path:
     """Box plots of one value per series (e.g. per-sample latency per system)."""
     names = [n for n, v in samples.items() if v]
-    fig, ax = plt.subplots(figsize=(6, 0.6 * max(2, len(names)) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.7 * max(2, len(names)) + 1.6))
     if names:
         ax.boxplot([samples[n] for n in names], orientation="horizontal", tick_labels=names)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
+    ax.tick_params(labelsize=10)
+    ax.set_xlabel(xlabel, fontsize=11)
+    ax.set_title(title, fontsize=13)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
