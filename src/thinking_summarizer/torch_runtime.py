@@ -3,6 +3,7 @@ and peak-memory readings for reports and benchmarks."""
 
 from __future__ import annotations
 
+import importlib.util
 import resource
 import sys
 
@@ -20,6 +21,14 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     return getattr(torch, name)
+
+
+def resolve_attention(name: str, device: torch.device) -> str:
+    """`auto`: FlashAttention 2 on a GPU where flash-attn is installed (the `gpu` extra), else PyTorch's SDPA."""
+    if name == "auto":
+        flash = device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None
+        return "flash_attention_2" if flash else "sdpa"
+    return name
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -12,7 +12,7 @@ from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalG
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.media import MediaError, read_audio, read_frames
 from thinking_summarizer.tiny_models import ensure_built
-from thinking_summarizer.torch_runtime import resolve_device, resolve_dtype
+from thinking_summarizer.torch_runtime import resolve_attention, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def load_omni(cfg: dict[str, Any], prompt: dict[str, Any]):
     processor = Qwen2_5OmniProcessor.from_pretrained(cfg["model"])
     processor.tokenizer.padding_side = "left"
     model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-        cfg["model"], dtype=resolve_dtype(cfg["dtype"], device), attn_implementation=cfg["attn_implementation"])
+        cfg["model"], dtype=resolve_dtype(cfg["dtype"], device), attn_implementation=resolve_attention(cfg["attn_implementation"], device))
     return processor, model.to(device).eval()
 
 
