@@ -111,7 +111,8 @@ def shared_sample() -> Path:
 
 def kill_when(code: str, condition, timeout: float = 120) -> None:
     """Run Python `code` in a child process and kill it (SIGKILL, like a crash) once `condition()` holds."""
-    child = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
+    # PYTHONPATH emptied: Kedro's bootstrap_project in another test points it at a project copy's src/
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": ""})
     deadline = time.time() + timeout
     while not condition() and time.time() < deadline and child.poll() is None:
         time.sleep(0.05)

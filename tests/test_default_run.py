@@ -2,6 +2,7 @@
 and registry, the evaluation report against the logged numbers, the promotion rule, segmentation results."""
 
 import re
+from html import unescape
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_report_numbers_equal_the_logged_ones_and_the_first_candidate_is_promote
     # that the default teacher and the baseline are one system
     assert (project / "data/08_reporting/evaluation_report_latest.html").read_text() == html
     assert logged["run_id"] in html and "meaning" in html and "harmonic mean" in html
-    assert "'teacher' and 'baseline' wrote identical summaries" in html
+    assert "'teacher' and 'baseline' wrote identical summaries" in unescape(html)
     # MLflow as its users read it: a model-development experiment, datasets as inputs, the standard commit tag
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -103,7 +103,10 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "tokenizer.json").is_file()
     client = MlflowClient()
     run = client.get_run(result["run_id"])
-    assert run.info.status == "FINISHED" and run.data.tags["git_commit"]
+    assert run.info.status == "FINISHED"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["mlflow.source.git.commit"] == (head or "unknown")  # the checkout the run came from
+    assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == ["train_chat", "val_chat"]
     params = run.data.params
     assert (params["lora.r"], params["lora.alpha"], params["trainer.learning_rate"]) == ("64", "128", "0.003")
     assert params["data.train_rows"] == "24" and len(params["data.train_sha"]) == 16

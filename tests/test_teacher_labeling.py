@@ -285,7 +285,9 @@ def test_two_runs_on_one_cache_ask_each_sample_once(stub, tmp_path):
             "from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking\n"
             f"labels, rejects, usage = label_thinking(*json.load(open({str(tmp_path / 'args.json')!r})))\n"
             "print(json.dumps([len(labels), usage['api_calls'], usage['cached']]))\n")
-    runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    env = {**os.environ, "PYTHONPATH": ""}  # this checkout's code, not a project copy another test bootstrapped
+    runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]
     results = [json.loads(run.communicate(timeout=120)[0].strip().splitlines()[-1]) for run in runs]
     assert [r[0] for r in results] == [40, 40]
     assert set(server.calls.values()) == {1} and len(server.calls) == 40  # counted at the server

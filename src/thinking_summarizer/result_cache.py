@@ -47,6 +47,16 @@ class ResponseCache:
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), check_same_thread=False, timeout=60, isolation_level=None)
+        for attempt in range(100):  # switching to WAL does not wait for a second process opening the same file
+            try:
+                self._create()
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+
+    def _create(self) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         # durable against a killed process (what resume is for); only a power cut may lose the last rows
         self.db.execute("PRAGMA synchronous=NORMAL")
