@@ -171,3 +171,19 @@ def test_thinking_through_transformers_serve_with_the_video_by_path(serve, tiny_
     assert all(r["tokens"] > 0 for r in records_)
     _, rejects, _ = gate_thinking(records_, samples, THINKING["gates"])
     assert {r["reason"] for r in rejects} <= {"no_tags", "too_short"}  # random weights write no tagged chain
+
+
+def test_served_student_summarises_as_the_local_one(serve, tiny_student, tmp_path):
+    """student_inference.backend=openai through a real server: the same greedy summaries as in-process."""
+    from thinking_summarizer.student import untrained
+    from thinking_summarizer.student.backends import ServedStudent
+
+    url, _ = serve(tiny_student)
+    instruction = "Summarise the reasoning."
+    thinkings = [t["thinking"] for t in records(3)]
+    local = untrained(str(tiny_student), instruction, device="cpu").summarize(thinkings, 3, 12)
+    served = ServedStudent({"instruction": instruction, "base_model": str(tiny_student)},
+                           CLIENT | {"base_url": url, "model": str(tiny_student), "api_key_env": None,
+                                     "concurrency": 3, "timeout_s": 60}).summarize(thinkings, 3, 12)
+    assert served.texts == local.texts
+    assert all(n > 0 for n in served.new_tokens)

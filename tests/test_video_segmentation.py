@@ -145,7 +145,7 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
     assert [p["problem_type"] for p in plan] == ["multiple choice", "free-form"]
     assert len({p["sample_id"] for p in plan}) == 2
     thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-    rows = think_and_summarize(plan, thinking, PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {})
+    rows = think_and_summarize(plan, thinking, PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {}, {})
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)
 

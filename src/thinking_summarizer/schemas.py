@@ -186,6 +186,7 @@ def field_errors(err: ValidationError, whole: str = "(record)") -> list[tuple[st
 BACKENDS = {  # parameter key -> the backends it may name
     "thinking_generation.backend": {"reference", "transformers", "openai"},
     "teacher_labeling.backend": {"extractive", "openai", "openai_batch"},
+    "student_inference.backend": {"auto", "transformers", "vllm", "openai"},
 }
 
 

@@ -1,7 +1,10 @@
 """The student summariser: a causal LM plus a LoRA adapter, prompted with the training instruction.
 
 `load_student(source)` takes a registry URI (`models:/name/3`, `models:/name@champion`) or a local
-adapter directory; `Student.summarize` writes summaries in batches (left padding, greedy).
+adapter directory; `Student.summarize` writes summaries in batches (left padding, greedy). How it fills the
+hardware is `Inference`: batches of similar prompt length, a batch size from free GPU memory, and a static KV
+cache (which transformers compiles into one decode graph on a GPU). `build_summarizer` picks the backend:
+this in-process model, vLLM's offline engine, or a served student behind the project's OpenAI client.
 """
 
 from __future__ import annotations
@@ -26,15 +29,27 @@ CARD = "summarizer.json"  # written beside the adapter: base model, instruction,
 @dataclass
 class Summaries:
     texts: list[str]
-    seconds_per_batch: list[float]
+    seconds: list[float]  # per sample: the time of the batch it was written in
     new_tokens: list[int]
+
+
+@dataclass
+class Inference:
+    """How a student generates (`student_inference` in conf); greedy output does not depend on any of it."""
+
+    sort_by_length: bool = True          # batches of similar length waste less compute on padding
+    cache_implementation: str = "dynamic"  # static: a fixed-size KV cache, compiled on a GPU
+    memory_fraction: float = 0.0         # > 0 on a GPU: batch size from this share of free memory
+    max_batch_size: int = 256
 
 
 class Student:
     """A model (adapter merged or not) with its tokenizer and the instruction it was trained with."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, card: dict[str, Any]):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, card: dict[str, Any],
+                 inference: Inference | None = None):
         self.model, self.tokenizer, self.card = model.eval(), tokenizer, card
+        self.inference = inference or Inference()
         self.tokenizer.padding_side = "left"
 
     @property
@@ -52,22 +67,40 @@ class Student:
         batch = self.tokenizer(self.prompts([thinking]), return_tensors="pt").to(self.model.device)
         return self.model(**batch).logits.float().cpu()
 
+    def batch_size(self, asked: int, longest: int, max_new_tokens: int) -> int:
+        """`asked`, or on a GPU with `memory_fraction` set, as many sequences as their KV cache fits in that
+        share of the free memory."""
+        if self.inference.memory_fraction <= 0 or self.model.device.type != "cuda":
+            return asked
+        config = self.model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * self.model.dtype.itemsize
+        free, _ = torch.cuda.mem_get_info(self.model.device)
+        fits = int(free * self.inference.memory_fraction // (per_token * (longest + max_new_tokens)))
+        return max(1, min(fits, self.inference.max_batch_size))
+
     @torch.inference_mode()
     def summarize(self, thinkings: list[str], batch_size: int, max_new_tokens: int) -> Summaries:
-        """Greedy summaries of `thinkings`, in order, `batch_size` at a time."""
-        out = Summaries([], [], [])
+        """Greedy summaries of `thinkings`, in their order."""
+        prompts = self.prompts(thinkings)
+        lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: -lengths[i]) if self.inference.sort_by_length else \
+            list(range(len(prompts)))
+        size = self.batch_size(batch_size, max(lengths, default=0), max_new_tokens)
+        texts, seconds, tokens = [""] * len(prompts), [0.0] * len(prompts), [0] * len(prompts)
         pad = self.tokenizer.pad_token_id
-        for start in range(0, len(thinkings), batch_size):
+        extra = {"cache_implementation": "static"} if self.inference.cache_implementation == "static" else {}
+        for start in range(0, len(order), size):
+            chosen = order[start:start + size]
             started = time.perf_counter()
-            batch = self.tokenizer(self.prompts(thinkings[start:start + batch_size]), return_tensors="pt",
-                                   padding=True).to(self.model.device)
+            batch = self.tokenizer([prompts[i] for i in chosen], return_tensors="pt", padding=True).to(self.model.device)
             generated = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id)
+                                            pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id, **extra)
             new = generated[:, batch["input_ids"].shape[1]:]
-            out.texts += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
-            out.new_tokens += [int((row != pad).sum()) for row in new]
-            out.seconds_per_batch.append(time.perf_counter() - started)
-        return out
+            elapsed = time.perf_counter() - started
+            for i, text, row in zip(chosen, self.tokenizer.batch_decode(new, skip_special_tokens=True), new):
+                texts[i], seconds[i], tokens[i] = text.strip(), elapsed, int((row != pad).sum())
+        return Summaries(texts, seconds, tokens)
 
 
 def read_card(adapter_dir: str | Path) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from mlflow.exceptions import MlflowException
 
 from thinking_summarizer import metrics as m
 from thinking_summarizer import tracking
-from thinking_summarizer.student import Student, load_student, untrained
+from thinking_summarizer.student import untrained
+from thinking_summarizer.student.backends import Summarizer, build_summarizer
 from thinking_summarizer.summary_format import parse_lenient, render
 from thinking_summarizer.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
@@ -30,16 +31,15 @@ from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory,
 log = logging.getLogger(__name__)
 
 
-def _student_outputs(student: Student, examples: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
+def _student_outputs(student: Summarizer, examples: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
     device = resolve_device(cfg["device"])
     reset_peak_memory(device)
     started = time.perf_counter()
     out = student.summarize([e["thinking"] for e in examples], cfg["batch_size"], cfg["max_new_tokens"])
     total = time.perf_counter() - started
     # a sample's latency is the time of the batch it was generated in
-    latency = [s for s in out.seconds_per_batch for _ in range(cfg["batch_size"])][: len(examples)]
     rows = [{"sample_id": e["sample_id"], "text": t, "seconds": s, "new_tokens": n}
-            for e, t, s, n in zip(examples, out.texts, latency, out.new_tokens)]
+            for e, t, s, n in zip(examples, out.texts, out.seconds, out.new_tokens)]
     return {"rows": rows, "total_seconds": total, "peak_memory_mb": peak_memory_mb(device)}
 
 
@@ -67,16 +67,17 @@ def _champion_version(name: str, alias: str) -> str | None:
 
 def generate_summaries(
     val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any],
-    extractive_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+    extractive_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any], inference: dict[str, Any],
+    client: dict[str, Any],
 ) -> dict[str, Any]:
     """Every system's summary of every val sample, with timings. The teacher's are its labels."""
     source = cfg["student"] or registered["model_uri"]
-    log.info("Evaluating student %s on %d val samples", source, len(val_examples))
-    student = load_student(source, merge=True, device=cfg["device"])
+    log.info("Evaluating student %s on %d val samples (%s backend)", source, len(val_examples), inference["backend"])
+    student = build_summarizer(source, inference, client, cfg["device"])
     systems = {"student": _student_outputs(student, val_examples, cfg)}
     champion = _champion_version(registered["name"], cfg["promotion"]["alias"])
     if champion and source != f"models:/{registered['name']}/{champion}":
-        champ = load_student(f"models:/{registered['name']}/{champion}", merge=True)
+        champ = build_summarizer(f"models:/{registered['name']}/{champion}", inference, client, cfg["device"])
         systems["champion"] = _student_outputs(champ, val_examples, cfg) | {"version": champion}
     if cfg["include_untrained"]:
         base = untrained(student.card["base_model"], student.instruction, cfg["device"])

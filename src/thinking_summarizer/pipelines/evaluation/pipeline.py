@@ -10,7 +10,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(generate_summaries,
                  ["val_examples", "registered_student", "params:evaluation",
-                  "params:teacher_labeling.extractive", "params:vocabulary", "params:summary_qc"],
+                  "params:teacher_labeling.extractive", "params:vocabulary", "params:summary_qc",
+                  "params:student_inference", "params:openai_client"],
                  "evaluation_outputs", name="generate_summaries"),
             Node(score_systems,
                  ["evaluation_outputs", "val_examples", "demo_ground_truth", "params:evaluation", "params:vocabulary",

@@ -17,7 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from thinking_summarizer import tracking
-from thinking_summarizer.student import CARD, base_not_found, from_adapter, load_base
+from thinking_summarizer.student import CARD, base_not_found, from_adapter, load_base, read_card
 from thinking_summarizer.student.registry import load_registered, register
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, fit_to_length
 from thinking_summarizer.hashing import content_hash
@@ -196,7 +196,8 @@ def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> 
     metrics = training["metrics"]
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
                    f"{metrics['best_eval_loss']:.4f}, MLflow run {training['run_id']}.")
-    tags = {"base_model": training["base_model"], "run_key": training["run_key"],
+    tags = {"base_model": training["base_model"], "instruction": read_card(training["adapter_dir"])["instruction"],
+            "run_key": training["run_key"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
     registered = register(training["adapter_dir"], training["base_model"], training["run_id"], registry_cfg["name"],
                           registry_cfg["aliases"], description, tags)

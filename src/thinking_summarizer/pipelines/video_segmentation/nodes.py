@@ -20,7 +20,7 @@ from thinking_summarizer.generators import build_generator
 from thinking_summarizer.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
-from thinking_summarizer.student import load_student
+from thinking_summarizer.student.backends import build_summarizer
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.summary_format import parse_lenient, render
 from thinking_summarizer.tagged_output import extract
@@ -62,6 +62,7 @@ def _prompts(text: str, limit: int) -> list[str]:
 def think_and_summarize(
     plan: list[dict[str, Any]], thinking_cfg: dict[str, Any], cfg: dict[str, Any], registered: dict[str, Any],
     teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+    inference: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
     started = time.perf_counter()
@@ -80,7 +81,7 @@ def think_and_summarize(
     started = time.perf_counter()
     texts: list[str] = []
     if ready and cfg["summarizer"] == "student":
-        student = load_student(cfg["student"] or registered["model_uri"], merge=True)
+        student = build_summarizer(cfg["student"] or registered["model_uri"], inference, client_cfg)
         texts = student.summarize([r["thinking"] for r in ready], cfg["batch_size"], cfg["max_new_tokens"]).texts
     elif ready:
         teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)

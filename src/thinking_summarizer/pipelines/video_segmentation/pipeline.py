@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(think_and_summarize,
                  ["segmentation_plan_samples", "params:thinking_generation", "params:video_segmentation",
                   "registered_student", "params:teacher_labeling", "params:openai_client", "params:vocabulary",
-                  "params:summary_qc"],
+                  "params:summary_qc", "params:student_inference"],
                  "segmentation_plan", name="think_and_summarize"),
             Node(segment_videos,
                  ["segmentation_plan", "params:video_segmentation", "demo_ground_truth", "demo_manifest"],

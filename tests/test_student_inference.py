@@ -1,0 +1,57 @@
+"""The student's fast paths compute what the plain path computes (tiny model, CPU); backends that cannot run say
+why."""
+
+import copy
+
+import pytest
+import yaml
+
+from thinking_summarizer.openai_client import ServerConfigError
+from thinking_summarizer.student import Inference, untrained
+from thinking_summarizer.student.backends import ServedStudent, VLLMStudent, build_summarizer
+from thinking_summarizer.tiny_models.student import build_tiny_student
+
+from .conftest import REPO, tiny_model_dir
+
+SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+LORA = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
+THINKINGS = ["The man in a grey coat frowns.",
+             "A woman in a red dress on the left smiles while the man opposite her looks away and sighs deeply.",
+             "Two children laugh.", "The old man sits on a brown sofa in the middle; his voice trembles as he speaks."]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    recipe = copy.deepcopy(LORA["tiny"])
+    recipe["pretrain"]["steps"] = 0
+    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2,
+                                             "max_positions": 1024}}
+    path = tiny_model_dir(tmp_path_factory, "student")
+    path.mkdir(parents=True)
+    build_tiny_student(path, recipe, THINKINGS * 10, THINKINGS * 10)
+    return str(path)
+
+
+def test_static_cache_length_sorted_batches_write_what_one_at_a_time_writes(base):
+    student = untrained(base, "Summarise.", device="cpu")
+    student.inference = Inference(sort_by_length=False, cache_implementation="dynamic")
+    plain = student.summarize(THINKINGS, 1, 20)
+    for inference in (Inference(sort_by_length=True), Inference(sort_by_length=True, cache_implementation="static")):
+        student.inference = inference
+        fast = student.summarize(THINKINGS, 3, 20)
+        assert fast.texts == plain.texts, inference
+        assert fast.new_tokens == plain.new_tokens
+        assert len(fast.seconds) == len(THINKINGS)
+
+
+def test_backends_that_cannot_run_say_why(tmp_path):
+    card = {"instruction": "Summarise.", "base_model": "x"}
+    with pytest.raises(RuntimeError, match="needs the vllm package"):
+        VLLMStudent(str(tmp_path), card, SHARED["student_inference"]["vllm"])
+    served = SHARED["openai_client"] | SHARED["student_inference"]["openai"]
+    with pytest.raises(ServerConfigError, match="student_inference.openai.base_url is required"):
+        ServedStudent(card, served | {"base_url": None}).summarize(["a"], 1, 8)
+    with pytest.raises(RuntimeError, match=r"student server at http://127.0.0.1:9/v1 answered no request"):
+        ServedStudent(card, served | {"base_url": "http://127.0.0.1:9/v1", "max_attempts": 1}).summarize(["a"], 1, 8)
+    with pytest.raises(ValueError, match="unknown backend 'tgi'"):
+        build_summarizer(str(tmp_path), SHARED["student_inference"] | {"backend": "tgi"}, SHARED["openai_client"])
