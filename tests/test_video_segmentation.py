@@ -160,3 +160,28 @@ def test_the_masked_video_keeps_the_sources_sound(cfg, tmp_path):
     assert (probe(videos["quiet"]).has_audio, results["quiet"]["audio"]) == (False, False)
     assert probe(videos["loud"]).num_frames == 8
 
+
+
+def _all_masks(sam3_cfg: dict, video: Path, prompts: list[str]) -> tuple[list[dict], object]:
+    seen = []
+    result = Sam3Segmenter(sam3_cfg).track(str(video), prompts, lambda i, f, masks, r: seen.append(
+        {k: v.copy() for k, v in masks.items()}))
+    return seen, result
+
+
+def test_batched_prompts_give_the_masks_of_one_detector_pass_per_prompt(cfg, tmp_path):
+    video, _ = scene_video(tmp_path / "v.mp4", 5, 12)
+    prompts = ["person", "red sofa", "white cup", "dog"]
+    one_by_one, plain = _all_masks(cfg["sam3"] | {"batched_prompts": False}, video, prompts)
+    batched, fast = _all_masks(cfg["sam3"] | {"batched_prompts": True}, video, prompts)
+    assert plain.prompt_of == fast.prompt_of and len(plain.prompt_of) > 1
+    assert [sorted(f) for f in batched] == [sorted(f) for f in one_by_one]
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(batched, one_by_one) for k in a)
+
+
+def test_detecting_every_few_frames_keeps_tracking_in_between(cfg, tmp_path):
+    video, _ = scene_video(tmp_path / "v.mp4", 5, 12)
+    every, result = _all_masks(cfg["sam3"] | {"detect_every": 3}, video, ["person", "red sofa"])
+    assert result.frames == 12 and result.prompt_of
+    # objects found on a detection frame carry masks through the frames without detection
+    assert any(masks and index % 3 for index, masks in enumerate(every))

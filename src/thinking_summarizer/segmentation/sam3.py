@@ -8,6 +8,7 @@ to: frames older than its memory window, and conditioning frames beyond the ones
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import Sam3VideoModel, Sam3VideoProcessor
+from transformers.models.sam3_video.modeling_sam3_video import nms_masks
 
 from thinking_summarizer.media import iter_frames, probe
 from thinking_summarizer.tiny_models import ensure_built
@@ -84,6 +86,72 @@ def prune_session(session, frame_idx: int, window: int, max_cond_frames: int) ->
             lists[key] = [t for t in lists[key] if t >= horizon]
 
 
+def _expand(value: Any, size: int) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.expand(size, *value.shape[1:])
+    if isinstance(value, (tuple, list)):
+        return type(value)(_expand(v, size) for v in value)
+    return value
+
+
+class FastSam3VideoModel(Sam3VideoModel):
+    """`Sam3VideoModel` with two speed knobs (`configure`):
+
+    - `batched_prompts`: every text prompt is scored by the detector in one forward over the frame's features
+      (the stock model runs one detector pass per prompt over the same features). Exact: the same detections.
+    - `detect_every`: the detector runs on every N-th frame only; in between, the tracker carries the objects it
+      has. A trade-off: an object that enters between detections is found at the next one (as Grounded-SAM-2's
+      `step`), and the tracker's removal of unconfirmed tracks sees fewer confirmations.
+    """
+
+    batched_prompts = False
+    detect_every = 1
+    frame_number = 0
+
+    def configure(self, batched_prompts: bool, detect_every: int) -> None:
+        self.batched_prompts, self.detect_every = batched_prompts, max(1, int(detect_every))
+
+    def _text(self, session, prompt_id: int):
+        if prompt_id not in session.prompt_embeddings:
+            session.prompt_embeddings[prompt_id] = self.detector_model.get_text_features(
+                input_ids=session.prompt_input_ids[prompt_id],
+                attention_mask=session.prompt_attention_masks[prompt_id], return_dict=True)
+        return session.prompt_embeddings[prompt_id]
+
+    def run_detection(self, inference_session, vision_embeds):
+        prompt_ids = list(inference_session.prompts)
+        if self.frame_number % self.detect_every:  # the tracker carries the objects on this frame
+            empty = {"bbox": torch.zeros(0, 4), "mask": torch.zeros(0, 1, 1), "scores": torch.zeros(0)}
+            device = vision_embeds.fpn_hidden_states[0].device
+            return {pid: {k: v.to(device) for k, v in empty.items()} for pid in prompt_ids}
+        if not self.batched_prompts or len(prompt_ids) < 2:
+            return super().run_detection(inference_session, vision_embeds)
+        texts = [self._text(inference_session, pid) for pid in prompt_ids]
+        masks = [inference_session.prompt_attention_masks[pid] for pid in prompt_ids]
+        width = max(m.shape[1] for m in masks)
+        pooled = torch.cat([torch.nn.functional.pad(t.pooler_output, (0, 0, 0, width - t.pooler_output.shape[1]))
+                            for t in texts])
+        mask = torch.cat([torch.nn.functional.pad(m, (0, width - m.shape[1])) for m in masks])
+        batch = len(prompt_ids)
+        vision = type(vision_embeds)(**{k: _expand(v, batch) for k, v in vision_embeds.items()})
+        text = copy.copy(texts[0])  # the detector reads the prompts' projected features, `pooler_output`
+        text.pooler_output = pooled
+        out = self.detector_model(vision_embeds=vision, text_embeds=text, attention_mask=mask)
+        probs = out.pred_logits.sigmoid() * out.presence_logits.sigmoid()
+        detections = {}
+        for row, pid in enumerate(prompt_ids):  # from here on exactly what the stock loop does for one prompt
+            prob = probs[row:row + 1]
+            if self.det_nms_thresh > 0.0:
+                keep = nms_masks(pred_probs=prob[0], pred_masks=out.pred_masks[row], iou_threshold=self.det_nms_thresh,
+                                 prob_threshold=self.score_threshold_detection)
+                prob[0][~keep] = 0.0
+            hits = torch.where(prob > self.score_threshold_detection)
+            detections[pid] = {"bbox": out.pred_boxes[row:row + 1][hits[0], hits[1]],
+                               "mask": out.pred_masks[row:row + 1][hits[0], hits[1]],
+                               "scores": prob[hits[0], hits[1]]}
+        return detections
+
+
 class Sam3Segmenter:
     """Loads SAM3 once; `track` runs text prompts over one video, frame by frame."""
 
@@ -97,7 +165,11 @@ class Sam3Segmenter:
         self.device = resolve_device(cfg["device"])
         self.dtype = resolve_dtype(cfg["dtype"], self.device)
         self.processor = Sam3VideoProcessor.from_pretrained(cfg["model"])
-        self.model = Sam3VideoModel.from_pretrained(cfg["model"], dtype=self.dtype).to(self.device).eval()
+        self.model = FastSam3VideoModel.from_pretrained(
+            cfg["model"], dtype=self.dtype, attn_implementation=cfg["attn_implementation"]).to(self.device).eval()
+        self.model.configure(cfg["batched_prompts"], cfg["detect_every"])
+        if cfg["compile_vision"]:
+            self.model.detector_model.vision_encoder = torch.compile(self.model.detector_model.vision_encoder)
         tracker = self.model.config.tracker_config
         derived = max(tracker.num_maskmem, tracker.max_object_pointers_in_encoder, self.model.hotstart_delay,
                       self.model.recondition_every_nth_frame) + 1
@@ -121,6 +193,7 @@ class Sam3Segmenter:
             inputs = self.processor(images=frame, return_tensors="pt")
             # an explicit index: the session would number a streamed frame by how many frames it holds,
             # which pruning keeps small
+            self.model.frame_number = result.frames
             output = self.model(inference_session=session, frame_idx=result.frames,
                                 frame=inputs.pixel_values[0].to(self.device, self.dtype))
             post = self.processor.postprocess_outputs(session, output, original_sizes=inputs.original_sizes)
