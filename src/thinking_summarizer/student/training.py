@@ -3,14 +3,17 @@ and callbacks that log to MLflow and stop on a NaN loss."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import mlflow
+import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback
+from trl import SFTConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ class MlflowLogging(TrainerCallback):
                  "eval_loss": "eval_loss"}
         metrics = {names[k]: float(v) for k, v in (logs or {}).items() if k in names}
         if metrics:
+            import mlflow  # here, not at import: a bare GPU box runs the recipe and trainer without MLflow
+
             mlflow.log_metrics(metrics, step=state.global_step, run_id=self.run_id)
 
 
@@ -84,3 +89,36 @@ class StopOnNonFiniteLoss(TrainerCallback):
                 raise TrainingDivergedError(
                     f"{key} is {value} at step {state.global_step} (epoch {state.epoch:.2f}): training stopped; "
                     f"lower lora_training.trainer.learning_rate or check the data")
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTConfig:
+    """The training recipe as trl's SFTConfig, every knob from `lora_training.trainer` (trl's own defaults differ:
+    bf16, gradient checkpointing, lr, max_length). Padding-free batches need FlashAttention; Liger's fused
+    kernels are used where installed (`auto`)."""
+    padding_free = _installed("flash_attn") if settings["padding_free"] == "auto" else bool(settings["padding_free"])
+    liger = _installed("liger_kernel") if settings["use_liger_kernel"] == "auto" else bool(settings["use_liger_kernel"])
+    return SFTConfig(
+        padding_free=padding_free, use_liger_kernel=liger,
+        output_dir=str(output_dir), seed=settings["seed"], data_seed=settings["seed"],
+        learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
+        warmup_steps=settings["warmup_ratio"],  # transformers 5: a float below 1 is a ratio of all steps
+        num_train_epochs=settings["num_train_epochs"], optim=settings["optim"],
+        weight_decay=settings["weight_decay"], max_grad_norm=settings["max_grad_norm"],
+        per_device_train_batch_size=settings["per_device_train_batch_size"],
+        per_device_eval_batch_size=settings["per_device_eval_batch_size"],
+        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
+        gradient_checkpointing=settings["gradient_checkpointing"], bf16=bf16, fp16=False,
+        max_length=settings["max_length"], packing=False, assistant_only_loss=True,
+        train_sampling_strategy=settings["train_sampling_strategy"],
+        eval_strategy=settings["eval_strategy"], save_strategy=settings["eval_strategy"],
+        eval_steps=settings.get("eval_steps"), save_steps=settings.get("eval_steps"),
+        save_total_limit=settings["save_total_limit"], load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_steps=settings["logging_steps"], logging_first_step=True, report_to="none",
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
+    )

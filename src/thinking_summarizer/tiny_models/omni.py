@@ -52,14 +52,15 @@ def build_tiny_omni(path: Path, recipe: dict[str, Any], texts: list[str]) -> Non
     head_dim = text["hidden_size"] // text["heads"]
     config = Qwen2_5OmniThinkerConfig(
         audio_config={"d_model": audio["d_model"], "encoder_attention_heads": audio["heads"],
-                      "encoder_ffn_dim": 2 * audio["d_model"], "encoder_layers": audio["layers"],
+                      "encoder_ffn_dim": audio.get("ffn_dim", 2 * audio["d_model"]), "encoder_layers": audio["layers"],
                       "num_mel_bins": audio["num_mel_bins"], "output_dim": text["hidden_size"]},
         vision_config={"depth": vision["depth"], "hidden_size": vision["hidden_size"],
-                       "intermediate_size": 2 * vision["hidden_size"], "num_heads": vision["heads"],
-                       "out_hidden_size": text["hidden_size"], "fullatt_block_indexes": [vision["depth"] - 1]},
+                       "intermediate_size": vision.get("intermediate_size", 2 * vision["hidden_size"]),
+                       "num_heads": vision["heads"], "out_hidden_size": text["hidden_size"],
+                       "fullatt_block_indexes": vision.get("full_attention_blocks", [vision["depth"] - 1])},
         text_config={
             "vocab_size": len(tokenizer), "hidden_size": text["hidden_size"], "num_hidden_layers": text["layers"],
-            "intermediate_size": 2 * text["hidden_size"], "num_attention_heads": text["heads"],
+            "intermediate_size": text.get("intermediate_size", 2 * text["hidden_size"]), "num_attention_heads": text["heads"],
             "num_key_value_heads": text["kv_heads"], "max_position_embeddings": 32768, "tie_word_embeddings": False,
             # the three rotary sections (time, height, width) must cover head_dim / 2
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6,

@@ -14,12 +14,12 @@ from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
 from thinking_summarizer import tracking
 from thinking_summarizer.student import CARD, base_not_found, from_adapter, load_base, read_card
 from thinking_summarizer.student.registry import load_registered, register
-from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, fit_to_length
+from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, fit_to_length, sft_config
 from thinking_summarizer.hashing import content_hash
 from thinking_summarizer.tiny_models import ensure_built
 from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
@@ -56,29 +56,6 @@ def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any
     if base["tiny"]:
         settings |= cfg["tiny"].get("trainer", {})
     return settings
-
-
-def _sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTConfig:
-    return SFTConfig(
-        output_dir=str(output_dir), seed=settings["seed"], data_seed=settings["seed"],
-        learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
-        warmup_steps=settings["warmup_ratio"],  # transformers 5: a float below 1 is a ratio of all steps
-        num_train_epochs=settings["num_train_epochs"], optim=settings["optim"],
-        weight_decay=settings["weight_decay"], max_grad_norm=settings["max_grad_norm"],
-        per_device_train_batch_size=settings["per_device_train_batch_size"],
-        per_device_eval_batch_size=settings["per_device_eval_batch_size"],
-        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
-        gradient_checkpointing=settings["gradient_checkpointing"], bf16=bf16, fp16=False,
-        max_length=settings["max_length"], packing=False, assistant_only_loss=True,
-        train_sampling_strategy=settings["train_sampling_strategy"],
-        eval_strategy=settings["eval_strategy"], save_strategy=settings["eval_strategy"],
-        eval_steps=settings.get("eval_steps"), save_steps=settings.get("eval_steps"),
-        save_total_limit=settings["save_total_limit"], load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=settings["logging_steps"], logging_first_step=True, report_to="none",
-        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
-        dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
-    )
 
 
 def _fit(dataset: Dataset, tokenizer, max_length: int, split: str) -> tuple[Dataset, dict[str, int]]:
@@ -144,7 +121,7 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     model = load_base(base["base_model"], cfg["device"], "bfloat16" if bf16 else "float32")
     lora = cfg["lora"]
     trainer = SFTTrainer(
-        model=model, args=_sft_config(settings, output_dir, bf16), train_dataset=train_set,
+        model=model, args=sft_config(settings, output_dir, bf16), train_dataset=train_set,
         eval_dataset=val_set, processing_class=tokenizer,
         peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),
