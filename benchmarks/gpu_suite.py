@@ -215,13 +215,14 @@ class Suite:
         short, prompts = (8, 4) if self.smoke else (48, 4)
         names = ["person", "red sofa", "white cup", "man in a coat"][:prompts]
         video = self.video(short, width, height)
-        for batched, every in ((False, 1), (True, 1), (True, 3)):
-            segmenter = Sam3Segmenter(base | {"batched_prompts": batched, "detect_every": every})
+        reduced = 112 if self.smoke else 560
+        for batched, every, size in ((False, 1, None), (True, 1, None), (True, 3, None), (True, 1, reduced)):
+            segmenter = Sam3Segmenter(base | {"batched_prompts": batched, "detect_every": every, "image_size": size})
             segmenter.track(str(video), names, lambda *a: None)  # warm-up
             result = segmenter.track(str(video), names, lambda *a: None)
             fps = result.frames / max(result.seconds_model, 1e-9)
-            self.row(f"SAM3 frames/s, {prompts} prompts, batched={batched}, detect every {every}", f"{fps:.2f}",
-                     TARGETS["SAM3 frames/s"], objects=len(result.prompt_of))
+            self.row(f"SAM3 frames/s, {prompts} prompts, batched={batched}, detect every {every}, "
+                     f"{size or 'full'} px", f"{fps:.2f}", TARGETS["SAM3 frames/s"], objects=len(result.prompt_of))
         segmenter = Sam3Segmenter(base | {"batched_prompts": True})
         states = {}
         for length in (short, 4 * short):

@@ -185,3 +185,13 @@ def test_detecting_every_few_frames_keeps_tracking_in_between(cfg, tmp_path):
     assert result.frames == 12 and result.prompt_of
     # objects found on a detection frame carry masks through the frames without detection
     assert any(masks and index % 3 for index, masks in enumerate(every))
+
+
+def test_a_reduced_input_size_still_segments_the_video(cfg, tmp_path):
+    video, _ = scene_video(tmp_path / "v.mp4", 5, 8)
+    full, at_full = _all_masks(cfg["sam3"], video, ["person", "red sofa"])
+    small, at_small = _all_masks(cfg["sam3"] | {"image_size": 112}, video, ["person", "red sofa"])
+    assert at_small.frames == 8 and at_small.prompt_of
+    # masks come back at the video's own size whatever the model's input size
+    shapes = {m.shape for frame in small for m in frame.values()}
+    assert shapes == {m.shape for frame in full for m in frame.values()} == {(at_full.height, at_full.width)}

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import Sam3VideoModel, Sam3VideoProcessor
+from transformers import Sam3VideoConfig, Sam3VideoModel, Sam3VideoProcessor
 from transformers.models.sam3_video.modeling_sam3_video import nms_masks
 
 from thinking_summarizer.media import iter_frames, probe
@@ -165,8 +165,12 @@ class Sam3Segmenter:
         self.device = resolve_device(cfg["device"])
         self.dtype = resolve_dtype(cfg["dtype"], self.device)
         self.processor = Sam3VideoProcessor.from_pretrained(cfg["model"])
+        config = Sam3VideoConfig.from_pretrained(cfg["model"])
+        if cfg.get("image_size"):  # a reduced input size (SAM3 runs at 560 px as well as its 1008): faster, coarser
+            self._resize(config, cfg["image_size"])
         self.model = FastSam3VideoModel.from_pretrained(
-            cfg["model"], dtype=self.dtype, attn_implementation=cfg["attn_implementation"]).to(self.device).eval()
+            cfg["model"], config=config, dtype=self.dtype,
+            attn_implementation=cfg["attn_implementation"]).to(self.device).eval()
         self.model.configure(cfg["batched_prompts"], cfg["detect_every"])
         if cfg["compile_vision"]:
             self.model.detector_model.vision_encoder = torch.compile(self.model.detector_model.vision_encoder)
@@ -176,6 +180,16 @@ class Sam3Segmenter:
         self.window = cfg.get("state_window") or derived
         self.max_cond_frames = tracker.max_cond_frame_num
         self.model_id = cfg["model"]
+
+    def _resize(self, config: Sam3VideoConfig, size: int) -> None:
+        """The model's and the processor's input size (the config propagates it to detector and tracker)."""
+        patch = config.detector_config.vision_config.backbone_config.patch_size
+        config.image_size, config.low_res_mask_size = size, 4 * size // patch
+        square = {"height": size, "width": size}
+        self.processor.image_processor.size = square
+        self.processor.image_processor.mask_size = {"height": 4 * size // patch, "width": 4 * size // patch}
+        self.processor.video_processor.size = square
+        self.processor.target_size = size
 
     @torch.inference_mode()
     def track(self, video_path: str, prompts: list[str], on_frame: FrameCallback) -> TrackResult:
