@@ -195,3 +195,27 @@ def test_a_reduced_input_size_still_segments_the_video(cfg, tmp_path):
     # masks come back at the video's own size whatever the model's input size
     shapes = {m.shape for frame in small for m in frame.values()}
     assert shapes == {m.shape for frame in full for m in frame.values()} == {(at_full.height, at_full.width)}
+
+
+def test_each_label_sits_on_its_own_objects_largest_region_without_colliding():
+    from thinking_summarizer.segmentation.masks import PALETTE, overlay
+
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    scattered = np.zeros((120, 160), bool)
+    scattered[2:6, 2:6] = True            # a speck in the corner
+    scattered[60:110, 90:150] = True      # the object's body
+    overlapping = np.zeros((120, 160), bool)
+    overlapping[65:105, 95:145] = True    # on top of the first object's body
+    out = overlay(frame, {1: scattered, 2: overlapping}, {1: "woman", 2: "cup"}, 0.45)
+    boxes = {}
+    for obj_id in (1, 2):
+        colour = np.array(PALETTE[obj_id], float)
+        scale = out.max(axis=2, keepdims=True) / colour.max()  # text is its colour (anti-aliased) on a dark box
+        text = (scale[..., 0] > 0.5) & (np.abs(out - scale * colour).max(axis=2) <= 3)
+        ys, xs = np.nonzero(text)
+        assert len(xs), f"label {obj_id} not drawn"
+        boxes[obj_id] = (xs.min(), ys.min(), xs.max(), ys.max())
+    x0, y0, x1, y1 = boxes[1]
+    assert 90 <= (x0 + x1) / 2 <= 150 and 60 <= (y0 + y1) / 2 <= 110  # on the body, not at the corner speck
+    a, b = boxes[1], boxes[2]
+    assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]  # the two labels do not overlap

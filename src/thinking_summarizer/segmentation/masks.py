@@ -53,18 +53,49 @@ def read_masks(path: str | Path) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
             yield row["frame"], {int(k): rle_decode(v, shape) for k, v in row["objects"].items()}
 
 
+FONT, FONT_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+
+
+def _anchor(mask: np.ndarray) -> tuple[int, int]:
+    """The most interior point of the mask's largest connected region (a scattered mask's main body)."""
+    count, regions, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) if count > 1 else 0
+    inside = cv2.distanceTransform((regions == largest).astype(np.uint8), cv2.DIST_L2, 3)
+    y, x = np.unravel_index(int(np.argmax(inside)), inside.shape)
+    return int(x), int(y)
+
+
+def label_boxes(masks: dict[int, np.ndarray], labels: dict[int, str], shape: tuple[int, int]) -> dict[int, tuple]:
+    """Where each object's label goes: (text, x, y, width, height) centred on its largest region, moved up or
+    down by whole label heights until it overlaps no label placed before it, and kept inside the frame."""
+    height, width = shape
+    placed: dict[int, tuple] = {}
+    for obj_id in sorted(masks, key=lambda i: -int(masks[i].sum())):  # big objects choose first
+        if not masks[obj_id].any():
+            continue
+        text = f"{obj_id}:{labels.get(obj_id, '')}"
+        (w, h), base = cv2.getTextSize(text, FONT, FONT_SCALE, 1)
+        h += base + 2
+        cx, cy = _anchor(masks[obj_id])
+        for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+            x = min(max(0, cx - w // 2), max(0, width - w))
+            y = min(max(0, cy - h // 2 + shift * h), max(0, height - h))
+            if not any(x < px + pw and px < x + w and y < py + ph and py < y + h for _, px, py, pw, ph in placed.values()):
+                break
+        placed[obj_id] = (text, x, y, w, h)
+    return placed
+
+
 def overlay(frame_rgb: np.ndarray, masks: dict[int, np.ndarray], labels: dict[int, str], alpha: float) -> np.ndarray:
-    """The frame with each object's mask tinted in its colour and its label at the mask's top-left."""
+    """The frame with each object's mask tinted in its colour and its label on its own largest region."""
     out = frame_rgb.astype(np.float32)
     for obj_id, mask in masks.items():
         colour = np.array(PALETTE[obj_id % len(PALETTE)], dtype=np.float32)
         out[mask] = (1 - alpha) * out[mask] + alpha * colour
     out = out.astype(np.uint8)
-    for obj_id, mask in masks.items():
-        ys, xs = np.nonzero(mask)
-        if len(xs):
-            cv2.putText(out, f"{obj_id}:{labels.get(obj_id, '')}", (int(xs.min()), max(8, int(ys.min()) - 2)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.3, PALETTE[obj_id % len(PALETTE)], 1, cv2.LINE_AA)
+    for obj_id, (text, x, y, w, h) in label_boxes(masks, labels, out.shape[:2]).items():
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 0, 0), -1)  # a dark box: readable on any tint
+        cv2.putText(out, text, (x, y + h - 4), FONT, FONT_SCALE, PALETTE[obj_id % len(PALETTE)], 1, cv2.LINE_8)
     return out
 
 
