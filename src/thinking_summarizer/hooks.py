@@ -68,10 +68,21 @@ class TrackingHook:
 
 
 class RunSummaryHook:
-    """Log a one-screen summary of what the run produced once it has finished."""
+    """A summary of what the run produced, once it has finished: one line per stage, as a plain block (the
+    rich log handler would fold it into its 80-column message column)."""
+
+    def __init__(self) -> None:
+        self.log = logging.getLogger("thinking_summarizer.run_summary")
+        self.log.propagate = False
+        if not self.log.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self.log.addHandler(handler)
+        self.log.setLevel(logging.INFO)
 
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
         lines = summary_lines(pipeline.all_outputs(), catalog.load)
         if lines:
-            log.info("Run summary (%d nodes)\n  %s\n  %s", len(pipeline.nodes), "\n  ".join(lines), WHERE)
+            block = "\n".join(f"  {line}" for line in [*lines, WHERE])
+            self.log.info("\nRun summary (%d nodes)\n%s\n", len(pipeline.nodes), block)

@@ -35,10 +35,15 @@ class SummaryParseError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+def primary_first(items: list[tuple[str, Any]]) -> list[Any]:
+    """The items of (priority, item) pairs, primary ones first, order otherwise kept: the one rule for objects
+    and SAM3 prompts everywhere."""
+    return [item for _, item in sorted(items, key=lambda pair: pair[0] != "primary")]
+
+
 def ordered(summary: Summary) -> Summary:
     """The same summary with primary objects (and their prompts) first, order otherwise kept."""
-    pairs = list(zip(summary.objects, summary.sam3_prompts, strict=True))
-    pairs.sort(key=lambda pair: pair[0].priority != "primary")
+    pairs = primary_first([(o.priority, (o, p)) for o, p in zip(summary.objects, summary.sam3_prompts, strict=True)])
     return summary.model_copy(
         update={"objects": [o for o, _ in pairs], "sam3_prompts": [p for _, p in pairs]}
     )

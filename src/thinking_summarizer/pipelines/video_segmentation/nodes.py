@@ -22,7 +22,7 @@ from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_ag
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.summary_format import parse_lenient, render
+from thinking_summarizer.summary_format import parse_lenient, primary_first, render
 from thinking_summarizer.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
 
@@ -54,8 +54,8 @@ def _prompts(text: str, limit: int) -> list[str]:
     """SAM3 prompts of a summary, those of primary objects first, without repeats."""
     parsed = parse_lenient(text)
     objects, prompts = parsed["objects"], parsed["sam3_prompts"]
-    paired = [(objects[i]["priority"] if i < len(objects) else "secondary", p) for i, p in enumerate(prompts)]
-    ordered = [p for priority, p in paired if priority == "primary"] + [p for priority, p in paired if priority != "primary"]
+    ordered = primary_first([(objects[i]["priority"] if i < len(objects) else "secondary", p)
+                             for i, p in enumerate(prompts)])
     return list(dict.fromkeys(p for p in ordered if p.strip()))[:limit]
 
 
