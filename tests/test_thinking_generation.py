@@ -14,7 +14,8 @@ from .conftest import REPO, kill_after_calls
 from .openai_stub import StubOpenAI
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-CLIENT = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["openai_client"]
+SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+CLIENT = SHARED["openai_client"]
 GATES = PARAMS["gates"]
 
 
@@ -119,5 +120,28 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
         assert by_id["s003"]["error"] == "generation_error: server_error: HTTP 500: server trouble; gave up after 1 attempts"
         kept, rejects, report = gate_thinking(records, work, GATES)
         assert len(kept) == 39 and report["accuracy_by_problem_type"] == {"multiple choice": 1.0}
+    finally:
+        server.stop()
+
+
+def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
+    """A video and question thought about by thinking_generation are not thought about again for segmentation."""
+    from thinking_summarizer.pipelines.video_segmentation.nodes import think_and_summarize
+
+    server = StubOpenAI(reply="thinking")
+    url = server.start()
+    try:
+        config = cfg(tmp_path, backend="openai")
+        config["openai"] |= {"base_urls": [url], "concurrency": 2, "timeout_s": 5}
+        work = samples(tmp_path, 3)
+        generate_thinking(work, config, CLIENT)
+        asked = sum(server.calls.values())
+        plan = [{k: s[k] for k in ("sample_id", "video_id", "video_path", "question", "options", "problem_type",
+                                   "reference_thinking")} for s in work]
+        rows = think_and_summarize(plan, config, {"summarizer": "teacher", "max_prompts": 4}, {},
+                                   yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())[
+                                       "teacher_labeling"], CLIENT, SHARED["vocabulary"], SHARED["summary_qc"], {})
+        assert (asked, sum(server.calls.values())) == (3, 3)  # nothing generated twice
+        assert all(r.get("thinking") for r in rows)
     finally:
         server.stop()

@@ -71,18 +71,20 @@ class RunSummaryHook:
     """A summary of what the run produced, once it has finished: one line per stage, as a plain block (the
     rich log handler would fold it into its 80-column message column)."""
 
-    def __init__(self) -> None:
-        self.log = logging.getLogger("thinking_summarizer.run_summary")
-        self.log.propagate = False
-        if not self.log.handlers:
+    @staticmethod
+    def _plain_logger() -> logging.Logger:
+        # set up when used: Kedro's logging config, applied after the hooks exist, resets child loggers
+        logger = logging.getLogger("thinking_summarizer.run_summary")
+        logger.propagate, logger.level = False, logging.INFO
+        if not logger.handlers:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(message)s"))
-            self.log.addHandler(handler)
-        self.log.setLevel(logging.INFO)
+            logger.addHandler(handler)
+        return logger
 
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
         lines = summary_lines(pipeline.all_outputs(), catalog.load)
         if lines:
             block = "\n".join(f"  {line}" for line in [*lines, WHERE])
-            self.log.info("\nRun summary (%d nodes)\n%s\n", len(pipeline.nodes), block)
+            self._plain_logger().info("\nRun summary (%d nodes)\n%s\n", len(pipeline.nodes), block)

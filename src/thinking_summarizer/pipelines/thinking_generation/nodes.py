@@ -5,15 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any, Callable
 
-from tqdm.auto import tqdm
-
-from thinking_summarizer.generators import build_generator
-from thinking_summarizer.result_cache import ResponseCache, request_key
+from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.tagged_output import extract
 
 log = logging.getLogger(__name__)
@@ -28,50 +23,15 @@ def partition_name(shard_id: int, num_shards: int) -> str:
     return f"shard-{shard_id:03d}-of-{num_shards:03d}"
 
 
-def _request(model_id: str, cfg: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
-    """Everything a generation depends on: model, prompt, sampling knobs, the media bytes and the question."""
-    path = Path(sample["video_path"])
-    media = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else f"missing:{path}"
-    return {"model": model_id, "prompt": cfg["prompt"], "generation": cfg["generation"], "media": media,
-            "question": [sample["question"], sample["options"], sample["problem_type"],
-                         sample.get("reference_thinking")]}
-
-
 def generate_thinking(samples: list[dict[str, Any]], cfg: dict[str, Any],
                       client_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Generate this shard's samples; finished ones are taken from the cache, new ones written to it at once.
-
-    A transient failure (server error, timeout) keeps its own message in the record and is asked again on a
-    rerun; a configuration error from the server stops the run."""
+    """Generate this shard's samples through the content-keyed cache (finished ones are never generated again)."""
     shard_id, num_shards = cfg["shard_id"], cfg["num_shards"]
     if not 0 <= shard_id < num_shards:
         raise ValueError(f"thinking_generation.shard_id={shard_id} must be in [0, num_shards={num_shards})")
     mine = [s for s in samples if shard_of(s["sample_id"], num_shards) == shard_id]
-    generator = build_generator(cfg, client_cfg)
-    cache = ResponseCache(cfg["cache_path"])
-    keys = {s["sample_id"]: request_key(_request(generator.model_id, cfg, s)) for s in mine}
-    # the key is the content, so a hit may have been generated for a sample of another id (same video and question)
-    done = {s["sample_id"]: hit | {"sample_id": s["sample_id"]}
-            for s in mine if (hit := cache.get(keys[s["sample_id"]])) is not None}
-    todo = [s for s in mine if s["sample_id"] not in done]
-    log.info("Shard %d/%d: %d samples, %d already generated", shard_id, num_shards, len(mine), len(mine) - len(todo))
-    started, tokens = time.perf_counter(), 0
-    chunk = cfg.get("checkpoint_every", 32)
-    with tqdm(total=len(todo), desc=f"thinking shard {shard_id}", unit="sample") as bar:
-        for start in range(0, len(todo), chunk):
-            for result in generator.generate(todo[start:start + chunk]):
-                record = {"sample_id": result.sample_id, "generator_id": generator.model_id,
-                          "raw_text": result.raw_text, "tokens": result.tokens, "error": result.error}
-                if not result.error.startswith("generation_error"):  # transient: tried again on a rerun
-                    cache.put(keys[result.sample_id], record)
-                done[result.sample_id] = record
-                tokens += result.tokens
-                bar.update()
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    log.info("Shard %d/%d: generated %d in %.1f s (%.2f samples/s, %.1f tokens/s)", shard_id, num_shards,
-             len(todo), elapsed, len(todo) / elapsed, tokens / elapsed)
-    cache.close()
-    return {partition_name(shard_id, num_shards): [done[s["sample_id"]] for s in mine]}
+    records = generate_cached(mine, cfg, client_cfg, f"thinking shard {shard_id}/{num_shards}")
+    return {partition_name(shard_id, num_shards): records}
 
 
 def merge_thinking_shards(

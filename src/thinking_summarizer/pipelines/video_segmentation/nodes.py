@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from thinking_summarizer import tracking
-from thinking_summarizer.generators import build_generator
+from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
@@ -66,14 +66,16 @@ def think_and_summarize(
 ) -> list[dict[str, Any]]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
     started = time.perf_counter()
-    generations = {g.sample_id: g for g in build_generator(thinking_cfg, client_cfg).generate(plan)}
+    # the same content-keyed cache as thinking_generation: a video already thought about is not thought about again
+    generations = {g["sample_id"]: g for g in generate_cached(plan, thinking_cfg, client_cfg, "segmentation thinking")}
     rows = []
     for sample in plan:
         generation = generations[sample["sample_id"]]
-        parts = extract(generation.raw_text)
+        parts = extract(generation["raw_text"])
         row = {k: sample[k] for k in ("sample_id", "video_id", "video_path", "question", "options")}
-        if generation.error or not parts.thinking:
-            rows.append(row | {"error": generation.error or f"no thinking in the generation ({'; '.join(parts.problems)})"})
+        if generation["error"] or not parts.thinking:
+            rows.append(row | {"error": generation["error"] or
+                               f"no thinking in the generation ({'; '.join(parts.problems)})"})
         else:
             rows.append(row | {"thinking": parts.thinking, "answer": parts.answer, "error": ""})
     thinking_seconds = time.perf_counter() - started
