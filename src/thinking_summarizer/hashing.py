@@ -7,6 +7,6 @@ import json
 from typing import Any
 
 
-def content_hash(value: Any) -> str:
-    """16 hex characters of the SHA-256 of `value` as canonical JSON (keys sorted)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+def content_hash(value: Any, chars: int = 16) -> str:
+    """The first `chars` hex characters of the SHA-256 of `value` as canonical JSON (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:chars]

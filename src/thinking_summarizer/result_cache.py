@@ -9,7 +9,6 @@ died expires after its lease.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -18,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from thinking_summarizer.hashing import content_hash
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -37,8 +38,8 @@ def _alive(owner: str) -> bool:
 
 
 def request_key(request: dict[str, Any]) -> str:
-    """The SHA-256 of the request as canonical JSON (keys sorted)."""
-    return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """The whole SHA-256 of the request as canonical JSON: a cache row is the answer to exactly this request."""
+    return content_hash(request, 64)
 
 
 class ResponseCache:

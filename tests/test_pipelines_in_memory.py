@@ -1,0 +1,63 @@
+"""Pipelines run as Kedro's starters test them: an in-memory catalog and Kedro's SequentialRunner, no project."""
+
+import json
+
+import numpy as np
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from thinking_summarizer.media import VideoWriter
+from thinking_summarizer.pipelines.data_sampling.pipeline import create_pipeline as data_sampling
+from thinking_summarizer.pipelines.teacher_labeling.pipeline import create_pipeline as teacher_labeling
+
+from .conftest import REPO
+
+SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+SAMPLING = yaml.safe_load((REPO / "conf/base/parameters_data_sampling.yml").read_text())["data_sampling"]
+TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
+DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+
+
+class Kept(MemoryDataset):
+    """An intermediate result the runner would release after its last reader; kept for the test to read."""
+
+    def _release(self) -> None:
+        pass
+
+
+def catalog(**entries) -> DataCatalog:
+    return DataCatalog({name: MemoryDataset(value) for name, value in entries.items()})
+
+
+def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path):
+    root = tmp_path / "Videos"
+    records = []
+    for i in range(6):
+        video_id = f"vid{i}"
+        (root / video_id).mkdir(parents=True)
+        with VideoWriter(root / video_id / f"{video_id}_video.mp4", fps=4, width=32, height=24) as writer:
+            for t in range(4):
+                writer.write(np.full((24, 32, 3), 30 * t, np.uint8))
+        records.append({"Question": f"What happens in clip {i}?", "Choice": ["A. x", "B. y"], "Answer": "A",
+                        "video_id": video_id, "Type": "Event Sequence"})
+    (tmp_path / "qa.json").write_text(json.dumps(records))
+    sampling = SAMPLING | {"n_samples": 4, "sources": {"daily": {"path": str(tmp_path / "qa.json"),
+                                                                 "video_root": str(root)}}}
+    run = catalog(**{"params:demo_data": DEMO | {"root": str(tmp_path / "demo")}, "params:data_sampling": sampling,
+                     "params:data_sampling.policy": sampling["policy"],
+                     "params:data_sampling.n_samples": sampling["n_samples"],
+                     "params:data_sampling.seed": sampling["seed"]})
+    run["sampled_samples"] = Kept()
+    SequentialRunner().run(data_sampling(), run)
+    sampled = run.load("sampled_samples")
+    assert len(sampled) == 4 and {s["source"] for s in sampled} == {"daily"}
+    assert run.load("sampling_report")["demo"] is False and not (tmp_path / "demo").exists()
+    # the sampled questions carry no chain: the extractive teacher is handed made-up thinking to label
+    thinking = [{"sample_id": s["sample_id"], "thinking": "The woman in a red coat on the left smiles; her eyes "
+                 "are bright and her mouth is upturned. So the answer is happy."} for s in sampled]
+    labels = catalog(**{"thinking_records": thinking, "params:teacher_labeling": TEACHER,
+                        "params:openai_client": SHARED["openai_client"], "params:vocabulary": SHARED["vocabulary"],
+                        "params:summary_qc": SHARED["summary_qc"]})
+    SequentialRunner().run(teacher_labeling(), labels)
+    assert len(labels.load("teacher_labels")) == 4 and labels.load("teacher_usage")["api_calls"] == 0
