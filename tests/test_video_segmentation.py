@@ -93,10 +93,11 @@ def test_masks_video_and_results(cfg, tmp_path):
         for mask in frame_masks.values():
             union |= mask
         diff = np.abs(drawn.astype(int) - original.astype(int)).sum(axis=2)
+        # medians: a label's box may reach past a small mask, and is no tint
         if union.sum() > 50:
-            inside.append(diff[union].mean())
+            inside.append(np.median(diff[union]))
         if (~union).sum() > 50:
-            outside.append(diff[~union].mean())
+            outside.append(np.median(diff[~union]))
     assert inside, "some frame has a mask to draw"
     assert np.mean(inside) > 3 * np.mean(outside) + 10
 

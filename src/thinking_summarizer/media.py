@@ -110,7 +110,7 @@ class VideoWriter:
     """Write frames one at a time as H.264 (yuv420p) MP4, optionally with a mono audio track."""
 
     def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 23,
-                 audio_rate: int | None = None):
+                 audio_rate: int | None = None, preset: str = "veryfast"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self.container = av.open(self.path, "w")
@@ -118,7 +118,7 @@ class VideoWriter:
         # yuv420p needs even sides; odd ones are padded by one pixel
         self.video.width, self.video.height = width + width % 2, height + height % 2
         self.video.pix_fmt = "yuv420p"
-        self.video.options = {"crf": str(crf), "preset": "veryfast"}
+        self.video.options = {"crf": str(crf), "preset": preset}
         self.audio = None
         if audio_rate:
             self.audio = self.container.add_stream("aac", rate=audio_rate)

@@ -105,7 +105,8 @@ def _render_or_empty(summary: dict[str, Any] | None) -> str:
     return render(Summary(**summary)) if summary else ""
 
 
-def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, alpha: float) -> dict[str, Any]:
+def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, alpha: float,
+                 encoder: dict[str, Any]) -> dict[str, Any]:
     video_file, masks_file = staging / f"{row['sample_id']}.mp4", staging / f"{row['sample_id']}.jsonl.gz"
     writer: VideoWriter | None = None
     masks_out = MaskWriter(masks_file)
@@ -116,7 +117,8 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, a
         nonlocal writer, encode_seconds
         started = time.perf_counter()
         if writer is None:
-            writer = VideoWriter(video_file, so_far.fps, frame.shape[1], frame.shape[0])
+            writer = VideoWriter(video_file, so_far.fps, frame.shape[1], frame.shape[0], crf=encoder["crf"],
+                                 preset=encoder["preset"])
         masks_out.write(index, frame.shape[:2], masks)
         labels.update({i: so_far.prompt_of.get(i, "") for i in masks})
         writer.write(overlay(frame, masks, labels, alpha))
@@ -163,7 +165,7 @@ def segment_videos(
             results[row["sample_id"]] = result | {"status": "error", "error": row["error"]}
             continue
         try:
-            out = _segment_one(segmenter, row, staging, cfg["overlay_alpha"])
+            out = _segment_one(segmenter, row, staging, cfg["overlay_alpha"], cfg["encoder"])
         except MediaError as err:
             log.warning("Sample %s: %s", row["sample_id"], err)
             results[row["sample_id"]] = result | {"status": "error", "error": f"unreadable_video: {err}"}
