@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PreTrainedTokenizerBase, TrainerCallback
-from trl import SFTConfig
+from datasets import Dataset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
+from trl import SFTConfig, SFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +123,52 @@ def sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTCon
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
     )
+
+
+def _fit(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, split: str) -> tuple[Dataset, dict[str, int]]:
+    fitted = fit_to_length(list(dataset["messages"]), tokenizer, max_length)
+    if fitted.truncated or fitted.dropped:
+        log.warning("%s: %d of %d examples longer than max_length=%d tokens had their thinking truncated; "
+                    "%d dropped (the summary alone is too long)", split, fitted.truncated, len(dataset),
+                    max_length, fitted.dropped)
+    if not fitted.messages:
+        raise ValueError(f"the {split} split is empty after fitting to max_length={max_length}")
+    return Dataset.from_dict({"messages": fitted.messages}), {f"{split}_truncated": fitted.truncated,
+                                                             f"{split}_dropped": fitted.dropped}
+
+
+@dataclass
+class BuiltTrainer:
+    trainer: SFTTrainer
+    tokenizer: PreTrainedTokenizerBase
+    device: torch.device
+    counts: dict[str, int]  # per split: examples whose thinking was cut, and dropped, to fit max_length
+    trainable: int
+    total: int
+
+
+def build_trainer(train_chat: Dataset, val_chat: Dataset, base_model: str, lora: dict[str, Any],
+                  settings: dict[str, Any], output_dir: Path, device_name: str) -> BuiltTrainer:
+    """trl's SFTTrainer for the recipe: the base in the precision it trains in, LoRA on the configured modules,
+    both splits fitted to `max_length`."""
+    from peft import LoraConfig
+
+    from thinking_summarizer.student import load_base
+    from thinking_summarizer.torch_runtime import resolve_device
+
+    device = resolve_device(device_name)
+    bf16 = settings["precision"] == "bf16" or (settings["precision"] == "auto" and device.type == "cuda")
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    train_set, counts = _fit(train_chat, tokenizer, settings["max_length"], "train")
+    val_set, val_counts = _fit(val_chat, tokenizer, settings["max_length"], "val")
+    trainer = SFTTrainer(
+        model=load_base(base_model, device_name, "bfloat16" if bf16 else "float32"),
+        args=sft_config(settings, output_dir, bf16), train_dataset=train_set, eval_dataset=val_set,
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                               target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),
+    )
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora["r"], lora["alpha"],
+             lora["target_modules"], base_model, f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    return BuiltTrainer(trainer, tokenizer, device, counts | val_counts, trainable, total)

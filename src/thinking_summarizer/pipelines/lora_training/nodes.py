@@ -11,18 +11,17 @@ import mlflow
 import torch
 import yaml
 from datasets import Dataset
-from peft import LoraConfig
-from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback
+from transformers import AutoConfig, EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
 from thinking_summarizer import tracking
-from thinking_summarizer.student import CARD, base_not_found, from_adapter, load_base, read_card
+from thinking_summarizer.student import CARD, base_not_found, from_adapter, read_card
 from thinking_summarizer.student.registry import load_registered, register
-from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, fit_to_length, sft_config
+from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 from thinking_summarizer.hashing import content_hash
 from thinking_summarizer.tiny_models import ensure_built
-from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
+from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.visuals import loss_curve
 
 log = logging.getLogger(__name__)
@@ -58,18 +57,6 @@ def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any
     return settings
 
 
-def _fit(dataset: Dataset, tokenizer, max_length: int, split: str) -> tuple[Dataset, dict[str, int]]:
-    fitted = fit_to_length(list(dataset["messages"]), tokenizer, max_length)
-    if fitted.truncated or fitted.dropped:
-        log.warning("%s: %d of %d examples longer than max_length=%d tokens had their thinking truncated; "
-                    "%d dropped (the summary alone is too long)", split, fitted.truncated, len(dataset),
-                    max_length, fitted.dropped)
-    if not fitted.messages:
-        raise ValueError(f"the {split} split is empty after fitting to max_length={max_length}")
-    return Dataset.from_dict({"messages": fitted.messages}), {f"{split}_truncated": fitted.truncated,
-                                                             f"{split}_dropped": fitted.dropped}
-
-
 def _save_and_log(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, Any]) -> Path:
     """Save the best adapter with its tokenizer and card; log it, the training config and the loss curve."""
     adapter_dir = output_dir / "adapter"
@@ -98,7 +85,8 @@ def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
 
 def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
                   instruction: str, tracking_cfg: dict[str, Any]) -> dict[str, Any]:
-    """LoRA fine-tuning with trl; resumes from the last checkpoint of an identical earlier run."""
+    """Run the recipe's trainer (`student.training.build_trainer`) with resume and tracking: an identical finished
+    run is reused, an unfinished one resumes from its last checkpoint in the same MLflow run."""
     if len(train_chat) == 0:
         raise ValueError("lora_training: the train split is empty; nothing to train on")
     settings = trainer_settings(cfg, base)
@@ -113,22 +101,8 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
                  run_key, json.loads(done.read_text())["run_id"])
         return json.loads(done.read_text())
     output_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg["device"])
-    bf16 = settings["precision"] == "bf16" or (settings["precision"] == "auto" and device.type == "cuda")
-    tokenizer = AutoTokenizer.from_pretrained(base["base_model"])
-    train_set, counts = _fit(train_chat, tokenizer, settings["max_length"], "train")
-    val_set, val_counts = _fit(val_chat, tokenizer, settings["max_length"], "val")
-    model = load_base(base["base_model"], cfg["device"], "bfloat16" if bf16 else "float32")
-    lora = cfg["lora"]
-    trainer = SFTTrainer(
-        model=model, args=sft_config(settings, output_dir, bf16), train_dataset=train_set,
-        eval_dataset=val_set, processing_class=tokenizer,
-        peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                               target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),
-    )
-    trainable, total = trainer.model.get_nb_trainable_parameters()
-    log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora["r"], lora["alpha"],
-             lora["target_modules"], base["base_model"], f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    built = build_trainer(train_chat, val_chat, base["base_model"], cfg["lora"], settings, output_dir, cfg["device"])
+    trainer, device, lora = built.trainer, built.device, cfg["lora"]
     run_id_file = output_dir / "mlflow_run_id"
     run = tracking.start_run(tracking_cfg, f"lora-{run_key}", run_id_file.read_text() if run_id_file.is_file() else None)
     run_id_file.write_text(run.info.run_id)
@@ -151,12 +125,13 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
         trainer.train(resume_from_checkpoint=checkpoint)
         state = trainer.state
         metrics = {
-            "trainable_parameters": trainable, "trainable_fraction": trainable / total, **logger.throughput(state),
-            "peak_memory_mb": peak_memory_mb(device), "best_eval_loss": state.best_metric or float("nan"),
-            "epochs_completed": state.epoch or 0.0, "steps": state.global_step, **counts, **val_counts,
+            "trainable_parameters": built.trainable, "trainable_fraction": built.trainable / built.total,
+            **logger.throughput(state), "peak_memory_mb": peak_memory_mb(device),
+            "best_eval_loss": state.best_metric or float("nan"), "epochs_completed": state.epoch or 0.0,
+            "steps": state.global_step, **built.counts,
         }
         mlflow.log_metrics(metrics)
-        adapter_dir = _save_and_log(trainer, tokenizer, output_dir, {
+        adapter_dir = _save_and_log(trainer, built.tokenizer, output_dir, {
             "base": base, "lora": lora, "trainer": settings, "data": data, "instruction": instruction})
     result = {"run_id": run.info.run_id, "run_key": run_key, "adapter_dir": str(adapter_dir),
               "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]),
