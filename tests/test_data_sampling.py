@@ -137,6 +137,10 @@ def test_pipeline_on_demo_corpus(project):
     assert report["rejected"] == {"intenttrain/duplicate_video": 12}
     assert len({s["video_id"] for s in sampled}) == 160
     assert all(Path(s["video_path"]).is_file() and s["reference_thinking"] for s in sampled)
+    # the demo's ground truth, keyed by the video_id its samples carry
+    truth = load_latest(project, "ground_truth", SMALLER)
+    assert {s["video_id"] for s in sampled} <= truth.keys() and len(truth) == 240
+    assert all(Path(t["masks"]).is_file() and t["objects"] for t in truth.values())
 
 
 def test_user_source_that_loads_nothing_fails_the_run_naming_it(project, shared_sample):

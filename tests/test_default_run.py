@@ -117,9 +117,8 @@ def test_segmentation_results_videos_and_masks(default_run, client):
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == result["frames_tracked"] == 24
         assert sum(1 for _ in read_masks(masks[sid]())) == 24
         # the reported J&F is what the stored masks and the demo's ground truth give, recomputed here
-        scene = next(r for r in load_latest(project, "demo_ground_truth").to_dict("records")
-                     if r["scene_id"] == Path(result["video_path"]).stem)
-        labels = np.load(project / "data/01_raw/demo" / scene["masks"])["masks"]
+        scene = load_latest(project, "ground_truth")[Path(result["video_path"]).stem]
+        labels = np.load(scene["masks"])["masks"]
         again = score_against_truth(masks[sid](), labels, [o["object_id"] for o in scene["objects"]])
         assert again["mean_j_and_f"] == pytest.approx(result["ground_truth"]["mean_j_and_f"])
     stats = load_latest(project, "segmentation_stats")

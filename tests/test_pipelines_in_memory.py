@@ -53,6 +53,7 @@ def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path
     sampled = run.load("sampled_samples")
     assert len(sampled) == 4 and {s["source"] for s in sampled} == {"daily"}
     assert run.load("sampling_report")["demo"] is False and not (tmp_path / "demo").exists()
+    assert run.load("ground_truth") == {}  # a user's videos have none: evaluation scores against the teacher
     # the sampled questions carry no chain: the extractive teacher is handed made-up thinking to label
     thinking = [{"sample_id": s["sample_id"], "thinking": "The woman in a red coat on the left smiles; her eyes "
                  "are bright and her mouth is upturned. So the answer is happy."} for s in sampled]

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -20,7 +19,7 @@ from .conftest import tiny_model_dir, working_dir, REPO
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_video_segmentation.yml").read_text())["video_segmentation"]
 DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
-NO_TRUTH = pd.DataFrame({"scene_id": [], "objects": [], "masks": []})
+NO_TRUTH: dict = {}  # a user's videos: no ground truth
 
 
 def scene_video(path: Path, index: int, frames: int, sound: bool = False) -> tuple[Path, object]:
@@ -69,7 +68,7 @@ def test_prompts_put_primary_objects_first():
 def test_masks_video_and_results(cfg, tmp_path):
     video, scene = scene_video(tmp_path / "scene.mp4", 3, 16)
     prompts = [o.prompt for o in scene.objects[:2]]
-    results, videos, masks = segment_videos([row("s1", video, prompts)], cfg, NO_TRUTH, {"root": str(tmp_path)})
+    results, videos, masks = segment_videos([row("s1", video, prompts)], cfg, NO_TRUTH)
     result = results["s1"]
     assert result["status"] == "ok" and result["frames_tracked"] == 16 and result["prompts"] == prompts
     stored = list(read_masks(masks["s1"]))
@@ -126,7 +125,7 @@ def test_broken_videos_fail_alone(cfg, tmp_path):
     write_video(str(empty), np.zeros((0, 120, 160, 3), np.uint8), 8, None, 16000)
     rows = [row("missing", tmp_path / "missing.mp4", ["cup"]), row("truncated", truncated, ["cup"]),
             row("empty", empty, ["cup"]), row("good", good, [scene.objects[0].prompt])]
-    results, videos, masks = segment_videos(rows, cfg, NO_TRUTH, {"root": str(tmp_path)})
+    results, videos, masks = segment_videos(rows, cfg, NO_TRUTH)
     assert {k: r["status"] for k, r in results.items()} == {"missing": "error", "truncated": "error",
                                                              "empty": "error", "good": "ok"}
     assert "missing.mp4" in results["missing"]["error"] and "no such video file" in results["missing"]["error"]
@@ -155,7 +154,7 @@ def test_the_masked_video_keeps_the_sources_sound(cfg, tmp_path):
     loud, _ = scene_video(tmp_path / "loud.mp4", 3, 8, sound=True)
     quiet, _ = scene_video(tmp_path / "quiet.mp4", 4, 8)
     rows = [row("loud", loud, ["person"]), row("quiet", quiet, ["person"])]
-    results, videos, _ = segment_videos(rows, cfg, NO_TRUTH, {"root": str(tmp_path)})
+    results, videos, _ = segment_videos(rows, cfg, NO_TRUTH)
     assert probe(loud).has_audio and not probe(quiet).has_audio
     assert (probe(videos["loud"]).has_audio, results["loud"]["audio"]) == (True, True)
     assert (probe(videos["quiet"]).has_audio, results["quiet"]["audio"]) == (False, False)

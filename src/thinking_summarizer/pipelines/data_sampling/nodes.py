@@ -37,6 +37,17 @@ def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[
     return write_corpus(demo) | {"used": True}
 
 
+def ground_truth_by_video(demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The demo's ground truth keyed by the `video_id` its samples carry (objects, and the masks file); empty
+    when the run samples a user's sources, which have none."""
+    if not demo_manifest.get("used"):
+        return {}
+    root = Path(demo_manifest["root"])
+    scenes = [json.loads(line) for line in (root / "ground_truth.jsonl").read_text().splitlines() if line.strip()]
+    return {_video_id(Path(scene["video"]).name): {"scene_id": scene["scene_id"], "objects": scene["objects"],
+                                                   "masks": str(root / scene["masks"])} for scene in scenes}
+
+
 def select_sources(sampling: dict[str, Any], demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The sources this run samples from: the configured ones, or the demo corpus when none is configured."""
     params = DataSamplingParams.model_validate(sampling)

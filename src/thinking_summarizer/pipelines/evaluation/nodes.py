@@ -89,9 +89,9 @@ def generate_summaries(
     return {"student_source": source, "champion_version": champion, "systems": systems}
 
 
-def _truth(ground_truth: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    return {row["scene_id"]: [{k: o[k] for k in ("category", "description", "priority")} for o in row["objects"]]
-            for row in ground_truth.to_dict("records")}
+def _truth(ground_truth: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    return {video_id: [{k: o[k] for k in ("category", "description", "priority")} for o in scene["objects"]]
+            for video_id, scene in ground_truth.items()}
 
 
 def _object_scores(predicted: list[dict[str, Any]], reference: list[dict[str, Any]], suffix: str,
@@ -144,7 +144,7 @@ def _speed(system: dict[str, Any]) -> dict[str, float]:
 
 
 def score_systems(
-    outputs: dict[str, Any], val_examples: list[dict[str, Any]], ground_truth: pd.DataFrame, cfg: dict[str, Any],
+    outputs: dict[str, Any], val_examples: list[dict[str, Any]], ground_truth: dict[str, dict[str, Any]], cfg: dict[str, Any],
     vocabulary: dict[str, Any], qc: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A per-sample table and the metrics per system: overall, per source and per problem type."""

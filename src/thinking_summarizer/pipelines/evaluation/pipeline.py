@@ -14,7 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                   "params:student_inference", "params:openai_client"],
                  "evaluation_outputs", name="generate_summaries"),
             Node(score_systems,
-                 ["evaluation_outputs", "val_examples", "demo_ground_truth", "params:evaluation", "params:vocabulary",
+                 ["evaluation_outputs", "val_examples", "ground_truth", "params:evaluation", "params:vocabulary",
                   "params:summary_qc"],
                  ["evaluation_samples", "evaluation_results"], name="score_systems"),
             Node(decide_promotion,

@@ -13,7 +13,6 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 
 from thinking_summarizer import tracking
 from thinking_summarizer.generators.cached import generate_cached
@@ -148,12 +147,11 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, a
 
 
 def segment_videos(
-    rows: list[dict[str, Any]], cfg: dict[str, Any], ground_truth: pd.DataFrame, demo: dict[str, Any],
+    rows: list[dict[str, Any]], cfg: dict[str, Any], ground_truth: dict[str, dict[str, Any]],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, str]]:
     """Track each sample's prompts; a broken video fails its own sample only. Returns the JSON result per
     sample and the finished masked videos and mask files (moved into the catalog's folders on save)."""
     segmenter = Sam3Segmenter(cfg["sam3"])
-    truth = {r["scene_id"]: r for r in ground_truth.to_dict("records")}
     staging = Path(cfg["staging_dir"])
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -170,9 +168,9 @@ def segment_videos(
             log.warning("Sample %s: %s", row["sample_id"], err)
             results[row["sample_id"]] = result | {"status": "error", "error": f"unreadable_video: {err}"}
             continue
-        scene = truth.get(row["video_id"])
+        scene = ground_truth.get(row["video_id"])
         if scene is not None:
-            labels = np.load(Path(demo["root"]) / scene["masks"])["masks"]
+            labels = np.load(scene["masks"])["masks"]
             out["ground_truth"] = score_against_truth(out["masks_file"], labels, [o["object_id"] for o in scene["objects"]])
         videos[row["sample_id"]], masks[row["sample_id"]] = out.pop("video_file"), out.pop("masks_file")
         results[row["sample_id"]] = result | out | {"status": "ok"}

@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                   "params:summary_qc", "params:student_inference"],
                  "segmentation_plan", name="think_and_summarize"),
             Node(segment_videos,
-                 ["segmentation_plan", "params:video_segmentation", "demo_ground_truth", "demo_manifest"],
+                 ["segmentation_plan", "params:video_segmentation", "ground_truth"],
                  ["segmentation_results", "segmentation_videos", "segmentation_masks"], name="segment_videos"),
             Node(segmentation_statistics, ["segmentation_results", "params:tracking"], "segmentation_stats",
                  name="segmentation_statistics"),
