@@ -10,15 +10,19 @@ import subprocess
 from pathlib import Path
 
 from kedro.framework.project import configure_project, pipelines
+from kedro.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = ["data_sampling", "thinking_generation", "teacher_labeling", "dataset_build", "lora_training", "evaluation",
+ORDER = ["demo_data", "data_sampling", "thinking_generation", "teacher_labeling", "dataset_build", "lora_training", "evaluation",
          "video_segmentation"]
 
 
 def dot_source() -> str:
     configure_project("thinking_summarizer")
-    found = {name: pipelines[name] for name in ORDER}
+    found, earlier = {}, Pipeline([])
+    for name in ORDER:  # each pipeline's own nodes (data_sampling is registered with demo_data's nodes too)
+        found[name] = pipelines[name] - earlier
+        earlier += pipelines[name]
     produced = {out: name for name, p in found.items() for out in p.all_outputs()}
     lines = ["digraph G {", 'rankdir=TB; nodesep=0.6; ranksep=0.55; fontname="Helvetica";',
              'node [shape=box, style="rounded,filled", fillcolor="#ffd54f", fontname="Helvetica", fontsize=16];',

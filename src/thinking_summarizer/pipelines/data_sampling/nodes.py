@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.media import MediaError, VideoInfo, probe
 from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
 from thinking_summarizer.schemas import (
@@ -28,24 +27,6 @@ log = logging.getLogger(__name__)
 
 class SourceDataError(ValueError):
     """A source file or record that cannot be used; the message names file, record and field."""
-
-
-def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[str, Any]:
-    """Write the synthetic demo corpus, unless an identical one is on disk or the run names its own sources."""
-    if sampling.get("sources"):
-        return {"used": False}
-    return write_corpus(demo) | {"used": True}
-
-
-def ground_truth_by_video(demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The demo's ground truth keyed by the `video_id` its samples carry (objects, and the masks file); empty
-    when the run samples a user's sources, which have none."""
-    if not demo_manifest.get("used"):
-        return {}
-    root = Path(demo_manifest["root"])
-    scenes = [json.loads(line) for line in (root / "ground_truth.jsonl").read_text().splitlines() if line.strip()]
-    return {_video_id(Path(scene["video"]).name): {"scene_id": scene["scene_id"], "objects": scene["objects"],
-                                                   "masks": str(root / scene["masks"])} for scene in scenes}
 
 
 def select_sources(sampling: dict[str, Any], demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -103,7 +84,7 @@ def _is_jsonl(text: str) -> bool:
         return False
 
 
-def _video_id(media: str) -> str:
+def video_id(media: str) -> str:
     """A source-independent key for a video: its relative path, lower-cased, without extension."""
     return str(PurePosixPath(media.replace("\\", "/").lower()).with_suffix("")).lstrip("./")
 
@@ -112,7 +93,7 @@ def _unify(source: str, record: SourceRecord, video_path: Path, info: VideoInfo 
     key = hashlib.sha1(f"{record.media}\n{record.problem}".encode()).hexdigest()[:10]
     reference = extract(record.solution) if record.solution else None
     return Sample(
-        sample_id=f"{source}-{key}", source=source, video_id=_video_id(record.media),
+        sample_id=f"{source}-{key}", source=source, video_id=video_id(record.media),
         video_path=str(video_path), question=record.problem, options=record.options,
         problem_type=record.problem_type, answer=record.answer,
         reference_context=reference.context if reference else None,

@@ -1,20 +1,16 @@
-"""data_sampling: the sources (or the demo corpus when none is configured) -> validated, unified, deduped, sampled."""
+"""data_sampling: the configured sources (or demo_data's corpus when none is) -> validated, unified, deduped, sampled."""
 
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
-    dedupe_by_video, ground_truth_by_video, load_sources, prepare_demo_corpus, sample_by_ratio, sampling_report,
-    select_sources,
+    dedupe_by_video, load_sources, sample_by_ratio, sampling_report, select_sources,
 )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(prepare_demo_corpus, ["params:demo_data", "params:data_sampling"], "demo_manifest",
-                 name="prepare_demo_corpus"),
             Node(select_sources, ["params:data_sampling", "demo_manifest"], "selected_sources", name="select_sources"),
-            Node(ground_truth_by_video, "demo_manifest", "ground_truth", name="ground_truth_by_video"),
             Node(
                 load_sources,
                 ["selected_sources", "params:data_sampling.policy"],

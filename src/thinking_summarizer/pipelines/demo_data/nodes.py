@@ -1,0 +1,28 @@
+"""The synthetic demo corpus the default run makes for itself, and its ground truth keyed for the pipelines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from thinking_summarizer.demo.corpus import write_corpus
+from thinking_summarizer.pipelines.data_sampling.nodes import video_id
+
+
+def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[str, Any]:
+    """Write the synthetic demo corpus, unless an identical one is on disk or the run names its own sources."""
+    if sampling.get("sources"):
+        return {"used": False}
+    return write_corpus(demo) | {"used": True}
+
+
+def ground_truth_by_video(demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The demo's ground truth keyed by the `video_id` its samples carry (objects, and the masks file); empty
+    when the run samples a user's sources, which have none."""
+    if not demo_manifest.get("used"):
+        return {}
+    root = Path(demo_manifest["root"])
+    scenes = [json.loads(line) for line in (root / "ground_truth.jsonl").read_text().splitlines() if line.strip()]
+    return {video_id(Path(scene["video"]).name): {"scene_id": scene["scene_id"], "objects": scene["objects"],
+                                                   "masks": str(root / scene["masks"])} for scene in scenes}
