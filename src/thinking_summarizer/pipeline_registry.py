@@ -7,8 +7,6 @@ from kedro.pipeline import Pipeline
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
     pipelines.pop("__default__", None)
-    # sampling reads the demo corpus when no source is configured, so running it alone makes that corpus too
-    pipelines["data_sampling"] = pipelines["demo_data"] + pipelines["data_sampling"]
     # datasets connect the pipelines, so their sum runs in dependency order
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -176,6 +177,11 @@ class DemoScene(BaseModel):
     fps: float
     width: int
     height: int
+
+
+def video_id(media: str) -> str:
+    """A source-independent key for a video: its relative path, lower-cased, without extension."""
+    return str(PurePosixPath(media.replace("\\", "/").lower()).with_suffix("")).lstrip("./")
 
 
 def field_errors(err: ValidationError, whole: str = "(record)") -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from thinking_summarizer.media import MediaError, VideoInfo, probe
 from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
 from thinking_summarizer.schemas import (
-    DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors,
+    DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors, video_id,
 )
 from thinking_summarizer.tagged_output import extract
 
@@ -82,11 +82,6 @@ def _is_jsonl(text: str) -> bool:
         return isinstance(json.loads(first), dict) and "\n" in text.strip()
     except json.JSONDecodeError:
         return False
-
-
-def video_id(media: str) -> str:
-    """A source-independent key for a video: its relative path, lower-cased, without extension."""
-    return str(PurePosixPath(media.replace("\\", "/").lower()).with_suffix("")).lstrip("./")
 
 
 def _unify(source: str, record: SourceRecord, video_path: Path, info: VideoInfo | None) -> Sample:

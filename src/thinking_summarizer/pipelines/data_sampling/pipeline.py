@@ -2,13 +2,16 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from thinking_summarizer.pipelines.demo_data.pipeline import create_pipeline as demo_data
+
 from .nodes import (
     dedupe_by_video, load_sources, sample_by_ratio, sampling_report, select_sources,
 )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    # with no source configured, sampling reads demo_data's corpus: running data_sampling alone makes it too
+    return demo_data() + Pipeline(
         [
             Node(select_sources, ["params:data_sampling", "demo_manifest"], "selected_sources", name="select_sources"),
             Node(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from thinking_summarizer.demo.corpus import write_corpus
-from thinking_summarizer.pipelines.data_sampling.nodes import video_id
+from thinking_summarizer.schemas import video_id
 
 
 def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[str, Any]:
