@@ -10,7 +10,7 @@ from .conftest import REPO
 RUN = """
 import json, runpy, sys
 sys.argv = ["gpu_suite.py", "--smoke", "--out", sys.argv[1]]
-runpy.run_path(sys.argv[0] if False else {suite!r}, run_name="__main__")
+runpy.run_path({suite!r}, run_name="__main__")
 print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & {{"kedro", "mlflow", "kedro_datasets"}})))
 """
 

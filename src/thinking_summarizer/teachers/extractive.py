@@ -38,7 +38,7 @@ class _Person:
     clothing: str = ""
     where: str = ""
     pose: str = ""
-    extra: list[str] = field(default_factory=list)
+    mentioned_at: list[int] = field(default_factory=list)  # sentence index * 1000 + offset of each mention
 
     @property
     def name(self) -> str:
@@ -169,7 +169,11 @@ class ExtractiveTeacher:
                 another = bool(m.group("other") or m.group("across")) or \
                     m.group("det").lower() in ("another", "other", "second")
                 same = [p for p in people if p.gender == gender or gender == "person" or p.gender == "person"]
-                if another or not same:
+                # "the other woman" after "two women": the one of the pair not named yet, else someone new
+                unnamed = [p for p in same if not p.mentioned_at and p.gender == gender] if another else []
+                if unnamed:
+                    person = unnamed[0]
+                elif another or not same:
                     person = add(noun, gender, s_index * 1000 + m.start())
                 else:
                     person = same[0]
@@ -182,6 +186,7 @@ class ExtractiveTeacher:
                     colour = (m.group("colour") or "").lower()
                     person.clothing = f" in a {colour + ' ' if colour else ''}{(m.group('modifier') or '').lower()}" \
                                       f"{m.group('garment').lower()}"
+                person.mentioned_at.append(s_index * 1000 + m.start())
                 person.where = person.where or self._detail(sentence, m.end()) or self._setting(sentence, m.end())
                 if not person.pose and (pose := self.pose_re.search(sentence)):
                     person.pose = pose.group(0).lower()
@@ -189,19 +194,21 @@ class ExtractiveTeacher:
         self._clothing_by_pronoun(sentences, people)
         return people
 
-    def _owner(self, people: list[_Person], pronoun: str) -> _Person | None:
-        """The person a possessive pronoun points at: the first of that gender, else the first person."""
+    def _owner(self, people: list[_Person], pronoun: str, at: int) -> _Person | None:
+        """The person a pronoun at position `at` points at: of the pronoun's gender, the one mentioned last before
+        it ("The other woman leans forward; her eyebrows..."), else the first person."""
         pronoun = pronoun.lower()
         gender = next((g for g, words in _PRONOUNS.items() if pronoun in words), None)
-        if gender is None:
-            return people[0] if people else None
-        return next((p for p in people if p.gender == gender), people[0] if people else None)
+        candidates = [p for p in people if gender is None or p.gender == gender] or people
+        before = [(max(t for t in p.mentioned_at if t <= at), i, p) for i, p in enumerate(candidates)
+                  if any(t <= at for t in p.mentioned_at)]
+        return max(before, key=lambda b: b[:2])[2] if before else (candidates[0] if candidates else None)
 
     def _clothing_by_pronoun(self, sentences: list[str], people: list[_Person]) -> None:
         """Clothing given anywhere in the chain ("judging by his uniform") joins its wearer's description."""
-        for sentence in sentences:
+        for s_index, sentence in enumerate(sentences):
             for m in self.worn_re.finditer(sentence):
-                owner = self._owner(people, m.group("owner"))
+                owner = self._owner(people, m.group("owner"), s_index * 1000 + m.start())
                 if owner is None or owner.clothing:
                     continue
                 colour = (m.group("colour") or "").lower()
@@ -249,7 +256,7 @@ class ExtractiveTeacher:
         for s_index, sentence in enumerate(sentences):
             for m in self.region_re.finditer(sentence):
                 region = self.region_of[m.group("part").lower()]
-                owner = self._owner(people, m.group("owner")) or subject
+                owner = self._owner(people, m.group("owner"), s_index * 1000 + m.start()) or subject
                 said = self._said(m.group("after") or m.group("before") or "")
                 known = found.get(region)
                 if known and (known.said or not said):
