@@ -118,7 +118,7 @@ def test_segmentation_results_videos_and_masks(default_run, client):
         assert sum(1 for _ in read_masks(masks[sid]())) == 24
         # the reported J&F is what the stored masks and the demo's ground truth give, recomputed here
         scene = load_latest(project, "ground_truth")[Path(result["video_path"]).stem]
-        labels = np.load(scene["masks"])["masks"]
+        labels = np.load(project / scene["masks"])["masks"]  # stored relative to the project
         again = score_against_truth(masks[sid](), labels, [o["object_id"] for o in scene["objects"]])
         assert again["mean_j_and_f"] == pytest.approx(result["ground_truth"]["mean_j_and_f"])
     stats = load_latest(project, "segmentation_stats")
