@@ -35,7 +35,7 @@ def chat_examples(count: int, instruction: str) -> list[dict[str, Any]]:
     """Chat-form training examples from demo scenes labelled by the extractive teacher."""
     from thinking_summarizer.demo.scenes import make_scene
     from thinking_summarizer.schemas import Summary
-    from thinking_summarizer.summary_format import render
+    from thinking_summarizer.text.summary_format import render
     from thinking_summarizer.teachers import build_teacher
 
     demo, shared = params("demo_data")["demo_data"], params("")

@@ -29,8 +29,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from thinking_summarizer.media import VideoWriter  # noqa: E402
-from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory  # noqa: E402
+from thinking_summarizer.io.media import VideoWriter  # noqa: E402
+from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory  # noqa: E402
 
 log = logging.getLogger("gpu_suite")
 PARTS = ("student", "training", "sam3", "thinker")

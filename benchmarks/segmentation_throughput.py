@@ -39,8 +39,8 @@ def main() -> None:
 
     from thinking_summarizer.segmentation.masks import overlay
     from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
-    from thinking_summarizer.media import VideoWriter
-    from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory
+    from thinking_summarizer.io.media import VideoWriter
+    from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 
     tmp = scratch()
     cfg = params("video_segmentation")["video_segmentation"]["sam3"]

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.summary_format import render
+from thinking_summarizer.text.summary_format import render
 
 MARK = re.compile(r"MARK-\d+")
 # a client killed mid-answer is part of the tests; its broken pipes are no news

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thinking_summarizer.media import VideoWriter
+from thinking_summarizer.io.media import VideoWriter
 from thinking_summarizer.pipelines.data_sampling.nodes import (
     SourceDataError, allocate, dedupe_by_video, load_sources, sample_by_ratio,
 )

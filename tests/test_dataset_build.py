@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from thinking_summarizer.pipelines.dataset_build.nodes import select_clean_examples, split_examples, to_training_forms
-from thinking_summarizer.summary_format import parse
+from thinking_summarizer.text.summary_format import parse
 
 from .conftest import REPO
 from .openai_stub import summary_for

@@ -8,7 +8,7 @@ import time
 import pytest
 from kedro.io import DatasetError, Version
 
-from thinking_summarizer.datasets import JSONDataset
+from thinking_summarizer.io.datasets import JSONDataset
 
 KILL_MIDWAY = """
 import json, os, signal, sys
@@ -36,7 +36,7 @@ def test_a_save_killed_midway_leaves_the_previous_version(tmp_path):
     path = tmp_path / "labels.json"
     JSONDataset(filepath=str(path), version=Version(None, None)).save({"version": 1})
     time.sleep(0.01)  # a later version timestamp
-    save_and_kill(path, "thinking_summarizer.datasets")
+    save_and_kill(path, "thinking_summarizer.io.datasets")
     assert JSONDataset(filepath=str(path), version=Version(None, None)).load() == {"version": 1}
     assert len(list(path.iterdir())) == 2  # the killed save's folder holds only its partial file
 

@@ -8,9 +8,9 @@ import yaml
 
 from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.demo.scenes import make_scene
-from thinking_summarizer.media import probe, read_audio
+from thinking_summarizer.io.media import probe, read_audio
 from thinking_summarizer.schemas import DemoScene, SourceRecord
-from thinking_summarizer.tagged_output import extract
+from thinking_summarizer.text.tagged_output import extract
 
 from .conftest import REPO
 

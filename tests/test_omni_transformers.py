@@ -7,7 +7,7 @@ import yaml
 
 from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
-from thinking_summarizer.media import probe
+from thinking_summarizer.io.media import probe
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking, generate_thinking
 

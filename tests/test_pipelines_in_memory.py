@@ -7,7 +7,7 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from thinking_summarizer.media import VideoWriter
+from thinking_summarizer.io.media import VideoWriter
 from thinking_summarizer.pipelines.data_sampling.pipeline import create_pipeline as data_sampling
 from thinking_summarizer.pipelines.teacher_labeling.pipeline import create_pipeline as teacher_labeling
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from thinking_summarizer.openai_client import ServerConfigError
+from thinking_summarizer.io.openai_client import ServerConfigError
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking, generate_thinking
 from thinking_summarizer.tiny_models.student import build_tiny_student

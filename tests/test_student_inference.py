@@ -6,7 +6,7 @@ import copy
 import pytest
 import yaml
 
-from thinking_summarizer.openai_client import ServerConfigError
+from thinking_summarizer.io.openai_client import ServerConfigError
 from thinking_summarizer.student import Inference, untrained
 from thinking_summarizer.student.backends import ServedStudent, VLLMStudent, build_summarizer
 from thinking_summarizer.tiny_models.student import build_tiny_student

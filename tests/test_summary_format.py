@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from thinking_summarizer.schemas import Summary, VisualObject
-from thinking_summarizer.summary_format import SummaryParseError, parse, render
+from thinking_summarizer.text.summary_format import SummaryParseError, parse, render
 
 
 def make_summary(**changes) -> Summary:

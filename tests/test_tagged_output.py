@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from thinking_summarizer.tagged_output import extract
+from thinking_summarizer.text.tagged_output import extract
 
 
 def test_real_intenttrain_chains(shared_sample):

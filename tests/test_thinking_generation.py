@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from thinking_summarizer.media import VideoWriter
+from thinking_summarizer.io.media import VideoWriter
 from thinking_summarizer.pipelines.thinking_generation.nodes import (
     answer_correct, gate_thinking, generate_thinking, merge_thinking_shards, shard_of,
 )

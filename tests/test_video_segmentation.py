@@ -10,7 +10,7 @@ import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.demo.video import render, write_video
-from thinking_summarizer.media import probe
+from thinking_summarizer.io.media import probe
 from thinking_summarizer.pipelines.video_segmentation.nodes import _prompts, plan_samples, segment_videos, think_and_summarize
 from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_encode
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter

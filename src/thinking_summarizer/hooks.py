@@ -9,8 +9,9 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from thinking_summarizer import preflight, tracking
-from thinking_summarizer.run_summary import WHERE, summary_lines
+from thinking_summarizer.runtime import preflight
+from thinking_summarizer.tracking import store as tracking
+from thinking_summarizer.reporting.run_summary import WHERE, summary_lines
 from thinking_summarizer.schemas import parameter_errors
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class RunSummaryHook:
     @staticmethod
     def _plain_logger() -> logging.Logger:
         # set up when used: Kedro's logging config, applied after the hooks exist, resets child loggers
-        logger = logging.getLogger("thinking_summarizer.run_summary")
+        logger = logging.getLogger("thinking_summarizer.reporting.run_summary")
         logger.propagate, logger.level = False, logging.INFO
         if not logger.handlers:
             handler = logging.StreamHandler()

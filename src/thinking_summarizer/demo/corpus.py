@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from thinking_summarizer.demo.scenes import Scene, make_scene
 from thinking_summarizer.demo.video import render, voice, write_video
-from thinking_summarizer.hashing import content_hash
+from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.schemas import DemoScene, SceneObject
 
 log = logging.getLogger(__name__)

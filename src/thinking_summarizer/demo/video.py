@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from thinking_summarizer.demo.scenes import DEPTH, HORIZONTAL, PlacedObject, Scene
-from thinking_summarizer.media import VideoWriter
+from thinking_summarizer.io.media import VideoWriter
 
 SKIN_BGR = (140, 180, 225)
 

@@ -12,7 +12,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import build_generator
-from thinking_summarizer.result_cache import ResponseCache, request_key
+from thinking_summarizer.io.result_cache import ResponseCache, request_key
 
 log = logging.getLogger(__name__)
 

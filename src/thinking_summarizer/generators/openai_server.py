@@ -11,8 +11,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import Generation, user_text
-from thinking_summarizer.media import probe
-from thinking_summarizer.openai_client import CallFailed, OpenAICompatibleClient, ServerConfigError
+from thinking_summarizer.io.media import probe
+from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient, ServerConfigError
 
 CONF_KEY = "thinking_generation.openai"
 

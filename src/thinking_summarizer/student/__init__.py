@@ -20,7 +20,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from thinking_summarizer.torch_runtime import resolve_device, resolve_dtype
+from thinking_summarizer.runtime.torch_runtime import resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 CARD = "summarizer.json"  # written beside the adapter: base model, instruction, generation defaults

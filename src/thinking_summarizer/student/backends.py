@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
-from thinking_summarizer.openai_client import CallFailed, OpenAICompatibleClient
+from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient
 from thinking_summarizer.student import Inference, Summaries, load_student, read_card
 
 CONF_KEY = "student_inference.openai"

@@ -154,7 +154,7 @@ def build_trainer(train_chat: Dataset, val_chat: Dataset, base_model: str, lora:
     from peft import LoraConfig
 
     from thinking_summarizer.student import load_base
-    from thinking_summarizer.torch_runtime import resolve_device
+    from thinking_summarizer.runtime.torch_runtime import resolve_device
 
     device = resolve_device(device_name)
     bf16 = settings["precision"] == "bf16" or (settings["precision"] == "auto" and device.type == "cuda")

@@ -19,12 +19,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from thinking_summarizer.openai_client import (
+from thinking_summarizer.io.openai_client import (
     TRANSIENT, CallFailed, OpenAICompatibleClient, Reply, ServerConfigError,
 )
-from thinking_summarizer.result_cache import ResponseCache, request_key
+from thinking_summarizer.io.result_cache import ResponseCache, request_key
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.summary_qc import SummaryQCError, check_summary
+from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 from thinking_summarizer.teachers import LabelOutcome
 
 log = logging.getLogger(__name__)

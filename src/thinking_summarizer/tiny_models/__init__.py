@@ -18,7 +18,7 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from thinking_summarizer.hashing import content_hash
+from thinking_summarizer.io.hashing import content_hash
 
 log = logging.getLogger(__name__)
 RECIPE_FILE = "tiny_recipe.json"

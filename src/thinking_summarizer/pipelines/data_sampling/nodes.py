@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinking_summarizer.media import MediaError, VideoInfo, probe
+from thinking_summarizer.io.media import MediaError, VideoInfo, probe
 from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
 from thinking_summarizer.schemas import (
     DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors, video_id,
 )
-from thinking_summarizer.tagged_output import extract
+from thinking_summarizer.text.tagged_output import extract
 
 log = logging.getLogger(__name__)
 

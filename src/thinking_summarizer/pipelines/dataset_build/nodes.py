@@ -9,8 +9,8 @@ from typing import Any
 
 from datasets import Dataset
 
-from thinking_summarizer.summary_format import render
-from thinking_summarizer.summary_qc import SummaryQCError, check_summary
+from thinking_summarizer.text.summary_format import render
+from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
 log = logging.getLogger(__name__)
 

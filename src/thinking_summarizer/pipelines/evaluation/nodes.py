@@ -17,16 +17,16 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from thinking_summarizer import metrics as m
-from thinking_summarizer import tracking
+from thinking_summarizer.text import metrics as m
+from thinking_summarizer.tracking import store as tracking
 from thinking_summarizer.student import untrained
 from thinking_summarizer.student.backends import Summarizer, build_summarizer
-from thinking_summarizer.summary_format import parse_lenient, render
-from thinking_summarizer.summary_qc import SummaryQCError, category_lookup, check_summary
+from thinking_summarizer.text.summary_format import parse_lenient, render
+from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
 
 from .report import build_report
-from thinking_summarizer.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
+from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from thinking_summarizer import reporting as r
-from thinking_summarizer import visuals
+from thinking_summarizer.reporting import html as r
+from thinking_summarizer.reporting.plots import distributions, grouped_bars
 
 SPEED = ["latency_p50_s", "latency_p95_s", "samples_per_s", "peak_memory_mb"]
 GLOSSARY = {  # the metric (without its reference) -> what it means; docs/metrics.md says more
@@ -36,14 +36,14 @@ def _headline(reference: str) -> list[str]:
 def _plots(table: list[dict[str, Any]], flat: dict[str, float], systems: list[str], sources: list[str],
            reference: str, folder: Path) -> dict[str, Path]:
     return {
-        "metrics per system": visuals.grouped_bars(
+        "metrics per system": grouped_bars(
             {k: {s: flat.get(f"{s}/{k}", 0.0) for s in systems} for k in _headline(reference)},
             folder / "metrics.png", "Summary quality per system", "score"),
-        "recall per source": visuals.grouped_bars(
+        "recall per source": grouped_bars(
             {src: {s: flat.get(f"{s}/by_source/{src}/object_recall/{reference}", 0.0) for s in systems}
              for src in sources},
             folder / "recall_by_source.png", f"Object recall vs {reference} per source", "recall"),
-        "latency": visuals.distributions(
+        "latency": distributions(
             {s: [row["seconds"] for row in table if row["system"] == s and row["seconds"] is not None]
              for s in systems}, folder / "latency.png", "Latency per sample", "seconds"),
     }

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from typing import Any, Callable
 
 from thinking_summarizer.generators.cached import generate_cached
-from thinking_summarizer.tagged_output import extract
+from thinking_summarizer.text.tagged_output import extract
 
 log = logging.getLogger(__name__)
 

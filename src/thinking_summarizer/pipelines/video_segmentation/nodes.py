@@ -14,15 +14,15 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from thinking_summarizer import tracking
+from thinking_summarizer.tracking import store as tracking
 from thinking_summarizer.generators.cached import generate_cached
-from thinking_summarizer.media import MediaError, VideoWriter, copy_audio
+from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.summary_format import parse_lenient, primary_first, render
-from thinking_summarizer.tagged_output import extract
+from thinking_summarizer.text.summary_format import parse_lenient, primary_first, render
+from thinking_summarizer.text.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from thinking_summarizer.schemas import Summary, field_errors
-from thinking_summarizer.summary_format import SummaryParseError, parse
+from thinking_summarizer.text.summary_format import SummaryParseError, parse
 
 
 class SummaryQCError(ValueError):

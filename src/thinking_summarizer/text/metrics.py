@@ -8,8 +8,8 @@ from typing import Any
 
 from rouge_score import rouge_scorer
 
-from thinking_summarizer.summary_format import SummaryParseError, parse
-from thinking_summarizer.summary_qc import find_placeholders
+from thinking_summarizer.text.summary_format import SummaryParseError, parse
+from thinking_summarizer.text.summary_qc import find_placeholders
 
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)

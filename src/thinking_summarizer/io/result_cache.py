@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from thinking_summarizer.hashing import content_hash
+from thinking_summarizer.io.hashing import content_hash
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from thinking_summarizer.teachers.ratelimit import TokenBucket
+from thinking_summarizer.io.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 TRANSIENT = {"rate_limited", "server_error", "timeout", "connection_error", "invalid_response"}

@@ -1,0 +1,1 @@
+"""Before and around the models: the preflight check and torch device/memory helpers."""
