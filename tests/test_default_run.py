@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from thinking_summarizer.pipelines.evaluation.nodes import flatten_results
 from thinking_summarizer.segmentation.masks import read_masks, score_against_truth
 from thinking_summarizer.student import load_student
+from thinking_summarizer.student.registry import MODEL_CONFIG
 
 from .conftest import FAST_PARAMS, load_latest
 
@@ -27,6 +29,48 @@ def client(default_run):
     assert (project / "mlflow.db").is_file(), "the relative tracking URI resolves to the project root"
     mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
+
+
+def stage_runs(client: MlflowClient, pipelines: str = "__default__") -> tuple:
+    """The parent run of the project's `kedro run --pipelines <pipelines>` and its child runs by stage."""
+    experiment = client.get_experiment_by_name("thinking-summarizer").experiment_id
+    (parent,) = client.search_runs([experiment], f"tags.`kedro.pipelines` = '{pipelines}'")
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return parent, {child.data.tags["stage"]: child for child in children}
+
+
+def test_one_kedro_run_is_one_parent_run_with_a_child_per_stage(default_run, client):
+    project, _ = default_run
+    experiment = client.get_experiment_by_name("thinking-summarizer")
+    everything = client.search_runs([experiment.experiment_id])
+    parents = {r.info.run_id for r in everything if "mlflow.parentRunId" not in r.data.tags}
+    # every run in the store is a kedro run's parent or a child of one (no run opened by a node on its own)
+    assert all("kedro.session_id" in r.data.tags for r in everything if r.info.run_id in parents)
+    assert all(r.data.tags["mlflow.parentRunId"] in parents for r in everything if r.info.run_id not in parents)
+    parent, children = stage_runs(client)
+    assert len(children) == 3 == len(client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"))
+    assert sorted(children) == ["evaluation", "segmentation", "training"]
+    assert {r.info.status for r in [parent, *children.values()]} == {"FINISHED"}
+    # parameters once, on the parent, with this run's overrides; the children carry none
+    assert parent.data.params["lora_training.lora.r"] == "64"
+    assert parent.data.params["data_sampling.n_samples"] == "36"
+    assert not children["evaluation"].data.params and not children["segmentation"].data.params
+    assert set(children["training"].data.params) <= set(MODEL_CONFIG)  # MLflow logs the model's load config
+    assert parent.data.tags["mlflow.source.git.commit"] and parent.info.run_name.startswith("kedro-__default__-")
+    # the training child: every step's loss, the adapter, the splits; the registered version was logged there
+    training = children["training"]
+    result = load_latest(project, "training_result")
+    assert [m.step for m in client.get_metric_history(training.info.run_id, "train_loss")] == [
+        h["step"] for h in result["loss_history"] if "loss" in h]
+    assert {"adapter", "loss_curve.png", "training_config.yml"} <= {
+        a.path for a in client.list_artifacts(training.info.run_id)}
+    assert sorted(d.dataset.name for d in training.inputs.dataset_inputs) == ["train_chat", "val_chat"]
+    registered = load_latest(project, "registered_student")
+    assert client.get_model_version(registered["name"], registered["version"]).run_id == training.info.run_id
+    # the alias moved by the evaluation is a tag of the run that decided it
+    assert children["evaluation"].data.tags["registry.alias.champion"] == \
+        f"{registered['name']} version {registered['version']} (was unset)"
 
 
 def test_every_stage_produced_its_outputs(default_run):
@@ -53,31 +97,31 @@ def test_every_stage_produced_its_outputs(default_run):
 
 def test_report_numbers_equal_the_logged_ones_and_the_first_candidate_is_promoted(default_run, client):
     project, _ = default_run
-    logged = load_latest(project, "evaluation_logged")
-    run = client.get_run(logged["run_id"])
+    run = stage_runs(client)[1]["evaluation"]
     html = load_latest(project, "evaluation_report")
     cells = re.findall(r"data-metric='([^']+)'>([0-9.]+)<", html)
     assert len(cells) > 30
     for key, shown in cells:
         assert float(shown) == pytest.approx(run.data.metrics[key], abs=5e-5), key
-    assert run.data.metrics == pytest.approx(logged["metrics"])
-    assert {a.path for a in client.list_artifacts(logged["run_id"])} >= {
+    assert run.data.metrics == pytest.approx(flatten_results(load_latest(project, "evaluation_results")))
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
         "evaluation_report.html", "per_sample.json", "metrics.png", "recall_by_source.png", "latency.png"}
-    # what a reader needs: the newest report at a fixed path, the run it is logged in, a glossary, and a word
+    # what a reader needs: the newest report at a fixed path, where it is logged, a glossary, and a word
     # that the default teacher and the baseline are one system
     assert (project / "data/08_reporting/evaluation_report_latest.html").read_text() == html
-    assert logged["run_id"] in html and "meaning" in html and "harmonic mean" in html
+    assert "the evaluation child run of this kedro run" in html and "meaning" in html and "harmonic mean" in html
     assert "'teacher' and 'baseline' wrote identical summaries" in unescape(html)
     # MLflow as its users read it: a model-development experiment, datasets as inputs, the standard commit tag
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["val_examples"]
-    assert "mlflow.source.git.commit" in run.data.tags
     decision = load_latest(project, "promotion_decision")
     registered = load_latest(project, "registered_student")
     assert decision["promoted"] and decision["reason"] == "there was no champion yet"
     assert str(client.get_model_version_by_alias(registered["name"], "champion").version) == registered["version"]
     assert run.data.tags["promoted"] == "True"
+    version = client.get_model_version(registered["name"], registered["version"])
+    assert float(version.tags["eval.format_valid"]) == pytest.approx(run.data.metrics["student/format_valid"], abs=5e-5)
 
 
 def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promoted(default_run, client):
@@ -102,8 +146,11 @@ def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promot
     second_training = load_latest(project, "training_result")
     assert second_training["adapter_dir"] != first_training["adapter_dir"]
     assert (project / first_training["adapter_dir"] / "adapter_model.safetensors").is_file()
-    names = {client.get_run(t["run_id"]).info.run_name for t in (first_training, second_training)}
-    assert len(names) == 2
+    # logged in this kedro run's own parent: a training child (where the new version came from) and an evaluation
+    parent, children = stage_runs(client, "lora_training,evaluation")
+    assert sorted(children) == ["evaluation", "training"]
+    assert client.get_model_version(second["name"], second["version"]).run_id == children["training"].info.run_id
+    assert "registry.alias.champion" not in children["evaluation"].data.tags
 
 
 def test_segmentation_results_videos_and_masks(default_run, client):
@@ -122,9 +169,8 @@ def test_segmentation_results_videos_and_masks(default_run, client):
         again = score_against_truth(masks[sid](), labels, [o["object_id"] for o in scene["objects"]])
         assert again["mean_j_and_f"] == pytest.approx(result["ground_truth"]["mean_j_and_f"])
     stats = load_latest(project, "segmentation_stats")
-    runs = client.search_runs([client.get_experiment_by_name("thinking-summarizer").experiment_id],
-                              "attributes.run_name LIKE 'video_segmentation-%'")
-    assert runs and runs[0].data.metrics["frame_coverage"] == pytest.approx(stats["frame_coverage"])
+    run = stage_runs(client)[1]["segmentation"]
+    assert run.data.metrics["frame_coverage"] == pytest.approx(stats["frame_coverage"])
 
 
 def test_the_students_own_summaries_drive_sam3(default_run, client, tmp_path):

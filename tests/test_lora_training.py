@@ -1,4 +1,4 @@
-"""LoRA training of a tiny student: loss, adapter, MLflow run, registry round trip, resume, errors."""
+"""LoRA training of a tiny student: loss, adapter, what it logs to MLflow, registry round trip, resume, errors."""
 
 import json
 import os
@@ -20,6 +20,7 @@ from thinking_summarizer.student import from_adapter, load_student, untrained
 from thinking_summarizer.student.training import TrainingDivergedError
 from thinking_summarizer.text.summary_format import render
 from thinking_summarizer.schemas import Summary
+from thinking_summarizer.tracking.record import MlflowRecordDataset
 from thinking_summarizer.teachers import build_teacher
 
 from .conftest import REPO, kill_when, tiny_model_dir, working_dir
@@ -50,7 +51,7 @@ def data() -> tuple[Dataset, Dataset]:
 
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
-    """One MLflow sqlite store for this module (the child process of the resume test finds it too)."""
+    """One MLflow sqlite store for this module."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -81,19 +82,25 @@ def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
     return cfg
 
 
-def train(data, cfg, tracking) -> tuple[dict, dict]:
+def train(data, cfg) -> tuple[dict, dict]:
     base = prepare_base_model(data[0], cfg)
-    return base, train_student(data[0], data[1], base, cfg, INSTRUCTION, tracking)
+    return base, train_student(data[0], data[1], base, cfg, INSTRUCTION)[0]
 
 
 @pytest.fixture(scope="module")
-def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict]:
+def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict, str]:
+    """Trained and logged as `kedro run` does it: inside the training stage's run, the record saved through
+    its catalog dataset."""
     cfg = config(tmp_path_factory.mktemp("trained"), base_dir, num_train_epochs=4)
-    return cfg, train(data, cfg, tracking)[1]
+    base = prepare_base_model(data[0], cfg)
+    with mlflow.start_run() as run:
+        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION)
+        MlflowRecordDataset().save(record)
+    return cfg, result, run.info.run_id
 
 
 def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
-    cfg, result = trained
+    cfg, result, run_id = trained
     losses = [h["loss"] for h in result["loss_history"] if "loss" in h]
     assert len(losses) == 24 and sum(losses[-3:]) < 0.95 * sum(losses[:3])
     adapter = Path(result["adapter_dir"])
@@ -102,16 +109,14 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     assert set(settings["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj"}
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "tokenizer.json").is_file()
     client = MlflowClient()
-    run = client.get_run(result["run_id"])
-    assert run.info.status == "FINISHED"
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    assert run.data.tags["mlflow.source.git.commit"] == (head or "unknown")  # the checkout the run came from
+    run = client.get_run(run_id)
     assert sorted(d.dataset.name for d in run.inputs.dataset_inputs) == ["train_chat", "val_chat"]
-    params = run.data.params
-    assert (params["lora.r"], params["lora.alpha"], params["trainer.learning_rate"]) == ("64", "128", "0.003")
-    assert params["data.train_rows"] == "24" and len(params["data.train_sha"]) == 16
-    assert len(client.get_metric_history(result["run_id"], "train_loss")) == 24
-    assert len(client.get_metric_history(result["run_id"], "eval_loss")) >= 8
+    assert {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}["train_chat"] == \
+        yaml.safe_load((adapter.parent / "training_config.yml").read_text())["data"]["train_sha"]
+    assert run.data.tags["training_id"] == result["training_id"] == adapter.parent.name
+    # every logging step as it came (the trainer's callback), not only the final numbers
+    assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == list(range(1, 25))
+    assert len(client.get_metric_history(run_id, "eval_loss")) >= 8
     for key in ("learning_rate", "tokens_per_second", "peak_memory_mb", "trainable_parameters", "best_eval_loss"):
         assert key in run.data.metrics, key
     base_size = sum(p.numel() for p in untrained(cfg["base_model"], "").model.parameters())
@@ -119,15 +124,17 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     # r x (in + out) per adapted projection: 2 layers x (q, k, v, o) on a 64-wide model with 2 of 4 kv heads
     assert lora == 2 * 64 * ((64 + 64) + (64 + 32) + (64 + 32) + (64 + 64))
     assert run.data.metrics["trainable_fraction"] == pytest.approx(lora / (base_size + lora))
-    artifacts = {a.path for a in client.list_artifacts(result["run_id"])}
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"adapter", "loss_curve.png", "training_config.yml"} <= artifacts
-    # a rerun with the same config and data reuses the finished run
-    _, again = train(data, cfg, tracking)
-    assert again["run_id"] == result["run_id"]
+    assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run_id, "adapter")}
+    # a rerun with the same config and data reuses the finished training, and its record says so
+    base = prepare_base_model(data[0], cfg)
+    again, record = train_student(data[0], data[1], base, cfg, INSTRUCTION)
+    assert again == result and record.tags == {"training_id": result["training_id"], "reused": "true"}
 
 
 def test_registered_student_reproduces_the_trained_logits(data, trained):
-    cfg, result = trained
+    cfg, result, _ = trained
     registered = register_student(result, cfg["registry"] | {"name": "test-student"})
     assert registered["max_logit_difference"] == 0.0 and registered["bundled_base"]
     thinking = data[1]["messages"][0][1]["content"]
@@ -161,7 +168,7 @@ print(json.dumps(model.predict([sys.argv[2]], params={"max_new_tokens": 32})))
 
 
 def test_registered_student_loads_where_the_project_is_not(data, trained, tmp_path):
-    cfg, result = trained
+    cfg, result, _ = trained
     registered = register_student(result, cfg["registry"] | {"name": "test-portable", "verify_reload": False})
     thinking = data[1]["messages"][0][1]["content"]
     elsewhere = tmp_path / "elsewhere"
@@ -181,22 +188,23 @@ def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, trac
     (tmp_path / "train.json").write_text(json.dumps([data[0].to_list(), data[1].to_list()]))
     runs = Path(cfg["output_dir"])
     code = (
-        "import json, mlflow\nfrom datasets import Dataset\n"
+        "import json\nfrom datasets import Dataset\n"
         "from thinking_summarizer.pipelines.lora_training.nodes import train_student\n"
         f"train, val = json.load(open({str(tmp_path / 'train.json')!r}))\n"
-        f"train_student(Dataset.from_list(train), Dataset.from_list(val), {base!r}, {cfg!r}, {INSTRUCTION!r}, "
-        f"{tracking!r})\n"
+        f"train_student(Dataset.from_list(train), Dataset.from_list(val), {base!r}, {cfg!r}, {INSTRUCTION!r})\n"
     )
     kill_when(code, lambda: any(runs.glob("*/checkpoint-6/trainer_state.json")), timeout=300)
     checkpoints = sorted(int(p.name.split("-")[1]) for p in runs.glob("*/checkpoint-*"))
     assert checkpoints and max(checkpoints) < 24, "the run must be killed halfway"
     assert not any(runs.glob("*/result.json"))
-    result = train_student(data[0], data[1], base, cfg, INSTRUCTION, tracking)
+    with mlflow.start_run() as run:  # the next `kedro run`'s training stage
+        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION)
     assert result["resumed_from_step"] == max(checkpoints) and result["metrics"]["steps"] == 24
-    run = MlflowClient().get_run(result["run_id"])
-    assert run.info.status == "FINISHED"
-    steps = [m.step for m in MlflowClient().get_metric_history(result["run_id"], "train_loss")]
-    assert steps[-1] == 24 and max(checkpoints) + 1 in steps  # one run, continued
+    assert record.tags["resumed_from_step"] == str(max(checkpoints))
+    # the loss history runs from step 1 (restored with the checkpoint); this run logged only what it trained
+    assert [h["step"] for h in result["loss_history"] if "loss" in h] == list(range(1, 25))
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "train_loss")]
+    assert steps == list(range(max(checkpoints) + 1, 25))
 
 
 def test_missing_base_model_is_named(data, tmp_path, base_dir):
@@ -233,13 +241,13 @@ def test_empty_train_split_is_refused(data, tmp_path, base_dir, tracking):
     cfg = config(tmp_path, base_dir)
     base = prepare_base_model(data[0], cfg)
     with pytest.raises(ValueError, match="train split is empty"):
-        train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION, tracking)
+        train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION)
 
 
 def test_long_examples_are_truncated_with_a_count(data, tmp_path, base_dir, tracking, caplog):
     cfg = config(tmp_path, base_dir, max_length=260, num_train_epochs=1)
     with caplog.at_level("WARNING"):
-        _, result = train(data, cfg, tracking)
+        _, result = train(data, cfg)
     assert result["metrics"]["train_truncated"] > 0
     assert f"{result['metrics']['train_truncated']} of 24 examples longer than max_length=260" in caplog.text
 
@@ -254,11 +262,11 @@ def test_nan_loss_stops_training_at_its_step(data, tmp_path, base_dir, tracking)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(tmp_path / "poisoned")
     cfg |= {"tiny": None, "base_model": str(tmp_path / "poisoned")}
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at step 1 "):
-        train(data, cfg, tracking)
+        train(data, cfg)
 
 
 def test_registering_the_same_training_twice_keeps_one_version(trained):
-    cfg, result = trained
+    cfg, result, _ = trained
     registry = cfg["registry"] | {"name": "test-once", "verify_reload": False}
     first = register_student(result, registry)
     again = register_student(result, registry)

@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 
 from .conftest import REPO
 
-LAYERS = ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting"]
+LAYERS = ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting", "tracking"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -10,7 +10,6 @@ from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from thinking_summarizer.runtime import preflight
-from thinking_summarizer.tracking import store as tracking
 from thinking_summarizer.reporting.run_summary import WHERE, summary_lines
 from thinking_summarizer.schemas import parameter_errors
 
@@ -58,14 +57,6 @@ class ParameterCheckHook:
         missing = preflight.problems(params, {node.name for node in pipeline.nodes}, params["preflight"])
         if missing:
             raise RuntimeError("Preflight: this run cannot load what it needs:\n  " + "\n  ".join(missing))
-
-
-class TrackingHook:
-    """Point MLflow at the configured store before any node logs to it."""
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        tracking.configure(context.params["tracking"], context.project_path)
 
 
 class RunSummaryHook:

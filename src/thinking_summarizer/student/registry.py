@@ -17,6 +17,7 @@ from importlib import metadata
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from thinking_summarizer.student import Student, from_adapter
@@ -51,41 +52,50 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
                                       int(params["max_new_tokens"])).texts
 
 
-def register(adapter_dir: str | Path, base_model: str, run_id: str, name: str, aliases: list[str],
-             description: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Log the student to `run_id` and register it as a new version of `name`, with `aliases`, a description and
-    tags set. An adapter already registered from the same run (a rerun that reused a finished training) keeps
-    its version. The model carries the project's code and pinned requirements, so it loads and serves where the
-    project is not installed."""
-    client = MlflowClient()
-    earlier = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+def register(adapter_dir: str | Path, base_model: str, name: str, aliases: list[str], description: str = "",
+             tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Log the student to the active MLflow run (the training stage's) and register it as a new version of
+    `name`, with `aliases`, a description and tags set. An adapter already registered (same `training_id` tag:
+    a rerun that reused a finished training) keeps its version. The model carries the project's code and pinned
+    requirements, so it loads and serves where the project is not installed."""
+    client, tags = MlflowClient(), {k: str(v) for k, v in (tags or {}).items()}
+    training_id = tags.get("training_id")
+    earlier = [v for v in client.search_model_versions(f"name='{name}'")
+               if training_id and v.tags.get("training_id") == training_id]
     if earlier:
-        version = str(max(int(v.version) for v in earlier))
+        version = max(earlier, key=lambda v: int(v.version))
         for alias in aliases:
-            client.set_registered_model_alias(name, alias, version)
-        log.info("%s version %s already holds the adapter of run %s", name, version, run_id)
-        return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": run_id,
-                "bundled_base": Path(base_model).is_dir()}
+            client.set_registered_model_alias(name, alias, version.version)
+        log.info("%s version %s already holds the adapter of training %s", name, version.version, training_id)
+        return {"name": name, "version": str(version.version), "model_uri": f"models:/{name}/{version.version}",
+                "run_id": version.run_id, "bundled_base": Path(base_model).is_dir()}
     artifacts = {"adapter": str(adapter_dir)}
     if Path(base_model).is_dir():  # a hub id is reproducible by name; a local base must travel with the model
         artifacts["base"] = base_model
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
-            name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
-            model_config=MODEL_CONFIG, registered_model_name=name, signature=SIGNATURE, input_example=(
-                EXAMPLE, {"max_new_tokens": 16}), code_paths=[str(PACKAGE)],
-            pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in REQUIREMENTS],
-        )
+    info = mlflow.pyfunc.log_model(
+        name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
+        model_config=MODEL_CONFIG, registered_model_name=name, signature=SIGNATURE, input_example=(
+            EXAMPLE, {"max_new_tokens": 16}), code_paths=[str(PACKAGE)],
+        pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in REQUIREMENTS],
+    )
     version = str(info.registered_model_version)
     if description:
         client.update_model_version(name, version, description=description)
-    for key, value in (tags or {}).items():
-        client.set_model_version_tag(name, version, key, str(value))
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
     for alias in aliases:
         client.set_registered_model_alias(name, alias, version)
-    log.info("Registered %s version %s (aliases %s) from run %s", name, version, aliases, run_id)
-    return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": run_id,
+    log.info("Registered %s version %s (aliases %s) from run %s", name, version, aliases, info.run_id)
+    return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": info.run_id,
             "bundled_base": "base" in artifacts}
+
+
+def version_by_alias(name: str, alias: str) -> str | None:
+    """The version `name@alias` points at, or None when the alias (or the model) does not exist yet."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
 
 
 def load_registered(uri: str, merge: bool = False, device: str = "auto", dtype: str = "auto") -> Student:

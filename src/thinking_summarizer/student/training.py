@@ -54,12 +54,17 @@ def fit_to_length(conversations: list[list[dict[str, str]]], tokenizer: PreTrain
 
 
 class MlflowLogging(TrainerCallback):
-    """Train loss, learning rate and grad norm per logging step, eval loss per evaluation, into the given run;
-    and the throughput of this session (a resumed run counts only what it trained itself)."""
+    """Train loss, learning rate and grad norm per logging step, eval loss per evaluation, into the active MLflow
+    run (the TrackingHook's training stage; none outside `kedro run`, or where MLflow is not installed); and
+    the throughput of this session (a resumed training counts only what it trained itself)."""
 
-    def __init__(self, run_id: str):
-        self.run_id = run_id
+    def __init__(self) -> None:
         self.start: tuple[float, int, int] = (0.0, 0, 0)
+        try:  # here, not at import: a bare GPU box runs the recipe and trainer without MLflow
+            import mlflow
+        except ImportError:
+            mlflow = None
+        self.mlflow = mlflow
 
     def on_train_begin(self, args, state, control, **kwargs) -> None:
         self.start = (time.perf_counter(), state.num_input_tokens_seen, state.global_step)
@@ -74,10 +79,8 @@ class MlflowLogging(TrainerCallback):
         names = {"loss": "train_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm",
                  "eval_loss": "eval_loss"}
         metrics = {names[k]: float(v) for k, v in (logs or {}).items() if k in names}
-        if metrics:
-            import mlflow  # here, not at import: a bare GPU box runs the recipe and trainer without MLflow
-
-            mlflow.log_metrics(metrics, step=state.global_step, run_id=self.run_id)
+        if metrics and self.mlflow is not None and self.mlflow.active_run() is not None:
+            self.mlflow.log_metrics(metrics, step=state.global_step)
 
 
 class StopOnNonFiniteLoss(TrainerCallback):

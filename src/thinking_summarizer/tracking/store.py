@@ -1,5 +1,5 @@
-"""MLflow: where runs go (sqlite store at the project root by default, a server by config) and the
-pieces every logging node shares."""
+"""MLflow: where runs go (sqlite store at the project root by default, a server by config), how a run starts,
+and parameters as MLflow params."""
 
 from __future__ import annotations
 
@@ -32,20 +32,17 @@ def configure(cfg: dict[str, Any], project_path: Path) -> str:
     return uri
 
 
-def start_run(tracking_cfg: dict[str, Any], name: str, run_id: str | None = None) -> mlflow.ActiveRun:
-    """Start (or with `run_id`, resume) a run in the configured experiment: a unique name (`name` and the start
-    time) and MLflow's standard source tags, so the UI shows the commit where it shows it for any project."""
+def start_run(tracking_cfg: dict[str, Any], name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
+    """Start a run in the configured experiment: a unique name (`name` and the start time), `tags`, and MLflow's
+    standard source tags, so the UI shows the commit where it shows it for any project."""
     experiment = mlflow.set_experiment(tracking_cfg["experiment"])
     for key, value in EXPERIMENT_KIND.items():
         if experiment.tags.get(key) != value:
             MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
-    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if run_id is None:
-        commit = git_commit()
-        mlflow.set_tags({"mlflow.source.name": "kedro run", "mlflow.source.type": "PROJECT",
-                         "mlflow.source.git.commit": commit.removesuffix("-dirty"),
-                         "git_dirty": str(commit.endswith("-dirty")).lower()})
-    return run
+    commit = git_commit()
+    return mlflow.start_run(run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags | {
+        "mlflow.source.name": "kedro run", "mlflow.source.type": "PROJECT",
+        "mlflow.source.git.commit": commit.removesuffix("-dirty"), "git_dirty": str(commit.endswith("-dirty")).lower()})
 
 
 def git_commit(path: Path | None = None) -> str:

@@ -11,16 +11,14 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-import mlflow
 import numpy as np
-import pandas as pd
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from thinking_summarizer.text import metrics as m
-from thinking_summarizer.tracking import store as tracking
+from thinking_summarizer.io.hashing import content_hash
+from thinking_summarizer.schemas import LoggedInput, RegistryUpdate, TrackingRecord
 from thinking_summarizer.student import untrained
 from thinking_summarizer.student.backends import Summarizer, build_summarizer
+from thinking_summarizer.student.registry import version_by_alias
 from thinking_summarizer.text.summary_format import parse_lenient, render
 from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
@@ -58,13 +56,6 @@ def _baseline_outputs(examples: list[dict[str, Any]], extractive_cfg: dict[str, 
     return {"rows": rows, "total_seconds": time.perf_counter() - started, "peak_memory_mb": None}
 
 
-def _champion_version(name: str, alias: str) -> str | None:
-    try:
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
 def generate_summaries(
     val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any],
     extractive_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any], inference: dict[str, Any],
@@ -75,7 +66,7 @@ def generate_summaries(
     log.info("Evaluating student %s on %d val samples (%s backend)", source, len(val_examples), inference["backend"])
     student = build_summarizer(source, inference, client, cfg["device"])
     systems = {"student": _student_outputs(student, val_examples, cfg)}
-    champion = _champion_version(registered["name"], cfg["promotion"]["alias"])
+    champion = version_by_alias(registered["name"], cfg["promotion"]["alias"])
     if champion and source != f"models:/{registered['name']}/{champion}":
         champ = build_summarizer(f"models:/{registered['name']}/{champion}", inference, client, cfg["device"])
         systems["champion"] = _student_outputs(champ, val_examples, cfg) | {"version": champion}
@@ -192,8 +183,9 @@ def _primary(results: dict[str, Any], system: str, cfg: dict[str, Any]) -> tuple
 
 
 def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registered: dict[str, Any],
-                     cfg: dict[str, Any]) -> dict[str, Any]:
-    """Move the champion alias to the candidate when it beats the champion by the margin on the primary metric."""
+                     cfg: dict[str, Any]) -> tuple[dict[str, Any], TrackingRecord]:
+    """Promote the candidate when it beats the champion by the margin on the primary metric. The registry
+    change (the alias moved onto it; its evaluation numbers as version tags) is the returned record's."""
     alias, margin = cfg["promotion"]["alias"], cfg["promotion"]["margin"]
     metric, candidate = _primary(results, "student", cfg)
     _, champion = _primary(results, "champion", cfg)
@@ -212,16 +204,19 @@ def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registere
         decision |= {"promoted": True, "reason": f"{metric} {candidate:.4f} >= champion {champion:.4f} + {margin}"}
     else:
         decision |= {"promoted": False, "reason": f"{metric} {candidate:.4f} < champion {champion:.4f} + {margin}"}
-    client = MlflowClient()
-    if decision["promoted"]:
-        client.set_registered_model_alias(registered["name"], alias, registered["version"])
+    version_tags = {}
     if outputs["student_source"] == registered["model_uri"]:  # the version's own evaluation, where users look
-        for key, value in results["systems"]["student"]["overall"].items():
-            if isinstance(value, (int, float)):
-                client.set_model_version_tag(registered["name"], registered["version"], f"eval.{key}", f"{value:.4f}")
+        version_tags = {f"eval.{key}": f"{value:.4f}" for key, value in results["systems"]["student"]["overall"].items()
+                        if isinstance(value, (int, float))}
+    record = TrackingRecord(
+        tags={"promoted": str(decision["promoted"]), "promotion_reason": decision["reason"],
+              "primary_metric": metric, "candidate_version": registered["version"],
+              "champion_version": str(outputs["champion_version"])},
+        registry=RegistryUpdate(name=registered["name"], version=registered["version"],
+                                alias=alias if decision["promoted"] else None, tags=version_tags))
     log.info("Promotion: %s %s to @%s (%s)", registered["model_uri"], "promoted" if decision["promoted"] else "not moved",
              alias, decision["reason"])
-    return decision
+    return decision, record
 
 
 def flatten_results(results: dict[str, Any]) -> dict[str, float]:
@@ -238,25 +233,20 @@ def flatten_results(results: dict[str, Any]) -> dict[str, float]:
 
 def report_evaluation(
     table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any], outputs: dict[str, Any],
-    val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any], tracking_cfg: dict[str, Any],
-) -> tuple[str, str, dict[str, Any]]:
-    """Log metrics, the per-sample table, plots, the report and the decision to MLflow; return the HTML report
-    (for its versioned and its latest copy) and the logged numbers (the report shows exactly those)."""
+    val_examples: list[dict[str, Any]], cfg: dict[str, Any], tracking_cfg: dict[str, Any],
+) -> tuple[str, str, TrackingRecord]:
+    """The HTML report (for its versioned and its latest copy) and its tracking record: every number it shows,
+    the per-sample table, the plots, the report itself and the val split as the run's input."""
     flat = flatten_results(results)
+    where = (f"MLflow: experiment {tracking_cfg['experiment']}, the evaluation child run of this kedro run "
+             f"(`make mlflow-ui`)")
     with tempfile.TemporaryDirectory() as tmp:
-        with tracking.start_run(tracking_cfg, f"evaluation-v{registered['version']}") as run:
-            link = (f"MLflow run {run.info.run_name} ({run.info.run_id}; `make mlflow-ui`, then "
-                    f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id})")
-            report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp), link)
-            (Path(tmp) / "evaluation_report.html").write_text(report)
-            (Path(tmp) / "per_sample.json").write_text(json.dumps(table, indent=1))
-            mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame(val_examples), name="val_examples"),
-                             context="evaluation")
-            mlflow.log_metrics(flat)
-            mlflow.log_params({"student": outputs["student_source"], "samples": results["samples"],
-                               "champion_version": outputs["champion_version"], "primary_metric": decision["metric"]})
-            mlflow.set_tags({"candidate_run_id": registered["run_id"], "promoted": str(decision["promoted"]),
-                             "promotion_reason": decision["reason"]})
-            mlflow.log_artifacts(tmp)
-    log.info("Evaluation report and %d metrics logged to MLflow run %s", len(flat), run.info.run_id)
-    return report, report, {"run_id": run.info.run_id, "metrics": flat, "decision": decision}
+        report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp), where)
+        plots = {path.name: path.read_bytes() for path in Path(tmp).iterdir()}
+    record = TrackingRecord(
+        metrics=flat, tags={"student": outputs["student_source"], "samples": str(results["samples"])},
+        files={"evaluation_report.html": report, "per_sample.json": json.dumps(table, indent=1), **plots},
+        inputs=[LoggedInput(name="val_examples", context="evaluation", digest=content_hash(val_examples),
+                            rows=val_examples)])
+    log.info("Evaluation report written; %d metrics go to the evaluation run", len(flat))
+    return report, report, record

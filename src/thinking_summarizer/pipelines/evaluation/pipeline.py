@@ -1,6 +1,9 @@
-"""evaluation: val split -> summaries of every system -> metrics -> promotion -> report and MLflow."""
+"""evaluation: val split -> summaries of every system -> metrics -> promotion -> report (all of it logged in the
+evaluation child run through the tracking records)."""
 
 from kedro.pipeline import Node, Pipeline
+
+from thinking_summarizer.tracking.hook import stage_tag
 
 from .nodes import decide_promotion, generate_summaries, report_evaluation, score_systems
 
@@ -19,10 +22,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["evaluation_samples", "evaluation_results"], name="score_systems"),
             Node(decide_promotion,
                  ["evaluation_results", "evaluation_outputs", "registered_student", "params:evaluation"],
-                 "promotion_decision", name="decide_promotion"),
+                 ["promotion_decision", "promotion_tracking"], name="decide_promotion"),
             Node(report_evaluation,
                  ["evaluation_samples", "evaluation_results", "promotion_decision", "evaluation_outputs",
-                  "val_examples", "registered_student", "params:evaluation", "params:tracking"],
-                 ["evaluation_report", "evaluation_report_latest", "evaluation_logged"], name="report_evaluation"),
-        ]
+                  "val_examples", "params:evaluation", "params:tracking"],
+                 ["evaluation_report", "evaluation_report_latest", "evaluation_tracking"], name="report_evaluation"),
+        ],
+        tags=stage_tag("evaluation"),
     )

@@ -1,4 +1,5 @@
-"""Fine-tune the student with LoRA (trl + peft), tracked in MLflow, and register the adapter."""
+"""Fine-tune the student with LoRA (trl + peft) and register the adapter; what MLflow gets is returned as a
+tracking record (the TrackingHook's training child run is active meanwhile)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import torch
 import yaml
 from datasets import Dataset
@@ -15,11 +15,11 @@ from transformers import AutoConfig, EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
-from thinking_summarizer.tracking import store as tracking
 from thinking_summarizer.student import CARD, base_not_found, from_adapter, read_card
+from thinking_summarizer.io.hashing import content_hash
+from thinking_summarizer.schemas import LoggedInput, TrackingRecord
 from thinking_summarizer.student.registry import load_registered, register
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
-from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.tiny_models import ensure_built
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.reporting.plots import loss_curve
@@ -57,8 +57,8 @@ def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any
     return settings
 
 
-def _save_and_log(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, Any]) -> Path:
-    """Save the best adapter with its tokenizer and card; log it, the training config and the loss curve."""
+def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, Any]) -> Path:
+    """Save the best adapter with its tokenizer and card, the training config and the loss curve."""
     adapter_dir = output_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # the best checkpoint: load_best_model_at_end
     tokenizer.save_pretrained(str(adapter_dir))
@@ -66,10 +66,20 @@ def _save_and_log(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict
     (adapter_dir / CARD).write_text(json.dumps(card, indent=1))
     (output_dir / "training_config.yml").write_text(yaml.safe_dump(config))
     loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
-    mlflow.log_artifact(str(output_dir / "training_config.yml"))
-    mlflow.log_artifact(str(output_dir / "loss_curve.png"))
-    mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
     return adapter_dir
+
+
+def _record(result: dict[str, Any], data: dict[str, Any], train_chat: Dataset, val_chat: Dataset) -> TrackingRecord:
+    """What the training child run gets: the final numbers, the adapter and its config, the two splits."""
+    output_dir = Path(result["adapter_dir"]).parent
+    return TrackingRecord(
+        metrics=result["metrics"],
+        tags={"training_id": result["training_id"], "run_key": result["run_key"], "base_model": result["base_model"],
+              "resumed_from_step": str(result["resumed_from_step"])},
+        local={"adapter": result["adapter_dir"], "training_config.yml": str(output_dir / "training_config.yml"),
+               "loss_curve.png": str(output_dir / "loss_curve.png")},
+        inputs=[LoggedInput(name=f"{split}_chat", context=context, digest=data[f"{split}_sha"], rows=rows.to_list())
+                for split, context, rows in (("train", "training", train_chat), ("val", "validation", val_chat))])
 
 
 def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
@@ -84,9 +94,10 @@ def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
 
 
 def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
-                  instruction: str, tracking_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run the recipe's trainer (`student.training.build_trainer`) with resume and tracking: an identical finished
-    run is reused, an unfinished one resumes from its last checkpoint in the same MLflow run."""
+                  instruction: str) -> tuple[dict[str, Any], TrackingRecord]:
+    """Run the recipe's trainer (`student.training.build_trainer`) with resume: an identical finished training is
+    reused (its record says so), an unfinished one resumes from its last checkpoint. Per-step losses go to the
+    active MLflow run as they come; the result and its tracking record are returned."""
     if len(train_chat) == 0:
         raise ValueError("lora_training: the train split is empty; nothing to train on")
     settings = trainer_settings(cfg, base)
@@ -97,49 +108,37 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     output_dir = _run_dir(Path(cfg["output_dir"]), run_key, cfg["retrain"])
     done = output_dir / "result.json"
     if done.is_file():
-        log.info("Training %s already finished for this config and data (run %s); reusing its adapter",
-                 run_key, json.loads(done.read_text())["run_id"])
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        log.info("Training %s already finished for this config and data; reusing its adapter", output_dir.name)
+        return result, TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"})
     output_dir.mkdir(parents=True, exist_ok=True)
     built = build_trainer(train_chat, val_chat, base["base_model"], cfg["lora"], settings, output_dir, cfg["device"])
-    trainer, device, lora = built.trainer, built.device, cfg["lora"]
-    run_id_file = output_dir / "mlflow_run_id"
-    run = tracking.start_run(tracking_cfg, f"lora-{run_key}", run_id_file.read_text() if run_id_file.is_file() else None)
-    run_id_file.write_text(run.info.run_id)
-    logger = MlflowLogging(run.info.run_id)
-    trainer.add_callback(logger)
-    trainer.add_callback(StopOnNonFiniteLoss())
-    trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=settings["early_stopping_patience"]))
-    with run:
-        checkpoint = get_last_checkpoint(str(output_dir))
-        if checkpoint:
-            log.info("Resuming training %s from %s", run_key, checkpoint)
-        else:
-            mlflow.log_params(tracking.flatten({"base_model": base["base_model"], "lora": lora, "trainer": settings,
-                                                "data": data, "instruction": instruction}))
-            mlflow.set_tags({"run_key": run_key})
-            for split, rows, sha in (("train", train_chat, data["train_sha"]), ("val", val_chat, data["val_sha"])):
-                mlflow.log_input(mlflow.data.from_pandas(rows.to_pandas(), name=f"{split}_chat", digest=sha),
-                                 context="training" if split == "train" else "validation")
-        reset_peak_memory(device)
-        trainer.train(resume_from_checkpoint=checkpoint)
-        state = trainer.state
-        metrics = {
-            "trainable_parameters": built.trainable, "trainable_fraction": built.trainable / built.total,
-            **logger.throughput(state), "peak_memory_mb": peak_memory_mb(device),
-            "best_eval_loss": state.best_metric or float("nan"), "epochs_completed": state.epoch or 0.0,
-            "steps": state.global_step, **built.counts,
-        }
-        mlflow.log_metrics(metrics)
-        adapter_dir = _save_and_log(trainer, built.tokenizer, output_dir, {
-            "base": base, "lora": lora, "trainer": settings, "data": data, "instruction": instruction})
-    result = {"run_id": run.info.run_id, "run_key": run_key, "adapter_dir": str(adapter_dir),
+    trainer, device = built.trainer, built.device
+    logger = MlflowLogging()
+    for callback in (logger, StopOnNonFiniteLoss(),
+                     EarlyStoppingCallback(early_stopping_patience=settings["early_stopping_patience"])):
+        trainer.add_callback(callback)
+    checkpoint = get_last_checkpoint(str(output_dir))
+    if checkpoint:
+        log.info("Resuming training %s from %s", output_dir.name, checkpoint)
+    reset_peak_memory(device)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    state = trainer.state
+    metrics = {
+        "trainable_parameters": built.trainable, "trainable_fraction": built.trainable / built.total,
+        **logger.throughput(state), "peak_memory_mb": peak_memory_mb(device),
+        "best_eval_loss": state.best_metric or float("nan"), "epochs_completed": state.epoch or 0.0,
+        "steps": state.global_step, **built.counts,
+    }
+    adapter_dir = _save(trainer, built.tokenizer, output_dir, {
+        "base": base, "lora": cfg["lora"], "trainer": settings, "data": data, "instruction": instruction})
+    result = {"training_id": output_dir.name, "run_key": run_key, "adapter_dir": str(adapter_dir),
               "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]),
               "best_checkpoint": state.best_model_checkpoint, "metrics": metrics, "loss_history": state.log_history}
     done.write_text(json.dumps(result, indent=1))
-    log.info("Trained %s: %d steps, best eval loss %.4f, %.0f tokens/s, peak memory %.0f MB", run_key,
+    log.info("Trained %s: %d steps, best eval loss %.4f, %.0f tokens/s, peak memory %.0f MB", output_dir.name,
              state.global_step, metrics["best_eval_loss"], metrics["tokens_per_second"], metrics["peak_memory_mb"])
-    return result
+    return result, _record(result, data, train_chat, val_chat)
 
 
 def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -147,11 +146,11 @@ def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> 
     `verify_reload`, prove it reloads to the same logits."""
     metrics = training["metrics"]
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
-                   f"{metrics['best_eval_loss']:.4f}, MLflow run {training['run_id']}.")
+                   f"{metrics['best_eval_loss']:.4f}, training {training['training_id']}.")
     tags = {"base_model": training["base_model"], "instruction": read_card(training["adapter_dir"])["instruction"],
-            "run_key": training["run_key"],
+            "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
-    registered = register(training["adapter_dir"], training["base_model"], training["run_id"], registry_cfg["name"],
+    registered = register(training["adapter_dir"], training["base_model"], registry_cfg["name"],
                           registry_cfg["aliases"], description, tags)
     if registry_cfg["verify_reload"]:
         probe = registry_cfg["probe_text"]

@@ -2,6 +2,8 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from thinking_summarizer.tracking.hook import stage_tag
+
 from .nodes import prepare_base_model, register_student, train_student
 
 
@@ -12,9 +14,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="prepare_base_model"),
             Node(train_student,
                  ["sft_train_chat", "sft_val_chat", "student_base", "params:lora_training",
-                  "params:dataset_build.instruction", "params:tracking"],
-                 "training_result", name="train_student"),
+                  "params:dataset_build.instruction"],
+                 ["training_result", "training_tracking"], name="train_student"),
             Node(register_student, ["training_result", "params:lora_training.registry"], "registered_student",
                  name="register_student"),
-        ]
+        ],
+        tags=stage_tag("training"),
     )

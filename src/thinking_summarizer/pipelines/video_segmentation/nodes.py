@@ -11,16 +11,14 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-import mlflow
 import numpy as np
 
-from thinking_summarizer.tracking import store as tracking
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
-from thinking_summarizer.schemas import Summary
+from thinking_summarizer.schemas import Summary, TrackingRecord
 from thinking_summarizer.text.summary_format import parse_lenient, primary_first, render
 from thinking_summarizer.text.tagged_output import extract
 from thinking_summarizer.teachers import build_teacher
@@ -179,9 +177,9 @@ def segment_videos(
     return results, videos, masks
 
 
-def segmentation_statistics(partitions: dict[str, Any], tracking_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Objects per video, tracking success, frame coverage, speed and (demo) agreement with ground truth;
-    logged to MLflow."""
+def segmentation_statistics(partitions: dict[str, Any]) -> tuple[dict[str, Any], TrackingRecord]:
+    """Objects per video, tracking success, frame coverage, speed and (demo) agreement with ground truth; and
+    their tracking record (the numbers, the SAM3 checkpoint, every sample's result)."""
     results = {sid: load() for sid, load in sorted(partitions.items())}
     ok = [r for r in results.values() if r["status"] == "ok"]
     scored = [r["ground_truth"] for r in ok if "ground_truth" in r]
@@ -202,10 +200,10 @@ def segmentation_statistics(partitions: dict[str, Any], tracking_cfg: dict[str, 
         "truth_mean_j_and_f": avg([s["mean_j_and_f"] for s in scored]),
         "truth_frame_iou": avg([v for s in scored for v in s["frame_iou"]]),
     }
-    with tracking.start_run(tracking_cfg, "video_segmentation"):
-        mlflow.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None})
-        mlflow.set_tag("sam3", next(iter(results.values()), {}).get("sam3", ""))
-        mlflow.log_dict(results, "segmentation_results.json")
+    record = TrackingRecord(
+        metrics={k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None},
+        tags={"sam3": next(iter(results.values()), {}).get("sam3", "")},
+        files={"segmentation_results.json": json.dumps(results, indent=1)})
     log.info("Segmentation: %d of %d videos, %.2f objects per video, coverage %s, J&F vs truth %s",
              len(ok), len(results), stats["objects_per_video"] or 0, stats["frame_coverage"], stats["truth_mean_j_and_f"])
-    return stats
+    return stats, record

@@ -2,6 +2,8 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from thinking_summarizer.tracking.hook import stage_tag
+
 from .nodes import plan_samples, segment_videos, segmentation_statistics, think_and_summarize
 
 
@@ -18,7 +20,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(segment_videos,
                  ["segmentation_plan", "params:video_segmentation", "ground_truth"],
                  ["segmentation_results", "segmentation_videos", "segmentation_masks"], name="segment_videos"),
-            Node(segmentation_statistics, ["segmentation_results", "params:tracking"], "segmentation_stats",
+            Node(segmentation_statistics, "segmentation_results", ["segmentation_stats", "segmentation_tracking"],
                  name="segmentation_statistics"),
-        ]
+        ],
+        tags=stage_tag("segmentation"),
     )

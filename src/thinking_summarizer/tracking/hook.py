@@ -1,0 +1,96 @@
+"""One MLflow parent run per `kedro run`, owned by one hook; each tracked stage a nested child run.
+
+A stage is named by its nodes' tag (`stage_tag("training")` in a pipeline.py). While a node of a stage runs and
+while its outputs are saved, that stage's child run is the active run: the trainer's per-step metrics, the
+registered model and the stage's tracking records (`MlflowRecordDataset`) land there. Parameters are logged once,
+on the parent. kedro-mlflow's hook opens one flat run and logs each node's parameters into it; a run with
+children per stage is not its model, so this hook follows its pattern (hook owns the run, catalog logs) itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Node
+
+from thinking_summarizer.tracking.store import configure, flatten, start_run
+
+log = logging.getLogger(__name__)
+PREFIX = "mlflow_run."
+
+
+def stage_tag(stage: str) -> str:
+    """The node tag that puts a node's logging into the `stage` child run."""
+    return PREFIX + stage
+
+
+def _stage(node: Node | None) -> str | None:
+    return next((tag.removeprefix(PREFIX) for tag in sorted(node.tags) if tag.startswith(PREFIX)), None) \
+        if node else None
+
+
+class TrackingHook:
+    """Points MLflow at the configured store; opens the parent run before the pipeline, the stage child runs as
+    their nodes come, and closes them all (FAILED when the pipeline fails)."""
+
+    def __init__(self) -> None:
+        self._cfg: dict[str, Any] = {}
+        self._parent: str | None = None
+        self._children: dict[str, str] = {}
+        self._stage: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._cfg = context.params["tracking"]
+        configure(self._cfg, context.project_path)
+
+    @hook_impl(trylast=True)  # after the parameter check, so a refused run opens no MLflow run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        names = run_params.get("pipeline_names") or ["__default__"]
+        tags = {"kedro.session_id": str(run_params.get("session_id")), "kedro.pipelines": ",".join(names),
+                "kedro.env": str(run_params.get("env") or "local")}
+        run = start_run(self._cfg, "kedro-" + "+".join(names), tags)
+        self._parent, self._children, self._stage = run.info.run_id, {}, None
+        mlflow.log_params(flatten(catalog.load("parameters")))
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        self._enter(_stage(node))
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
+        self._enter(_stage(node))
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._close("FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._close("FAILED")
+
+    def _enter(self, stage: str | None) -> None:
+        if self._parent is None or stage == self._stage:
+            return
+        if self._stage:
+            mlflow.end_run()
+            self._stage = None
+        if stage:
+            known = self._children.get(stage)
+            run = mlflow.start_run(run_id=known, nested=True, run_name=None if known else stage,
+                                   tags=None if known else {"stage": stage})
+            self._children[stage], self._stage = run.info.run_id, stage
+
+    def _close(self, status: str) -> None:
+        if self._parent is None:
+            return
+        while (active := mlflow.active_run()) is not None:
+            mlflow.end_run(status)
+            if active.info.run_id == self._parent:
+                break
+        log.info("MLflow: run %s (%s) in experiment %s, child runs %s", self._parent, status.lower(),
+                 self._cfg["experiment"], ", ".join(f"{k} {v}" for k, v in self._children.items()) or "none")
+        self._parent, self._stage = None, None
