@@ -1,0 +1,49 @@
+"""What a `kedro run` leaves in MLflow when it is refused, when it fails before a stage, and inside one."""
+
+import pytest
+from datasets import Dataset
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from mlflow import MlflowClient
+
+from .conftest import kedro_cli
+
+
+def runs(project):
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("thinking-summarizer")
+    return [] if experiment is None else client.search_runs([experiment.experiment_id])
+
+
+def test_a_refused_run_opens_no_run_and_a_failed_one_is_closed_failed(project):
+    refused = kedro_cli(project, "run", "--params", "data_sampling.n_samples=-5")
+    assert refused.returncode != 0 and "data_sampling.n_samples" in refused.stderr + refused.stdout
+    assert runs(project) == []  # the parameter check runs before the tracking hook opens anything
+    failed = kedro_cli(project, "run", "--pipelines", "evaluation")  # nothing to evaluate yet
+    assert failed.returncode != 0 and "val_examples" in failed.stderr + failed.stdout
+    (parent,) = runs(project)
+    assert parent.info.status == "FAILED" and parent.data.tags["kedro.pipelines"] == "evaluation"
+    assert parent.data.params["evaluation.promotion.alias"] == "champion"
+
+
+def test_a_stage_that_fails_fails_its_child_and_its_parent(project):
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        catalog = session.load_context().catalog
+        for split in ("train", "val"):
+            catalog.save(f"sft_{split}_chat", Dataset.from_list([{"sample_id": "x"}]))  # no `messages` column
+    result = kedro_cli(project, "run", "--pipelines", "lora_training")
+    assert result.returncode != 0 and "messages" in result.stderr + result.stdout
+    by_stage = {r.data.tags.get("stage"): r for r in runs(project)}
+    assert sorted(by_stage, key=str) == [None, "training"]
+    parent, child = by_stage[None], by_stage["training"]
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert (parent.info.status, child.info.status) == ("FAILED", "FAILED")
+
+
+@pytest.mark.parametrize("name", ["training_tracking", "evaluation_tracking"])
+def test_a_tracking_record_is_not_read_back(project, name):
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        with pytest.raises(Exception, match="make mlflow-ui"):
+            session.load_context().catalog.load(name)
