@@ -152,6 +152,8 @@ def test_registered_student_reproduces_the_trained_logits(data, trained):
     # described, tagged, and complete: code and pinned requirements travel with it
     version = MlflowClient().get_model_version("test-student", registered["version"])
     assert "LoRA adapter on" in version.description and version.tags["run_key"] == result["run_key"]
+    signature = mlflow.models.get_model_info(registered["model_uri"]).signature
+    assert {p.name: p.default for p in signature.params.params} == cfg["registry"]["serving"]  # conf's defaults
     requirements = Path(mlflow.artifacts.download_artifacts(f"{registered['model_uri']}/requirements.txt")).read_text()
     assert {"torch", "transformers", "peft", "pandas", "pydantic"} <= {r.split("==")[0] for r in requirements.split()}
 

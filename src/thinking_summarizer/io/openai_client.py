@@ -272,7 +272,8 @@ class OpenAICompatibleClient:
 
     def _backoff(self, attempt: int) -> float:
         base = self.cfg["backoff_base_s"] * 2 ** attempt
-        return min(self.cfg["backoff_max_s"], base) * random.uniform(0.5, 1.5)
+        jitter = self.cfg["backoff_jitter"]  # spread, so clients that failed together do not retry together
+        return min(self.cfg["backoff_max_s"], base) * random.uniform(1 - jitter, 1 + jitter)
 
     async def chat(self, body: dict[str, Any]) -> tuple[Reply, int]:
         """One answer for a chat-completions `body`, retrying what is transient; returns (reply, calls made).

@@ -23,9 +23,6 @@ from mlflow.models import infer_signature
 from thinking_summarizer.student import Student, from_adapter
 
 log = logging.getLogger(__name__)
-# thinking texts in, summaries out; the generation knobs are per-call params (MLflow drops params not declared)
-DEFAULT_PARAMS = {"batch_size": 8, "max_new_tokens": 384}
-SIGNATURE = infer_signature(["a thinking"], ["a summary"], params=DEFAULT_PARAMS)
 # how the model loads, overridable per load (`load_model(uri, model_config={...})`)
 MODEL_CONFIG = {"merge": False, "device": "auto", "dtype": "auto"}
 # what the pyfunc imports when loaded where the project is not installed (the package travels as code)
@@ -45,17 +42,18 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
 
     # no type hints here: MLflow would derive a signature from them and drop the declared params
     def predict(self, context, model_input, params=None):
-        params = DEFAULT_PARAMS | (params or {})
+        # MLflow fills every param the signature declares (its default: conf's `registry.serving`)
         # the signature makes MLflow hand over a one-column DataFrame
         thinkings = model_input.iloc[:, 0].tolist() if isinstance(model_input, pd.DataFrame) else list(model_input)
         return self.student.summarize([str(t) for t in thinkings], int(params["batch_size"]),
                                       int(params["max_new_tokens"])).texts
 
 
-def register(adapter_dir: str | Path, base_model: str, name: str, aliases: list[str], description: str = "",
-             tags: dict[str, str] | None = None) -> dict[str, Any]:
+def register(adapter_dir: str | Path, base_model: str, name: str, aliases: list[str], serving: dict[str, int],
+             description: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Log the student to the active MLflow run (the training stage's) and register it as a new version of
-    `name`, with `aliases`, a description and tags set. An adapter already registered (same `training_id` tag:
+    `name`, with `aliases`, a description and tags set; `serving` are predict()'s default generation params
+    (declared in the signature, so a caller may override each). An adapter already registered (same `training_id` tag:
     a rerun that reused a finished training) keeps its version. The model carries the project's code and pinned
     requirements, so it loads and serves where the project is not installed."""
     client, tags = MlflowClient(), {k: str(v) for k, v in (tags or {}).items()}
@@ -74,7 +72,8 @@ def register(adapter_dir: str | Path, base_model: str, name: str, aliases: list[
         artifacts["base"] = base_model
     info = mlflow.pyfunc.log_model(
         name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
-        model_config=MODEL_CONFIG, registered_model_name=name, signature=SIGNATURE, input_example=(
+        model_config=MODEL_CONFIG, registered_model_name=name,
+        signature=infer_signature(["a thinking"], ["a summary"], params=serving), input_example=(
             EXAMPLE, {"max_new_tokens": 16}), code_paths=[str(PACKAGE)],
         pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in REQUIREMENTS],
     )

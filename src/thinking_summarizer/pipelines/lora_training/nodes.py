@@ -151,7 +151,7 @@ def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> 
             "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
     registered = register(training["adapter_dir"], training["base_model"], registry_cfg["name"],
-                          registry_cfg["aliases"], description, tags)
+                          registry_cfg["aliases"], registry_cfg["serving"], description, tags)
     if registry_cfg["verify_reload"]:
         probe = registry_cfg["probe_text"]
         trained = from_adapter(training["adapter_dir"]).logits(probe)
