@@ -18,5 +18,5 @@ class ReferenceGenerator:
                 continue
             text = (f"<context>{s.get('reference_context') or ''}</context>"
                     f"<think>{s['reference_thinking']}</think><answer>{s.get('answer') or ''}</answer>")
-            out.append(Generation(s["sample_id"], text, len(text) // 4))
+            out.append(Generation(s["sample_id"], text, 0))  # nothing generated: the chain is the record's own
         return out

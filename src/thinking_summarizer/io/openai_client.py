@@ -280,8 +280,9 @@ class OpenAICompatibleClient:
 
         Raises `CallFailed` when the retries are spent or the failure is about this request alone, and
         `ServerConfigError` when the server says the configuration is wrong."""
-        estimate = sum(len(json.dumps(m.get("content"))) for m in body.get("messages", [])) // 4 + int(
-            body.get("max_tokens") or 0)
+        # what the tokens-per-minute limit is charged before the reply says (no tokenizer on the client side)
+        chars = sum(len(json.dumps(m.get("content"))) for m in body.get("messages", []))
+        estimate = int(chars / self.cfg["chars_per_token"]) + int(body.get("max_tokens") or 0)
         timeouts = 0
         failure = CallFailed("server_error", "no attempt made")
         for attempt in range(self.cfg["max_attempts"]):
