@@ -46,10 +46,12 @@ def load_latest(project: Path, name: str, params: dict | None = None):
 
 
 def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the `kedro` command line of this environment in the project copy."""
+    """Run the `kedro` command line of this environment in the project copy (with the copy's own MLflow store:
+    an in-process session before it has exported its store's URI, as MLflow does)."""
     kedro = Path(sys.executable).with_name("kedro")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run([str(kedro), *args], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, "DO_NOT_TRACK": "true", "COLUMNS": "1000"}, timeout=600)
+                          env=env | {"DO_NOT_TRACK": "true", "COLUMNS": "1000"}, timeout=600)
 
 
 # The default run, shrunk to test size: the same pipelines, nodes and models, less data and fewer steps.

@@ -56,6 +56,7 @@ def tracking(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("tests")  # not the one an earlier test's session left active in this process
         yield {"experiment": "tests"}
 
 

@@ -6,7 +6,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from mlflow import MlflowClient
 
-from .conftest import kedro_cli
+from .conftest import copy_project, kedro_cli, run_session
 
 
 def runs(project):
@@ -47,3 +47,15 @@ def test_a_tracking_record_is_not_read_back(project, name):
     with KedroSession.create(project_path=project) as session:
         with pytest.raises(Exception, match="make mlflow-ui"):
             session.load_context().catalog.load(name)
+
+
+def test_two_projects_run_in_one_process_each_log_to_their_own_store(tmp_path):
+    """MLflow exports the URI it is pointed at; a second session must still use its own project's store."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for project in (first, second):
+        project.mkdir()
+        copy_project(project)
+        run_session(project, ["data_sampling"], {"demo_data": {"n_scenes": 12}, "data_sampling": {"n_samples": 6}})
+    for project in (first, second):
+        (parent,) = runs(project)
+        assert parent.info.status == "FINISHED" and parent.data.tags["kedro.pipelines"] == "data_sampling"

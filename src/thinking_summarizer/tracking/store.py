@@ -13,6 +13,9 @@ import mlflow
 from mlflow import MlflowClient
 
 ENV = "MLFLOW_TRACKING_URI"
+# the user's own setting, read before this process points MLflow anywhere: `mlflow.set_tracking_uri` exports the
+# variable itself (for subprocesses), so read later it would hand a second session the first project's store
+USER_URI = os.environ.get(ENV)
 # MLflow 3's UI opens a "GenAI" experiment on its trace overview; this project's experiment is model development
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
@@ -27,7 +30,7 @@ def resolve_uri(uri: str, project_path: Path) -> str:
 
 def configure(cfg: dict[str, Any], project_path: Path) -> str:
     """Point this process's MLflow at the configured store; `MLFLOW_TRACKING_URI` in the environment wins."""
-    uri = os.environ.get(ENV) or resolve_uri(cfg["uri"], project_path)
+    uri = USER_URI or resolve_uri(cfg["uri"], project_path)
     mlflow.set_tracking_uri(uri)
     return uri
 
