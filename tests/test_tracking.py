@@ -4,9 +4,12 @@ import pytest
 from datasets import Dataset
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+import mlflow
 from mlflow import MlflowClient
 
 from .conftest import copy_project, kedro_cli, run_session
+
+SMALL = {"demo_data": {"n_scenes": 12}, "data_sampling": {"n_samples": 6}}
 
 
 def runs(project):
@@ -55,7 +58,17 @@ def test_two_projects_run_in_one_process_each_log_to_their_own_store(tmp_path):
     for project in (first, second):
         project.mkdir()
         copy_project(project)
-        run_session(project, ["data_sampling"], {"demo_data": {"n_scenes": 12}, "data_sampling": {"n_samples": 6}})
+        run_session(project, ["data_sampling"], SMALL)
     for project in (first, second):
         (parent,) = runs(project)
         assert parent.info.status == "FINISHED" and parent.data.tags["kedro.pipelines"] == "data_sampling"
+
+
+def test_a_run_the_caller_has_open_holds_the_kedro_run_and_stays_open(project):
+    """A notebook with its own run open: the kedro run nests under it instead of refusing to start."""
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    with mlflow.start_run(experiment_id=mlflow.set_experiment("notebook").experiment_id) as outer:
+        run_session(project, ["data_sampling"], SMALL)
+        assert mlflow.active_run().info.run_id == outer.info.run_id
+    (parent,) = runs(project)
+    assert parent.data.tags["mlflow.parentRunId"] == outer.info.run_id and parent.info.status == "FINISHED"

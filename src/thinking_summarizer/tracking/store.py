@@ -43,9 +43,12 @@ def start_run(tracking_cfg: dict[str, Any], name: str, tags: dict[str, str]) -> 
         if experiment.tags.get(key) != value:
             MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
     commit = git_commit()
-    return mlflow.start_run(run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags | {
-        "mlflow.source.name": "kedro run", "mlflow.source.type": "PROJECT",
-        "mlflow.source.git.commit": commit.removesuffix("-dirty"), "git_dirty": str(commit.endswith("-dirty")).lower()})
+    tags = tags | {"mlflow.source.name": "kedro run", "mlflow.source.type": "PROJECT",
+                   "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+                   "git_dirty": str(commit.endswith("-dirty")).lower()}
+    # nested under a run the caller already has open (a notebook's), rather than refusing to start
+    return mlflow.start_run(run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", tags=tags,
+                            nested=mlflow.active_run() is not None)
 
 
 def git_commit(path: Path | None = None) -> str:
