@@ -86,13 +86,17 @@ def test_every_stage_produced_its_outputs(default_run):
     assert [m["role"] for m in val[0]["messages"]] == ["system", "user", "assistant"]
     # the closing summary: one readable line per stage, in order, with this run's numbers
     output = result.stdout + result.stderr
-    block = output[output.index("Run summary ("):].splitlines()[1:12]
-    assert [line.split(":")[0].split(" (")[0].strip() for line in block] == [
+    block = output[output.index("Run summary ("):].splitlines()[1:13]
+    assert [line.split(":")[0].split(" (")[0].strip() for line in block[:11]] == [
         "data_sampling", "thinking_generation", "teacher_labeling", "dataset_build", "dataset_build",
         "lora_training", "registry", f"evaluation on {len(val)} val samples", "promotion", "video_segmentation",
         "outputs"]
     assert block[0].startswith("  data_sampling: 36 samples") and "synthetic demo corpus" in block[0]
     assert f"{len(labels)} labelled" in block[2]
+    # and where MLflow has it: the one parent run of this kedro run, with its children
+    parent, _ = stage_runs(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"))
+    assert block[11] == (f"  mlflow: run {parent.info.run_name} in experiment thinking-summarizer (child runs "
+                         f"evaluation, segmentation, training); `make mlflow-ui`")
 
 
 def test_report_numbers_equal_the_logged_ones_and_the_first_candidate_is_promoted(default_run, client):

@@ -60,8 +60,12 @@ class ParameterCheckHook:
 
 
 class RunSummaryHook:
-    """A summary of what the run produced, once it has finished: one line per stage, as a plain block (the
-    rich log handler would fold it into its 80-column message column)."""
+    """A summary of what the run produced, once it has finished: one line per stage and where the MLflow runs
+    are (from `tracking`, the TrackingHook), as a plain block (the rich log handler would fold it into its
+    80-column message column)."""
+
+    def __init__(self, tracking=None) -> None:
+        self.tracking = tracking
 
     @staticmethod
     def _plain_logger() -> logging.Logger:
@@ -78,5 +82,6 @@ class RunSummaryHook:
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
         lines = summary_lines(pipeline.all_outputs(), catalog.load)
         if lines:
-            block = "\n".join(f"  {line}" for line in [*lines, WHERE])
+            where = [WHERE] + ([self.tracking.describe()] if self.tracking and self.tracking.describe() else [])
+            block = "\n".join(f"  {line}" for line in [*lines, *where])
             self._plain_logger().info("\nRun summary (%d nodes)\n%s\n", len(pipeline.nodes), block)

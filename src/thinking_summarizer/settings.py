@@ -10,4 +10,5 @@ CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local",
 from thinking_summarizer.hooks import CredentialsHook, ParameterCheckHook, RunSummaryHook  # noqa: E402
 from thinking_summarizer.tracking.hook import TrackingHook  # noqa: E402
 
-HOOKS = (ParameterCheckHook(), CredentialsHook(), TrackingHook(), RunSummaryHook())
+TRACKING = TrackingHook()
+HOOKS = (ParameterCheckHook(), CredentialsHook(), TRACKING, RunSummaryHook(TRACKING))

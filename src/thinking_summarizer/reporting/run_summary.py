@@ -43,7 +43,7 @@ LINES: dict[str, Callable[[Any], str]] = {
                                      f"J&F vs truth {r['truth_mean_j_and_f']}"),
 }
 WHERE = ("outputs: data/ (versioned per run); report data/08_reporting/evaluation_report_latest.html; "
-         "masked videos data/07_model_output/segmentation/videos/; MLflow: `make mlflow-ui`")
+         "masked videos data/07_model_output/segmentation/videos/")
 
 
 def summary_lines(produced: set[str], load: Callable[[str], Any]) -> list[str]:

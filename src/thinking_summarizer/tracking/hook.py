@@ -39,6 +39,7 @@ class TrackingHook:
     def __init__(self) -> None:
         self._cfg: dict[str, Any] = {}
         self._parent: str | None = None
+        self._run_name: str | None = None
         self._children: dict[str, str] = {}
         self._stage: str | None = None
 
@@ -54,6 +55,7 @@ class TrackingHook:
                 "kedro.env": str(run_params.get("env") or "local")}
         run = start_run(self._cfg, "kedro-" + "+".join(names), tags)
         self._parent, self._children, self._stage = run.info.run_id, {}, None
+        self._run_name = run.info.run_name
         mlflow.log_params(flatten(catalog.load("parameters")))
 
     @hook_impl
@@ -71,6 +73,13 @@ class TrackingHook:
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._close("FAILED")
+
+    def describe(self) -> str | None:
+        """Where this run is logged, for the run summary (None before a run)."""
+        if self._run_name is None:
+            return None
+        return (f"mlflow: run {self._run_name} in experiment {self._cfg['experiment']} (child runs "
+                f"{', '.join(sorted(self._children)) or 'none'}); `make mlflow-ui`")
 
     def _enter(self, stage: str | None) -> None:
         if self._parent is None or stage == self._stage:
