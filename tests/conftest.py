@@ -45,13 +45,17 @@ def load_latest(project: Path, name: str, params: dict | None = None):
         return session.load_context().catalog.load(name)
 
 
+def user_env() -> dict[str, str]:
+    """This environment as a user's shell has it: without the MLFLOW_TRACKING_URI that MLflow exports when an
+    in-process session points it at some project's store (a child `kedro run` then uses its own project's)."""
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
 def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the `kedro` command line of this environment in the project copy (with the copy's own MLflow store:
-    an in-process session before it has exported its store's URI, as MLflow does)."""
+    """Run the `kedro` command line of this environment in the project copy."""
     kedro = Path(sys.executable).with_name("kedro")
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run([str(kedro), *args], cwd=project, capture_output=True, text=True,
-                          env=env | {"DO_NOT_TRACK": "true", "COLUMNS": "1000"}, timeout=600)
+                          env=user_env() | {"DO_NOT_TRACK": "true", "COLUMNS": "1000"}, timeout=600)
 
 
 # The default run, shrunk to test size: the same pipelines, nodes and models, less data and fewer steps.
@@ -81,9 +85,8 @@ def copy_project(target: Path) -> Path:
 def default_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """`kedro run` of the whole default chain, at test size, in a fresh copy of the project (once per session)."""
     project = copy_project(tmp_path_factory.mktemp("default_run"))
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     result = subprocess.run([str(Path(sys.executable).with_name("kedro")), "run", "--params", FAST_PARAMS],
-                            cwd=project, capture_output=True, text=True, env=env, timeout=900)
+                            cwd=project, capture_output=True, text=True, env=user_env(), timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return project, result
 

@@ -19,7 +19,7 @@ from thinking_summarizer.segmentation.masks import read_masks, score_against_tru
 from thinking_summarizer.student import load_student
 from thinking_summarizer.student.registry import MODEL_CONFIG
 
-from .conftest import FAST_PARAMS, load_latest
+from .conftest import FAST_PARAMS, load_latest, user_env
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promot
     result = subprocess.run(
         [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "lora_training,evaluation",
          "--params", FAST_PARAMS + ",lora_training.retrain=true"],
-        cwd=project, capture_output=True, text=True, timeout=600)
+        cwd=project, capture_output=True, text=True, env=user_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     second = load_latest(project, "registered_student")
     decision = load_latest(project, "promotion_decision")
@@ -151,7 +151,7 @@ def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promot
     assert second_training["adapter_dir"] != first_training["adapter_dir"]
     assert (project / first_training["adapter_dir"] / "adapter_model.safetensors").is_file()
     # logged in this kedro run's own parent: a training child (where the new version came from) and an evaluation
-    parent, children = stage_runs(client, "lora_training,evaluation")
+    parent, children = stage_runs(client, "evaluation,lora_training")
     assert sorted(children) == ["evaluation", "training"]
     assert client.get_model_version(second["name"], second["version"]).run_id == children["training"].info.run_id
     assert "registry.alias.champion" not in children["evaluation"].data.tags
@@ -183,8 +183,11 @@ def test_the_students_own_summaries_drive_sam3(default_run, client, tmp_path):
     result = subprocess.run(
         [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "video_segmentation",
          "--params", FAST_PARAMS + ",video_segmentation.summarizer=student"],
-        cwd=project, capture_output=True, text=True, timeout=600)
+        cwd=project, capture_output=True, text=True, env=user_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    # logged in the copy's own store, not in the one this test process last pointed MLflow at
+    assert list(stage_runs(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"), "video_segmentation")[1]) == [
+        "segmentation"]
     results = {k: v() for k, v in load_latest(project, "segmentation_results").items()}
     registered = load_latest(project, "registered_student")
     assert len(results) == 2

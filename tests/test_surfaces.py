@@ -22,7 +22,7 @@ from kedro.framework.project import pipelines
 from kedro.framework.startup import bootstrap_project
 from nbclient import NotebookClient
 
-from .conftest import REPO
+from .conftest import REPO, user_env
 
 LAYERS = ["raw", "intermediate", "primary", "feature", "model_input", "models", "model_output", "reporting", "tracking"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -116,10 +116,8 @@ def test_viz_renders_the_graph_in_headless_chromium(viz, tmp_path):
 def test_notebook_runs_top_to_bottom_on_the_default_run(default_run, notebook):
     project, _ = default_run
     book = nbformat.read(project / "notebooks" / notebook, as_version=4)
-    # a kernel as a user starts it: not pointed at another store by an earlier in-process session's MLflow export
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     NotebookClient(book, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(project / "notebooks")}}).execute(env=env)
+                   resources={"metadata": {"path": str(project / "notebooks")}}).execute(env=user_env())
     outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     plots = any("plt." in cell.source or ".plot(" in cell.source for cell in book.cells if cell.cell_type == "code")

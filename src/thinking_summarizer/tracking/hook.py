@@ -50,7 +50,7 @@ class TrackingHook:
 
     @hook_impl(trylast=True)  # after the parameter check, so a refused run opens no MLflow run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
-        names = run_params.get("pipeline_names") or ["__default__"]
+        names = sorted(run_params.get("pipeline_names") or ["__default__"])  # Kedro's CLI hands them over unordered
         tags = {"kedro.session_id": str(run_params.get("session_id")), "kedro.pipelines": ",".join(names),
                 "kedro.env": str(run_params.get("env") or "local")}
         run = start_run(self._cfg, "kedro-" + "+".join(names), tags)
