@@ -7,9 +7,9 @@ import torch
 from kedro.config import OmegaConfigLoader
 from transformers.training_args import OptimizerNames
 
+from thinking_summarizer.runtime.torch_runtime import resolve_attention
 from thinking_summarizer.schemas import parameter_errors
 from thinking_summarizer.settings import CONFIG_LOADER_ARGS
-from thinking_summarizer.runtime.torch_runtime import resolve_attention
 
 from .conftest import REPO
 

@@ -16,12 +16,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, register_student, train_student
+from thinking_summarizer.schemas import Summary
 from thinking_summarizer.student import from_adapter, load_student, untrained
 from thinking_summarizer.student.training import TrainingDivergedError
-from thinking_summarizer.text.summary_format import render
-from thinking_summarizer.schemas import Summary
-from thinking_summarizer.tracking.record import MlflowRecordDataset
 from thinking_summarizer.teachers import build_teacher
+from thinking_summarizer.text.summary_format import render
+from thinking_summarizer.tracking.record import MlflowRecordDataset
 
 from .conftest import REPO, kill_when, tiny_model_dir, working_dir
 

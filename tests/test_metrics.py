@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from thinking_summarizer.text import metrics as m
 from thinking_summarizer.pipelines.evaluation.nodes import score_sample
 from thinking_summarizer.schemas import Summary
+from thinking_summarizer.text import metrics as m
 from thinking_summarizer.text.summary_format import parse_lenient, render
 from thinking_summarizer.text.summary_qc import category_lookup
 

@@ -13,12 +13,12 @@ import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.io.openai_client import CallFailed, ServerConfigError
+from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
+from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import parse
 from thinking_summarizer.text.summary_qc import find_placeholders
 from thinking_summarizer.text.tagged_output import extract
-from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.io.result_cache import ResponseCache
 
 from .conftest import REPO, kill_after_calls
 from .openai_stub import StubOpenAI

@@ -9,8 +9,8 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from thinking_summarizer.runtime import preflight
 from thinking_summarizer.reporting.run_summary import WHERE, summary_lines
+from thinking_summarizer.runtime import preflight
 from thinking_summarizer.schemas import parameter_errors
 
 log = logging.getLogger(__name__)

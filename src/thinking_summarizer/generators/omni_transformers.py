@@ -11,8 +11,8 @@ from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalG
 
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.io.media import MediaError, read_audio, read_frames
-from thinking_summarizer.tiny_models import ensure_built
 from thinking_summarizer.runtime.torch_runtime import resolve_attention, resolve_device, resolve_dtype
+from thinking_summarizer.tiny_models import ensure_built
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from transformers import Sam3VideoConfig, Sam3VideoModel, Sam3VideoProcessor
 from transformers.models.sam3_video.modeling_sam3_video import nms_masks
 
 from thinking_summarizer.io.media import iter_frames, probe
-from thinking_summarizer.tiny_models import ensure_built
 from thinking_summarizer.runtime.torch_runtime import resolve_device, resolve_dtype
+from thinking_summarizer.tiny_models import ensure_built
 
 log = logging.getLogger(__name__)
 # (frame index, RGB frame, {object id: bool mask}, the result so far)

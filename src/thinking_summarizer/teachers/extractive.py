@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
 from thinking_summarizer.teachers import LabelOutcome
+from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
 
 _PRONOUNS = {"male": ("he", "his", "him"), "female": ("she", "her"), "person": ("they", "their", "them")}
 

@@ -24,8 +24,8 @@ from thinking_summarizer.io.openai_client import (
 )
 from thinking_summarizer.io.result_cache import ResponseCache, request_key
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 from thinking_summarizer.teachers import LabelOutcome
+from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
 log = logging.getLogger(__name__)
 SUMMARY_SCHEMA = Summary.model_json_schema()

@@ -28,8 +28,9 @@ def stage_tag(stage: str) -> str:
 
 
 def _stage(node: Node | None) -> str | None:
-    return next((tag.removeprefix(PREFIX) for tag in sorted(node.tags) if tag.startswith(PREFIX)), None) \
-        if node else None
+    """The stage a node's tag names, if any."""
+    tags = sorted(node.tags) if node else []
+    return next((tag.removeprefix(PREFIX) for tag in tags if tag.startswith(PREFIX)), None)
 
 
 class TrackingHook:

@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from thinking_summarizer.text import metrics as m
 from thinking_summarizer.io.hashing import content_hash
+from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 from thinking_summarizer.schemas import LoggedInput, RegistryUpdate, TrackingRecord
 from thinking_summarizer.student import untrained
 from thinking_summarizer.student.backends import Summarizer, build_summarizer
 from thinking_summarizer.student.registry import version_by_alias
+from thinking_summarizer.teachers.extractive import ExtractiveTeacher
+from thinking_summarizer.text import metrics as m
 from thinking_summarizer.text.summary_format import parse_lenient, render
 from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
-from thinking_summarizer.teachers.extractive import ExtractiveTeacher
 
 from .report import build_report
-from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from transformers import AutoConfig, EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
-from thinking_summarizer.student import CARD, base_not_found, from_adapter, read_card
 from thinking_summarizer.io.hashing import content_hash
+from thinking_summarizer.reporting.plots import loss_curve
+from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, TrackingRecord
+from thinking_summarizer.student import CARD, base_not_found, from_adapter, read_card
 from thinking_summarizer.student.registry import load_registered, register
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 from thinking_summarizer.tiny_models import ensure_built
-from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
-from thinking_summarizer.reporting.plots import loss_curve
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import logging
 from collections import Counter
 from typing import Any
 
-from thinking_summarizer.text.summary_format import render
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.teachers import build_teacher
+from thinking_summarizer.text.summary_format import render
 
 log = logging.getLogger(__name__)
 

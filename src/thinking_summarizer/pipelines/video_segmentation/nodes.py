@@ -15,13 +15,13 @@ import numpy as np
 
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
+from thinking_summarizer.schemas import Summary, TrackingRecord
 from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
-from thinking_summarizer.schemas import Summary, TrackingRecord
+from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import parse_lenient, primary_first, render
 from thinking_summarizer.text.tagged_output import extract
-from thinking_summarizer.teachers import build_teacher
 
 log = logging.getLogger(__name__)
 
