@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,14 @@ import torch
 import yaml
 from datasets import Dataset
 from mlflow import MlflowClient
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, register_student, train_student
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.student import from_adapter, load_student, untrained
+from thinking_summarizer.student.registry import VERIFIED
 from thinking_summarizer.student.training import TrainingDivergedError
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import render
@@ -275,3 +278,33 @@ def test_registering_the_same_training_twice_keeps_one_version(trained):
     again = register_student(result, registry)
     assert again["version"] == first["version"]
     assert len(MlflowClient().search_model_versions("name='test-once'")) == 1
+
+
+def test_only_a_version_that_reloads_exactly_gets_the_aliases(trained, tmp_path):
+    cfg, result, _ = trained
+    client = MlflowClient()
+    adapter = Path(shutil.copytree(result["adapter_dir"], tmp_path / "adapter"))
+    weights = adapter / "adapter_model.safetensors"
+    original = weights.read_bytes()
+
+    def tamper() -> None:  # the folder changed after registration (say, a retrain into the same place)
+        tensors = load_file(weights)
+        first = sorted(tensors)[0]
+        save_file(tensors | {first: tensors[first] + 1.0}, weights)
+
+    copy = result | {"adapter_dir": str(adapter), "training_id": "verify-test"}
+    registry = cfg["registry"] | {"name": "test-verify", "aliases": ["candidate"]}
+    first = register_student(copy, registry | {"aliases": [], "verify_reload": False})
+    tamper()
+    with pytest.raises(RuntimeError, match="does not reproduce"):
+        register_student(copy, registry | {"verify_reload": True})
+    version = client.get_model_version("test-verify", first["version"])
+    assert not version.aliases and VERIFIED not in version.tags  # nothing points at an unproven version
+    weights.write_bytes(original)
+    passed = register_student(copy, registry | {"verify_reload": True})
+    assert passed["version"] == first["version"] and passed["max_logit_difference"] == 0.0
+    assert client.get_model_version("test-verify", passed["version"]).tags[VERIFIED] == "0"
+    assert str(client.get_model_version_by_alias("test-verify", "candidate").version) == passed["version"]
+    # verified once, not reloaded again: a rerun trusts the version's tag (a reload would now fail)
+    tamper()
+    assert register_student(copy, registry | {"verify_reload": True})["max_logit_difference"] == 0.0

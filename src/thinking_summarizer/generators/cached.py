@@ -3,6 +3,7 @@ thinking_generation or video_segmentation, under the same model, prompt and samp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -17,10 +18,18 @@ from thinking_summarizer.io.result_cache import ResponseCache, request_key
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=4096)
+def _media_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """The video's SHA-256, read in blocks (never whole into memory), once per file version in this process."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _request(model_id: str, cfg: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
     """Everything a generation depends on: model, prompt, sampling knobs, the media bytes and the question."""
     path = Path(sample["video_path"])
-    media = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else f"missing:{path}"
+    stat = path.stat() if path.is_file() else None
+    media = _media_digest(path, stat.st_size, stat.st_mtime_ns) if stat else f"missing:{path}"
     return {"model": model_id, "prompt": cfg["prompt"], "generation": cfg["generation"], "media": media,
             "question": [sample["question"], sample["options"], sample["problem_type"],
                          sample.get("reference_thinking")]}

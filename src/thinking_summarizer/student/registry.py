@@ -16,6 +16,7 @@ from importlib import metadata
 
 import mlflow
 import pandas as pd
+import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -49,44 +50,69 @@ class StudentSummarizerModel(mlflow.pyfunc.PythonModel):
                                       int(params["max_new_tokens"])).texts
 
 
+VERIFIED = "reload_max_logit_difference"  # version tag: the version was reloaded and reproduced the trained logits
+
+
+def verify_reload(adapter_dir: str | Path, uri: str, probe: str, tolerance: float) -> float:
+    """The largest logit difference between the trained adapter and the version behind `uri` on `probe`;
+    raises when it exceeds `tolerance`."""
+    trained = from_adapter(adapter_dir).logits(probe)
+    reloaded = load_registered(uri).logits(probe)
+    diff = float((trained - reloaded).abs().max())
+    if not torch.allclose(trained, reloaded, atol=tolerance):
+        raise RuntimeError(f"{uri} does not reproduce the trained model (max logit difference {diff:.3g}); "
+                           "refusing to hand it on")
+    log.info("Registry check: %s reproduces the trained logits (max difference %.2g)", uri, diff)
+    return diff
+
+
 def register(adapter_dir: str | Path, base_model: str, name: str, aliases: list[str], serving: dict[str, int],
-             description: str = "", tags: dict[str, str] | None = None) -> dict[str, Any]:
+             description: str = "", tags: dict[str, str] | None = None,
+             verify: dict[str, Any] | None = None) -> dict[str, Any]:
     """Log the student to the active MLflow run (the training stage's) and register it as a new version of
-    `name`, with `aliases`, a description and tags set; `serving` are predict()'s default generation params
-    (declared in the signature, so a caller may override each). An adapter already registered (same `training_id` tag:
-    a rerun that reused a finished training) keeps its version. The model carries the project's code and pinned
+    `name`, with a description and tags; `serving` are predict()'s default generation params (declared in the
+    signature, so a caller may override each). With `verify` (`probe_text`, `logit_tolerance`) the version must
+    reload to the trained logits before `aliases` point at it, and carries the `VERIFIED` tag after.
+
+    An adapter already registered (same `training_id` tag: a rerun that reused a finished training) keeps its
+    version, and a verified one is not loaded again. The model carries the project's code and pinned
     requirements, so it loads and serves where the project is not installed."""
     client, tags = MlflowClient(), {k: str(v) for k, v in (tags or {}).items()}
     training_id = tags.get("training_id")
     earlier = [v for v in client.search_model_versions(f"name='{name}'")
                if training_id and v.tags.get("training_id") == training_id]
     if earlier:
-        version = max(earlier, key=lambda v: int(v.version))
-        for alias in aliases:
-            client.set_registered_model_alias(name, alias, version.version)
-        log.info("%s version %s already holds the adapter of training %s", name, version.version, training_id)
-        return {"name": name, "version": str(version.version), "model_uri": f"models:/{name}/{version.version}",
-                "run_id": version.run_id, "bundled_base": Path(base_model).is_dir()}
-    artifacts = {"adapter": str(adapter_dir)}
-    if Path(base_model).is_dir():  # a hub id is reproducible by name; a local base must travel with the model
-        artifacts["base"] = base_model
-    info = mlflow.pyfunc.log_model(
-        name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
-        model_config=MODEL_CONFIG, registered_model_name=name,
-        signature=infer_signature(["a thinking"], ["a summary"], params=serving), input_example=(
-            EXAMPLE, {"max_new_tokens": 16}), code_paths=[str(PACKAGE)],
-        pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in REQUIREMENTS],
-    )
-    version = str(info.registered_model_version)
-    if description:
-        client.update_model_version(name, version, description=description)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+        found = max(earlier, key=lambda v: int(v.version))
+        version, run_id, verified = str(found.version), found.run_id, found.tags.get(VERIFIED)
+        log.info("%s version %s already holds the adapter of training %s", name, version, training_id)
+    else:
+        artifacts = {"adapter": str(adapter_dir)}
+        if Path(base_model).is_dir():  # a hub id is reproducible by name; a local base must travel with the model
+            artifacts["base"] = base_model
+        info = mlflow.pyfunc.log_model(
+            name="student", python_model=StudentSummarizerModel(), artifacts=artifacts,
+            model_config=MODEL_CONFIG, registered_model_name=name,
+            signature=infer_signature(["a thinking"], ["a summary"], params=serving), input_example=(
+                EXAMPLE, {"max_new_tokens": 16}), code_paths=[str(PACKAGE)],
+            pip_requirements=[f"{pkg}=={metadata.version(pkg)}" for pkg in REQUIREMENTS],
+        )
+        version, run_id, verified = str(info.registered_model_version), info.run_id, None
+        if description:
+            client.update_model_version(name, version, description=description)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        log.info("Registered %s version %s from run %s", name, version, run_id)
+    uri = f"models:/{name}/{version}"
+    registered = {"name": name, "version": version, "model_uri": uri, "run_id": run_id,
+                  "bundled_base": Path(base_model).is_dir()}
+    if verify:
+        if verified is None:
+            verified = f"{verify_reload(adapter_dir, uri, verify['probe_text'], verify['logit_tolerance']):.3g}"
+            client.set_model_version_tag(name, version, VERIFIED, verified)
+        registered["max_logit_difference"] = float(verified)
     for alias in aliases:
         client.set_registered_model_alias(name, alias, version)
-    log.info("Registered %s version %s (aliases %s) from run %s", name, version, aliases, info.run_id)
-    return {"name": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": info.run_id,
-            "bundled_base": "base" in artifacts}
+    return registered
 
 
 def version_by_alias(name: str, alias: str) -> str | None:

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from datasets import Dataset
 from transformers import AutoConfig, EarlyStoppingCallback
@@ -19,8 +18,8 @@ from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.reporting.plots import loss_curve
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, TrackingRecord
-from thinking_summarizer.student import CARD, base_not_found, from_adapter, read_card
-from thinking_summarizer.student.registry import load_registered, register
+from thinking_summarizer.student import CARD, base_not_found, read_card
+from thinking_summarizer.student.registry import register
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 from thinking_summarizer.tiny_models import ensure_built
 
@@ -143,23 +142,13 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
 
 def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
     """Register the adapter as a new model version (described and tagged with its training); with
-    `verify_reload`, prove it reloads to the same logits."""
+    `verify_reload`, only a version that reloads to the trained logits gets the aliases."""
     metrics = training["metrics"]
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
                    f"{metrics['best_eval_loss']:.4f}, training {training['training_id']}.")
     tags = {"base_model": training["base_model"], "instruction": read_card(training["adapter_dir"])["instruction"],
             "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
-    registered = register(training["adapter_dir"], training["base_model"], registry_cfg["name"],
-                          registry_cfg["aliases"], registry_cfg["serving"], description, tags)
-    if registry_cfg["verify_reload"]:
-        probe = registry_cfg["probe_text"]
-        trained = from_adapter(training["adapter_dir"]).logits(probe)
-        reloaded = load_registered(registered["model_uri"]).logits(probe)
-        diff = float((trained - reloaded).abs().max())
-        if not torch.allclose(trained, reloaded, atol=registry_cfg["logit_tolerance"]):
-            raise RuntimeError(f"{registered['model_uri']} does not reproduce the trained model (max logit "
-                               f"difference {diff:.3g}); refusing to hand it on")
-        registered["max_logit_difference"] = diff
-        log.info("Registry check: %s reproduces the trained logits (max difference %.2g)", registered["model_uri"], diff)
-    return registered
+    verify = registry_cfg if registry_cfg["verify_reload"] else None
+    return register(training["adapter_dir"], training["base_model"], registry_cfg["name"], registry_cfg["aliases"],
+                    registry_cfg["serving"], description, tags, verify)
