@@ -9,7 +9,7 @@ import pytest
 
 from thinking_summarizer.io.media import VideoWriter
 from thinking_summarizer.pipelines.data_sampling.nodes import (
-    SourceDataError, allocate, dedupe_by_video, load_sources, sample_by_ratio,
+    SourceDataError, allocate, dedupe_samples, load_sources, sample_by_ratio,
 )
 
 from .conftest import kedro_cli, load_latest, run_session
@@ -89,15 +89,21 @@ def test_bad_json(tmp_path):
         load_sources({"s": {"path": str(tmp_path / "nope.json"), "ratio": 1}}, REJECT)
 
 
-def test_duplicate_video_keeps_earlier_source(tmp_path):
+def test_identical_sample_keeps_earlier_source_other_questions_stay(tmp_path):
     sources = {
         "bench": write_source(tmp_path, "bench", [GOOD | {"video": "clips/A.mp4"}], videos=[]),
-        "train": write_source(tmp_path, "train", [GOOD | {"video": "clips/a.mp4", "problem": "Other?"}]),
+        "train": write_source(tmp_path, "train", [GOOD | {"video": "clips/A.mp4", "problem": " what is she  FEELING?"},
+                                                  GOOD | {"video": "clips/A.mp4", "problem": "Other?"},
+                                                  GOOD | {"video": "clips/a.mp4"}]),
     }
     samples, _ = load_sources(sources, {**REJECT, "on_missing_video": "keep"})
-    kept, dropped = dedupe_by_video(list(reversed(samples)), sources)
-    assert [s["source"] for s in kept] == ["bench"]
-    assert [(d["source"], d["reason"]) for d in dropped] == [("train", "duplicate_video")]
+    kept, dropped = dedupe_samples(list(reversed(samples)), sources)
+    # the same question (case and spacing aside) on the same video is one sample; another question is its own;
+    # clips/a.mp4 is another video than clips/A.mp4
+    assert sorted((s["source"], s["video_id"], s["question"]) for s in kept) == [
+        ("bench", "clips/A", "What is she feeling?"), ("train", "clips/A", "Other?"),
+        ("train", "clips/a", "What is she feeling?")]
+    assert [(d["source"], d["reason"]) for d in dropped] == [("train", "duplicate_sample")]
 
 
 def test_allocate_is_proportional_and_redistributes_shortfall():
@@ -134,7 +140,7 @@ def test_pipeline_on_demo_corpus(project):
     report = load_latest(project, "sampling_report", SMALLER)
     assert len(sampled) == 160 == report["sampled"]
     assert report["sampled_by_source"] == {"intentbench": 64, "daily_omni": 48, "intenttrain": 48}
-    assert report["rejected"] == {"intenttrain/duplicate_video": 12}
+    assert report["rejected"] == {"intenttrain/duplicate_sample": 12}
     assert len({s["video_id"] for s in sampled}) == 160
     assert all(Path(s["video_path"]).is_file() and s["reference_thinking"] for s in sampled)
     # the demo's ground truth, keyed by the video_id its samples carry
@@ -184,17 +190,17 @@ def test_daily_omni_qa_json_in_its_own_layout(tmp_path):
     sources = {"daily_omni": {"path": str(path), "video_root": str(root)}}
     samples, rejects = load_sources(sources, REJECT)
     assert [(s["video_id"], s["problem_type"], s["options"], s["answer"]) for s in samples] == [
-        ("g_vtkkb34gw/g_vtkkb34gw_video", "multiple choice", ["A. A bell", "B. A dog", "C. Rain"], "A"),
-        ("g_vtkkb34gw/g_vtkkb34gw_video", "multiple choice", ["A. A bell", "B. A dog", "C. Rain"], "A"),
-        ("x9qml2/x9qml2_video", "multiple choice", ["A. One", "B. Two"], "B")]
+        ("G_VTkkb34gw/G_VTkkb34gw_video", "multiple choice", ["A. A bell", "B. A dog", "C. Rain"], "A"),
+        ("G_VTkkb34gw/G_VTkkb34gw_video", "multiple choice", ["A. A bell", "B. A dog", "C. Rain"], "A"),
+        ("x9QmL2/x9QmL2_video", "multiple choice", ["A. One", "B. Two"], "B")]
     assert samples[0]["metadata"]["Type"] == "AV Event Alignment"
     assert samples[0]["metadata"]["content_fine_category"] == "Home"
     assert samples[0]["video_info"]["num_frames"] == 4 and samples[0]["video_info"]["width"] == 32
     # rejects name the native field
     assert [(r["index"], r["field"], r["reason"]) for r in rejects] == [
         (3, "video_id", "missing_video"), (4, "Question", "invalid_field")]
-    kept, dropped = dedupe_by_video(samples, sources)
-    assert len(kept) == 2 and [d["reason"] for d in dropped] == ["duplicate_video"]
+    kept, dropped = dedupe_samples(samples, sources)
+    assert len(kept) == 3 and not dropped  # two questions on one video are two samples
     # the format can be named instead of recognised
     assert len(load_sources({"d": sources["daily_omni"] | {"format": "daily_omni"}}, REJECT)[0]) == 3
 
@@ -265,3 +271,26 @@ def test_bad_parameters_stop_the_run_before_any_node(project, params, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         run_session(project, ["data_sampling"], params)
     assert not (project / "data/01_raw/demo").exists()
+
+
+def test_daily_omni_every_question_a_sample_and_each_video_on_one_side(tmp_path):
+    from thinking_summarizer.pipelines.dataset_build.nodes import split_examples
+
+    root = tmp_path / "Videos"
+    records = []
+    for video_id in ("AbC123xYz_0", "abc123xyz_0"):  # differ only in case: two YouTube videos
+        (root / video_id).mkdir(parents=True)
+        write_video(root / video_id / f"{video_id}_video.mp4")
+        records += [{"Question": f"Question {q} about the clip?", "Choice": ["A. Yes", "B. No"], "Answer": "A",
+                     "video_id": video_id, "Type": "Reasoning"} for q in range(3)]
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(records + records[:1]))  # and one record twice
+    sources = {"daily_omni": {"path": str(path), "video_root": str(root)}}
+    samples, _ = dedupe_samples(load_sources(sources, REJECT)[0], sources)
+    assert Counter(s["video_id"] for s in samples) == {"AbC123xYz_0/AbC123xYz_0_video": 3,
+                                                        "abc123xyz_0/abc123xyz_0_video": 3}
+    examples = [{"sample_id": s["sample_id"], "video_id": s["video_id"], "source": "daily_omni",
+                 "problem_type": "multiple choice"} for s in samples]
+    train, val, _ = split_examples(examples, {"seed": 0, "val_fraction": 0.5, "stratify_by": ["source"]})
+    assert len(train) == len(val) == 3
+    assert not {e["video_id"] for e in train} & {e["video_id"] for e in val}

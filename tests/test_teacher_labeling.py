@@ -21,7 +21,7 @@ from thinking_summarizer.text.summary_qc import find_placeholders
 from thinking_summarizer.text.tagged_output import extract
 
 from .conftest import REPO, kill_after_calls
-from .openai_stub import StubOpenAI
+from .openai_stub import StubOpenAI, summary_for
 
 SECRET = "sk-test-" + "S3cr3tK3y" * 3
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
@@ -345,3 +345,47 @@ def test_credentials_entry_sets_the_variable_conf_names(project, monkeypatch):
     with KedroSession.create(project_path=project, runtime_params=params) as session:
         session.load_context()
     assert os.environ["MY_TEACHER_KEY"] == "from-credentials"
+
+
+CONTEXT_LENGTH = {  # the servers' own words
+    "openai": {"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages "
+                                    "resulted in 9120 tokens. Please reduce the length of the messages.",
+                         "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}},
+    "vllm": {"object": "error", "message": "This model's maximum context length is 2048 tokens. However, you "
+                                          "requested 2311 tokens (1927 in the messages, 384 in the completion). "
+                                          "Please reduce the length of the messages or completion.",
+             "type": "BadRequestError", "param": None, "code": 400},
+}
+
+
+def test_a_context_length_400_rejects_that_sample_and_a_deep_reply_is_a_paid_rejection(tmp_path):
+    """A prompt too long for the model is that sample's fate (OpenAI's and vLLM's words), not a configuration
+    error; a reply nested 3,000 deep is a bad answer, kept as such: a rerun pays for neither again."""
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    calls = Counter()
+    deep = '{"a": ' + "[" * 3000 + "]" * 3000 + "}"
+
+    async def chat(request):
+        body = await request.json()
+        marker = re.search(r"MARK-\d+", json.dumps(body["messages"])).group(0)
+        calls[marker] += 1
+        if marker in ("MARK-1", "MARK-2"):
+            return web.json_response(CONTEXT_LENGTH["openai" if marker == "MARK-1" else "vllm"], status=400)
+        content = deep if marker == "MARK-3" else json.dumps(summary_for(marker))
+        return web.json_response({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                                  "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
+
+    with serve_app([web.post("/v1/chat/completions", chat)]) as url:
+        cfg = teacher_cfg(url, tmp_path, stream=False, qc_retries=0)
+        labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
+        assert sorted(r["sample_id"] for r in labels) == ["s0", "s4"]
+        assert {r["sample_id"]: r["reason"] for r in rejects} == {
+            "s1": "prompt_too_long", "s2": "prompt_too_long", "s3": "invalid_json"}
+        assert "maximum context length is 2048" in next(r["detail"] for r in rejects if r["sample_id"] == "s2")
+        assert usage["api_calls"] == 5
+        first = dict(calls)
+        labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
+        assert dict(calls) == first and usage["api_calls"] == 0 and usage["cached"] == 5

@@ -211,8 +211,9 @@ class TrackingRecord(BaseModel):
 
 
 def video_id(media: str) -> str:
-    """A source-independent key for a video: its relative path, lower-cased, without extension."""
-    return str(PurePosixPath(media.replace("\\", "/").lower()).with_suffix("")).lstrip("./")
+    """A source-independent key for a video: its relative path without extension, case kept (YouTube ids are
+    case-sensitive: `G_VTkkb34gw` and `g_vtkkb34gw` are different videos)."""
+    return str(PurePosixPath(media.replace("\\", "/")).with_suffix("")).lstrip("./")
 
 
 def field_errors(err: ValidationError, whole: str = "(record)") -> list[tuple[str, str]]:

@@ -38,17 +38,31 @@ def _open(path: str | Path) -> av.container.InputContainer:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Stream facts from the container header (frame count estimated from duration when absent)."""
-    with _open(path) as container:
-        if not container.streams.video:
-            raise MediaError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-        frames = stream.frames
-        if not frames and stream.duration:
-            frames = round(float(stream.duration * stream.time_base) * fps)
-        return VideoInfo(str(path), fps, int(frames), stream.codec_context.width, stream.codec_context.height,
-                         bool(container.streams.audio))
+    """Stream facts from the container header (frame count estimated from duration when absent), checked against
+    the file: every video packet is read (demuxed, not decoded) and the first frame decoded, so a truncated file
+    whose header promises more frames than it holds, or one whose bytes are corrupted, raises `MediaError`."""
+    try:
+        with _open(path) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: has no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            frames = stream.frames
+            header_frames = frames
+            if not frames and stream.duration:
+                frames = round(float(stream.duration * stream.time_base) * fps)
+            info = VideoInfo(str(path), fps, int(frames), stream.codec_context.width, stream.codec_context.height,
+                             bool(container.streams.audio))
+            packets = sum(1 for packet in container.demux(stream) if packet.size)
+        if header_frames and packets < header_frames:  # a count the header states, never our estimate
+            raise MediaError(f"{path}: truncated or damaged: the header promises {header_frames} frames, the file holds "
+                             f"{packets}")
+        next(iter_frames(path, max_frames=1))
+    except MediaError:
+        raise
+    except Exception as err:  # a damaged file makes the demuxer raise more than FFmpegError (UnicodeDecodeError)
+        raise MediaError(f"{path}: cannot read as a video ({type(err).__name__}: {err})") from err
+    return info
 
 
 def iter_frames(path: str | Path, stride: int = 1, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:

@@ -105,7 +105,7 @@ def server_message(text: str) -> str:
     """The server's own words: OpenAI's `error.message`, FastAPI's `detail`, or the start of the body."""
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text.strip()[:300]
     if isinstance(body, dict):
         error = body.get("error")
@@ -184,6 +184,7 @@ class OpenAICompatibleClient:
         self.requests = TokenBucket(cfg.get("requests_per_minute"))
         self.tokens = TokenBucket(cfg.get("tokens_per_minute"))
         self.config_error = re.compile("|".join(cfg["config_error_patterns"]), re.IGNORECASE)
+        self.sample_error = re.compile("|".join(cfg["sample_error_patterns"]), re.IGNORECASE)
         timeout = httpx.Timeout(cfg["timeout_s"], connect=cfg.get("connect_timeout_s", 10))
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
@@ -208,6 +209,8 @@ class OpenAICompatibleClient:
             return CallFailed("rate_limited", f"HTTP 429: {message}", retry_after=retry_after)
         if status >= 500 or status == 408:
             return CallFailed("server_error", f"HTTP {status}: {message}", retry_after=retry_after)
+        if status == 400 and self.sample_error.search(message):  # e.g. this prompt is longer than the context
+            return CallFailed("prompt_too_long", f"HTTP 400: {message}")
         if status in (401, 403, 404, 405, 422) or (status == 400 and self.config_error.search(message)):
             return ServerConfigError(f"{where} answered HTTP {status}: {message}")
         return CallFailed("api_error", f"HTTP {status}: {message}")  # about this sample (e.g. too long a prompt)
@@ -228,7 +231,7 @@ class OpenAICompatibleClient:
                 continue  # read on to the end, so the server finishes its response cleanly
             try:
                 chunk = json.loads(data)
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:
                 raise CallFailed("invalid_response", f"unreadable stream chunk {data[:80]!r}") from err
             if not isinstance(chunk, dict):
                 raise CallFailed("invalid_response", f"stream chunk is {type(chunk).__name__}")
@@ -266,8 +269,8 @@ class OpenAICompatibleClient:
                         raise CallFailed("oversized_reply", f"the reply passed {self.cfg['max_response_bytes']} bytes")
         try:
             parsed = json.loads(raw)
-        except ValueError as err:
-            raise CallFailed("invalid_response", f"the reply is not JSON: {bytes(raw[:80])!r}") from err
+        except (ValueError, RecursionError) as err:
+            raise CallFailed("invalid_response", f"the reply is not JSON (or nested too deep): {bytes(raw[:80])!r}") from err
         return reply_from(parsed)
 
     def _backoff(self, attempt: int) -> float:

@@ -59,6 +59,8 @@ def _as_data(answer: str | dict[str, Any]) -> dict[str, Any]:
             return json.loads(text)
         except json.JSONDecodeError as err:
             raise SummaryQCError("invalid_json", f"{err.msg} at char {err.pos}") from err
+        except RecursionError as err:  # a paid, complete answer: rejected like any bad one (and cached so)
+            raise SummaryQCError("invalid_json", "nested deeper than a summary can be") from err
     try:
         return parse(text).model_dump()
     except SummaryParseError as err:

@@ -1,4 +1,4 @@
-"""Load the source datasets, validate and unify their records, dedupe by video and sample."""
+"""Load the source datasets, validate and unify their records, dedupe identical samples and sample."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any
             loaded = json.loads(text)
         except json.JSONDecodeError as err:
             raise SourceDataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
+        except RecursionError as err:
+            raise SourceDataError(f"{path}: JSON nested deeper than a list of records can be (Python's reader gives "
+                                  f"up); records are objects one level inside a list") from err
         if not isinstance(loaded, list):
             raise SourceDataError(f"{path}: expected a JSON list of records (or JSON Lines), found a JSON "
                                   f"{type(loaded).__name__}")
@@ -72,6 +75,9 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any
             records.append((index, json.loads(line)))
         except json.JSONDecodeError as err:
             broken.append({"index": index, "field": "(record)", "reason": "invalid_json", "detail": err.msg})
+        except RecursionError:
+            broken.append({"index": index, "field": "(record)", "reason": "invalid_json",
+                           "detail": "nested deeper than a record can be"})
     return records, broken
 
 
@@ -80,7 +86,7 @@ def _is_jsonl(text: str) -> bool:
     first = text.lstrip().split("\n", 1)[0]
     try:
         return isinstance(json.loads(first), dict) and "\n" in text.strip()
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
 
 
@@ -110,6 +116,9 @@ def _check_video(root: Path, media: str, field: str, policy: dict[str, str],
     inside = Path(os.path.normpath(os.path.abspath(root)))
     if not path.is_relative_to(inside):
         raise _Reject(field, "outside_video_root", f"{media!r} resolves outside {inside}")
+    if not path.resolve().is_relative_to(inside.resolve()):  # a link inside the root that points out of it
+        raise _Reject(field, "outside_video_root", f"{media!r} is a link (or under one) to {path.resolve()}, "
+                                                   f"outside {inside}")
     key = str(path)
     if key not in probed:
         try:
@@ -199,20 +208,32 @@ def load_sources(
     return samples, rejects
 
 
-def dedupe_by_video(
+def _sample_key(sample: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+    """What makes two samples the same: the video, the question and its options (whitespace and case aside)."""
+    def norm(text: str) -> str:
+        return " ".join(text.split()).casefold()
+
+    return sample["video_id"], norm(sample["question"]), tuple(norm(o) for o in sample.get("options") or [])
+
+
+def dedupe_samples(
     samples: list[dict[str, Any]], sources: dict[str, dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Keep one sample per video: the first source in config order, then the smallest sample id."""
+    """Keep one of each identical sample (same video, question and options): the first source in config order,
+    then the smallest sample id. Other questions on the same video stay samples of their own; the train/val split
+    keeps every video on one side."""
     rank = {name: i for i, name in enumerate(sources)}
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[tuple, dict[str, Any]] = {}
     dropped = []
     for sample in sorted(samples, key=lambda s: (rank[s["source"]], s["sample_id"])):
-        first = kept.setdefault(sample["video_id"], sample)
+        first = kept.setdefault(_sample_key(sample), sample)
         if first is not sample:
             dropped.append({"source": sample["source"], "file": sources[sample["source"]]["path"],
-                            "index": None, "field": "video", "reason": "duplicate_video",
-                            "detail": f"{sample['sample_id']} shares video {sample['video_id']} with {first['sample_id']}"})
-    log.info("Dedupe by video: %d kept, %d duplicates dropped", len(kept), len(dropped))
+                            "index": None, "field": "problem", "reason": "duplicate_sample",
+                            "detail": f"{sample['sample_id']} asks what {first['sample_id']} asks about video "
+                                      f"{sample['video_id']}"})
+    log.info("Dedupe: %d samples kept (%d videos), %d identical samples dropped", len(kept),
+             len({s["video_id"] for s in kept.values()}), len(dropped))
     return list(kept.values()), dropped
 
 

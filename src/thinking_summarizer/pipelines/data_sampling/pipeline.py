@@ -5,7 +5,7 @@ from kedro.pipeline import Node, Pipeline
 from thinking_summarizer.pipelines.demo_data.pipeline import create_pipeline as demo_data
 
 from .nodes import (
-    dedupe_by_video, load_sources, sample_by_ratio, sampling_report, select_sources,
+    dedupe_samples, load_sources, sample_by_ratio, sampling_report, select_sources,
 )
 
 
@@ -21,10 +21,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="load_sources",
             ),
             Node(
-                dedupe_by_video,
+                dedupe_samples,
                 ["unified_samples", "selected_sources"],
                 ["deduped_samples", "duplicate_records"],
-                name="dedupe_by_video",
+                name="dedupe_samples",
             ),
             Node(
                 sample_by_ratio,
