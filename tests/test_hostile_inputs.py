@@ -67,3 +67,49 @@ def test_a_damaged_or_truncated_video_rejects_its_record_not_the_source(tmp_path
     assert _reasons(rejects) == {(1, "unreadable_video"), (2, "unreadable_video")}
     cut = next(r for r in rejects if r["index"] == 2)
     assert "cut.mp4" in cut["detail"] and "promises 24 frames" in cut["detail"]
+
+
+@pytest.mark.parametrize("ratio", [float("inf"), float("nan")])
+def test_an_infinite_ratio_is_refused_by_validation_naming_the_source(tmp_path, ratio):
+    from pydantic import ValidationError
+
+    from thinking_summarizer.pipelines.data_sampling.nodes import select_sources
+
+    sampling = {"sources": {"daily_omni": {"path": str(tmp_path / "qa.json"), "ratio": ratio}}, "demo_sources": {}}
+    with pytest.raises(ValidationError, match=r"sources\.daily_omni\.ratio"):
+        select_sources(sampling, {})
+
+
+def test_deep_json_is_an_invalid_record_or_a_clear_source_error(tmp_path):
+    from thinking_summarizer.pipelines.data_sampling.nodes import SourceDataError
+
+    source = write_source(tmp_path, "s", [GOOD | {"video": "ok.mp4"}], jsonl=True, videos=["ok.mp4"])
+    with open(source["path"], "a") as file:
+        file.write("[" * 100_000 + "]" * 100_000 + "\n")
+    samples, rejects = load_sources({"s": source}, REJECT)
+    assert len(samples) == 1 and [(r["index"], r["reason"]) for r in rejects] == [(1, "invalid_json")]
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SourceDataError, match=r"deep\.json: JSON nested deeper"):
+        load_sources({"d": {"path": str(deep), "video_root": str(tmp_path)}}, REJECT)
+
+
+def test_a_building_folder_the_project_did_not_make_is_never_removed(tmp_path, monkeypatch):
+    from thinking_summarizer.tiny_models import ensure_built
+
+    monkeypatch.chdir(tmp_path)
+    theirs = tmp_path / "data" / "06_models" / "base.building"
+    theirs.mkdir(parents=True)
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="base.building exists and was not left by a build"):
+        ensure_built(tmp_path / "data" / "06_models" / "base", {"r": 1}, lambda path: None)
+    assert (theirs / "notes.txt").read_text() == "mine"
+    # a build of ours that was killed is replaced
+    theirs.rename(tmp_path / "kept")
+    killed = tmp_path / "data" / "06_models" / "base.building"
+    killed.mkdir()
+    (killed / ".tiny_build_in_progress").touch()
+    (killed / "half-written").write_text("")
+    built = ensure_built(tmp_path / "data" / "06_models" / "base", {"r": 1}, lambda path: (path / "w").write_text("1"))
+    assert built and (tmp_path / "data" / "06_models" / "base" / "w").is_file()
+    assert not killed.exists() and not (tmp_path / "data" / "06_models" / "base" / "half-written").exists()

@@ -65,7 +65,7 @@ class SourceConfig(BaseModel):
 
     path: str = Field(min_length=1)
     video_root: str | None = None  # default: the source file's folder
-    ratio: float = Field(default=1.0, ge=0)
+    ratio: float = Field(default=1.0, ge=0, allow_inf_nan=False)  # .inf passed and then broke allocate
     format: str = "auto"
 
 

@@ -22,6 +22,7 @@ from thinking_summarizer.io.hashing import content_hash
 
 log = logging.getLogger(__name__)
 RECIPE_FILE = "tiny_recipe.json"
+BUILDING_MARKER = ".tiny_build_in_progress"
 CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
@@ -51,10 +52,15 @@ def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path
         return False
     log.info("Building tiny model at %s (recipe %s)", path, digest)
     staging = path.with_name(path.name + ".building")
-    shutil.rmtree(staging, ignore_errors=True)
+    if staging.exists() and not (staging / BUILDING_MARKER).is_file():
+        raise FileExistsError(f"{staging} exists and was not left by a build of this project (no {BUILDING_MARKER}):"
+                              f" move it away to build the tiny model at {path}")
+    shutil.rmtree(staging, ignore_errors=True)  # a killed build of ours
     staging.mkdir(parents=True)
+    (staging / BUILDING_MARKER).touch()
     build(staging)
     (staging / RECIPE_FILE).write_text(json.dumps({"hash": digest, "recipe": recipe}, indent=1))
+    (staging / BUILDING_MARKER).unlink()
     shutil.rmtree(path, ignore_errors=True)  # only ever a folder this project built (it had the marker)
     staging.rename(path)  # a killed build never leaves a half-written model behind
     return True
