@@ -254,7 +254,7 @@ def test_source_files_with_bom_other_encoding_or_an_object(tmp_path):
     with pytest.raises(SourceDataError, match=r"s.json: not UTF-8 text"):
         load_sources(sources, REJECT)
     path.write_text(json.dumps({"data": [GOOD | {"video": "a.mp4"}]}))
-    with pytest.raises(SourceDataError, match=r"s.json: expected a JSON list of records .* found a JSON dict"):
+    with pytest.raises(SourceDataError, match=r"s.json: expected a JSON list of records .* found a JSON object"):
         load_sources(sources, REJECT)
 
 

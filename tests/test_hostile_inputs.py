@@ -113,3 +113,13 @@ def test_a_building_folder_the_project_did_not_make_is_never_removed(tmp_path, m
     built = ensure_built(tmp_path / "data" / "06_models" / "base", {"r": 1}, lambda path: (path / "w").write_text("1"))
     assert built and (tmp_path / "data" / "06_models" / "base" / "w").is_file()
     assert not killed.exists() and not (tmp_path / "data" / "06_models" / "base" / "half-written").exists()
+
+
+def test_a_key_given_twice_with_different_values_is_named(tmp_path):
+    source = write_source(tmp_path, "s", [GOOD | {"video": "ok.mp4"}], videos=["ok.mp4"])
+    good = json.dumps(GOOD | {"video": "ok.mp4"})
+    twice = good[:-1] + ', "problem": "Another question?", "answer": "A"}'  # answer repeated with the same value
+    Path(source["path"]).write_text(f"[{good}, {twice}]")
+    samples, rejects = load_sources({"s": source}, REJECT)
+    assert len(samples) == 1
+    assert [(r["index"], r["field"], r["reason"]) for r in rejects] == [(1, "problem", "duplicate_key")]

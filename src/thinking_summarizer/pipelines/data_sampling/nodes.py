@@ -43,6 +43,24 @@ def select_sources(sampling: dict[str, Any], demo_manifest: dict[str, Any]) -> d
     return {name: source.model_dump() | {"demo": not params.sources} for name, source in chosen.items()}
 
 
+class _Record(dict):
+    """A JSON object as read, with the keys that it gave twice with different values (the last one would win)."""
+
+    conflicts: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Record:
+    record = _Record(pairs)
+    seen: dict[str, Any] = {}
+    conflicts = []
+    for key, value in pairs:
+        if key in seen and seen[key] != value and key not in conflicts:
+            conflicts.append(key)
+        seen[key] = value
+    record.conflicts = tuple(conflicts)
+    return record
+
+
 def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
     """(index, raw record) pairs of a JSON list or JSONL file, and one reject per unparsable line."""
     if not path.is_file():
@@ -57,7 +75,7 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any
                               "re-save it as UTF-8") from err
     if path.suffix.lower() != ".jsonl" and text.lstrip().startswith(("[", "{")) and not _is_jsonl(text):
         try:
-            loaded = json.loads(text)
+            loaded = json.loads(text, object_pairs_hook=_object)
         except json.JSONDecodeError as err:
             raise SourceDataError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from err
         except RecursionError as err:
@@ -65,14 +83,14 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any
                                   f"up); records are objects one level inside a list") from err
         if not isinstance(loaded, list):
             raise SourceDataError(f"{path}: expected a JSON list of records (or JSON Lines), found a JSON "
-                                  f"{type(loaded).__name__}")
+                                  f"{'object' if isinstance(loaded, dict) else type(loaded).__name__}")
         return list(enumerate(loaded)), []
     records, broken = [], []
     for index, line in enumerate(text.splitlines()):
         if not line.strip():
             continue
         try:
-            records.append((index, json.loads(line)))
+            records.append((index, json.loads(line, object_pairs_hook=_object)))
         except json.JSONDecodeError as err:
             broken.append({"index": index, "field": "(record)", "reason": "invalid_json", "detail": err.msg})
         except RecursionError:
@@ -154,6 +172,11 @@ def _load_source(source: str, cfg: dict[str, Any], policy: dict[str, str],
             keys = sorted(raw)[:8] if isinstance(raw, dict) else type(raw).__name__
             found.append(reject | {"field": "(record)", "reason": "unknown_format",
                                    "detail": f"no known format has these keys: {keys}"})
+            continue
+        if getattr(raw, "conflicts", ()):
+            found.append(reject | {"field": ", ".join(raw.conflicts), "reason": "duplicate_key",
+                                   "detail": f"the record gives {', '.join(map(repr, raw.conflicts))} twice with "
+                                             f"different values; which one is meant is unclear"})
             continue
         try:
             record = SourceRecord.model_validate(fmt.convert(raw))
