@@ -389,3 +389,26 @@ def test_a_context_length_400_rejects_that_sample_and_a_deep_reply_is_a_paid_rej
         first = dict(calls)
         labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
         assert dict(calls) == first and usage["api_calls"] == 0 and usage["cached"] == 5
+
+
+def test_a_key_the_server_echoes_is_masked_in_logs_rejects_and_the_cache(tmp_path, caplog):
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    async def echo(request):
+        body = await request.json()
+        said = f"bad request from {request.headers['Authorization']} (also sk-proj-{'A1' * 12}) for {SECRET}"
+        if "MARK-0" in json.dumps(body["messages"]):
+            return web.json_response({"error": {"message": said}}, status=400)
+        return web.json_response({"error": {"message": said}}, status=500)
+
+    caplog.set_level(logging.DEBUG)
+    with serve_app([web.post("/v1/chat/completions", echo)]) as url:
+        cfg = teacher_cfg(url, tmp_path, stream=False, max_attempts=2)
+        labels, rejects, _ = label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+    assert not labels and {r["reason"] for r in rejects} == {"api_error", "server_error"}
+    stored = ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT * FROM outcomes").fetchall()
+    everything = caplog.text + json.dumps(rejects) + json.dumps(stored)
+    assert "[redacted]" in json.dumps(rejects)
+    assert SECRET not in everything and "S3cr3tK3y" not in everything and "sk-proj-A1" not in everything

@@ -101,8 +101,24 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
 
 
+_KEYS: set[str] = set()  # every API key a client of this process was given: never echoed into a log or a store
+_KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}|(?<=Bearer )[^\s\"',]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with every configured API key, and anything shaped like one (`sk-...`, `Bearer ...`), masked."""
+    for key in _KEYS:
+        text = text.replace(key, "[redacted]")
+    return _KEY_SHAPES.sub("[redacted]", text)
+
+
 def server_message(text: str) -> str:
-    """The server's own words: OpenAI's `error.message`, FastAPI's `detail`, or the start of the body."""
+    """The server's own words (keys it echoed masked): OpenAI's `error.message`, FastAPI's `detail`, or the start
+    of the body."""
+    return redact(_server_words(text))
+
+
+def _server_words(text: str) -> str:
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):
@@ -176,6 +192,7 @@ class OpenAICompatibleClient:
         key = os.environ.get(cfg["api_key_env"]) if cfg.get("api_key_env") else None
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
+            _KEYS.add(key)
         elif not is_local(self.base_url):
             raise ServerConfigError(
                 f"No API key for {self.base_url}: set the environment variable {cfg.get('api_key_env')} "
@@ -202,7 +219,7 @@ class OpenAICompatibleClient:
         message = server_message(text)
         where = f"{self.name} ({self.base_url})"
         if 300 <= status < 400:
-            return ServerConfigError(f"{where}: the server redirects to {headers.get('location')!r}; redirects are "
+            return ServerConfigError(f"{where}: the server redirects to {redact(headers.get('location') or '')!r}; redirects are "
                                      "not followed (the request would go elsewhere): point base_url at the real server")
         retry_after = retry_after_seconds(headers.get("retry-after"))
         if status == 429:
@@ -313,7 +330,7 @@ class OpenAICompatibleClient:
                 if timeouts >= self.cfg["max_timeout_attempts"]:
                     raise CallFailed("timeout", f"{failure.detail}, {timeouts} times", attempt + 1) from None
             except httpx.HTTPError as err:  # refused, reset, dropped mid-answer, protocol errors
-                failure = CallFailed("connection_error", f"{type(err).__name__}: {str(err)[:160]}")
+                failure = CallFailed("connection_error", f"{type(err).__name__}: {redact(str(err))[:160]}")
             log.debug("Attempt %d at %s failed (%s: %s)", attempt + 1, self.base_url, failure.reason, failure.detail)
             if failure.retry_after is not None:
                 wait = min(failure.retry_after, self.cfg["max_retry_after_s"])
