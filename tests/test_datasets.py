@@ -49,3 +49,19 @@ def test_the_stock_dataset_would_have_left_a_truncated_newest_version(tmp_path):
     save_and_kill(path, "kedro_datasets.json")
     with pytest.raises(DatasetError, match="Expecting|Unterminated|JSONDecodeError|delimiter"):
         JSONDataset(filepath=str(path), version=Version(None, None)).load()
+
+
+def test_the_next_save_sweeps_what_a_killed_or_failed_save_left(tmp_path):
+    path = tmp_path / "labels.json"
+    JSONDataset(filepath=str(path), version=Version(None, None)).save({"version": 1})
+    time.sleep(0.01)
+    save_and_kill(path, "thinking_summarizer.io.datasets")
+    assert len(list(path.glob("*/.labels.json.partial"))) == 1
+    time.sleep(0.01)
+    with pytest.raises(DatasetError):  # a write that fails (not JSON) leaves no partial of its own
+        JSONDataset(filepath=str(path), version=Version(None, None)).save({"bad": object()})
+    time.sleep(0.01)
+    JSONDataset(filepath=str(path), version=Version(None, None)).save({"version": 3})
+    assert not list(path.glob("*/.*.partial"))
+    assert sorted(json.loads(p.read_text())["version"] for p in path.glob("*/labels.json")) == [1, 3]
+    assert all(any(folder.iterdir()) for folder in path.iterdir())  # no empty version folder left behind

@@ -35,10 +35,32 @@ class AtomicSave:
         self._partial = True
         try:
             partial = get_filepath_str(self._get_save_path(), self._protocol)
-            inspect.unwrap(super().save)(self, data)  # the stock writer, aimed at the partial path
+            try:
+                inspect.unwrap(super().save)(self, data)  # the stock writer, aimed at the partial path
+            except BaseException:
+                if self._fs.exists(partial):
+                    self._fs.rm(partial)
+                folder = Path(partial).parent
+                if self._protocol == "file" and getattr(self, "_version", None) and not any(folder.iterdir()):
+                    folder.rmdir()  # this save's own version folder, empty again
+                raise
         finally:
             self._partial = False
         self._fs.mv(partial, final)
+        self._sweep(final)
+
+    def _sweep(self, final: str) -> None:
+        """Remove what a killed save of this dataset left: its partial files in other version folders (and those
+        folders, when nothing else is in them). Local files only."""
+        if self._protocol != "file" or not getattr(self, "_version", None):
+            return
+        target = Path(final)
+        for stale in target.parent.parent.glob(f"*/.{target.name}.partial"):
+            if stale.parent == target.parent:
+                continue
+            stale.unlink(missing_ok=True)
+            if not any(stale.parent.iterdir()):
+                stale.parent.rmdir()
 
 
 class JSONDataset(AtomicSave, _JSONDataset):
