@@ -15,6 +15,7 @@ SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
 EVAL = yaml.safe_load((REPO / "conf/base/parameters_evaluation.yml").read_text())["evaluation"]
 CTX = {"lookup": category_lookup(SHARED["vocabulary"]), "attribute_words": set(EVAL["attribute_words"]),
        "min_overlap": EVAL["min_attribute_overlap"], "truth_ignore": set(EVAL["truth_ignore_categories"]),
+       "identity_words": set(EVAL["identity_words"]), "exclusive": [set(g) for g in EVAL["exclusive_words"]],
        "placeholder_patterns": SHARED["summary_qc"]["placeholder_patterns"]}
 
 REFERENCE = {
@@ -118,3 +119,25 @@ def test_prompt_coverage_and_rouge():
     assert m.rouge_l(["the cat sat"], ["the cat sat"]) == 1.0
     assert 0 < m.rouge_l(["the cat sat on the mat"], ["a cat sat"]) < 1
     assert m.bag_f1(["smiling face"], ["smiling"]) == pytest.approx(2 / 3)
+
+
+def test_a_summary_of_another_scene_scores_zero_on_objects():
+    """Right categories, wrong objects: a student object counts only when the reference has that object."""
+    invented = with_objects([
+        {"category": "person", "description": "a man in a red coat on the left", "priority": "primary"},
+        {"category": "table", "description": "a red table in the middle", "priority": "secondary"},
+        {"category": "cup", "description": "a black cup on the left", "priority": "secondary"},
+        {"category": "dog", "description": "a red dog on the right", "priority": "secondary"},
+    ])
+    row = score_sample(text_of(invented), REFERENCE, REFERENCE["objects"], CTX)
+    assert row["format_valid"] == 1.0
+    assert row["object_f1/teacher"] == row["object_f1/truth"] == row["primary_f1/truth"] == 0.0
+
+
+def test_a_wrong_colour_on_the_right_side_is_not_the_object():
+    # the red table shares 'middle' with the brown table: half of the reference's words, but half of its own wrong
+    red = [{"category": "table", "description": "a red table in the middle", "priority": "secondary"}]
+    args = CTX["lookup"], CTX["attribute_words"], 0.5, CTX["identity_words"], CTX["exclusive"]
+    assert m.match_objects(red, REFERENCE["objects"], *args) == 0
+    brown = [{"category": "table", "description": "the brown table", "priority": "secondary"}]
+    assert m.match_objects(brown, REFERENCE["objects"], *args) == 1

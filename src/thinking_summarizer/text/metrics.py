@@ -41,22 +41,36 @@ def attributes(description: str, attribute_words: set[str]) -> set[str]:
 
 
 def match_objects(predicted: list[dict[str, Any]], reference: list[dict[str, Any]], lookup: dict[str, str],
-                  attribute_words: set[str], min_overlap: float) -> int:
-    """How many predicted objects pair one-to-one with a reference object of the same category whose
-    attribute words they cover at least `min_overlap` of (best pairs first)."""
+                  attribute_words: set[str], min_overlap: float, identity_words: set[str] = frozenset(),
+                  exclusive: list[set[str]] = ()) -> int:
+    """How many predicted objects pair one-to-one with a reference object that they describe: the same category,
+    at least `min_overlap` of the reference's attribute words covered *and* at least `min_overlap` of the
+    prediction's own attribute words right (a red dog is not the brown dog on the same side), and the same
+    person noun where both name one (`identity_words`: a man is not the woman in the same coat), and no
+    contradiction within a group of `exclusive` words (a red table is not the brown table in the middle). Best
+    pairs first."""
     def category(obj: dict[str, Any]) -> str:
         word = obj["category"].strip().lower()
         return lookup.get(word, word)
 
+    def identity(obj: dict[str, Any]) -> set[str]:
+        return {w for w in _WORD.findall(obj["description"].lower()) if w in identity_words}
+
     pairs = []
     for i, pred in enumerate(predicted):
+        said = attributes(pred["description"], attribute_words)
         for j, ref in enumerate(reference):
             if category(pred) != category(ref):
                 continue
+            if identity(pred) and identity(ref) and not identity(pred) & identity(ref):
+                continue
             wanted = attributes(ref["description"], attribute_words)
-            overlap = len(attributes(pred["description"], attribute_words) & wanted) / len(wanted) if wanted else 1.0
-            if overlap >= min_overlap:
-                pairs.append((overlap, i, j))
+            if any(said & group and wanted & group and not said & wanted & group for group in exclusive):
+                continue
+            covered = len(said & wanted) / len(wanted) if wanted else 1.0
+            right = len(said & wanted) / len(said) if said and wanted else 1.0
+            if covered >= min_overlap and right >= min_overlap:
+                pairs.append((covered + right, i, j))
     used_pred, used_ref = set(), set()
     for _, i, j in sorted(pairs, reverse=True):
         if i not in used_pred and j not in used_ref:

@@ -91,7 +91,8 @@ def _object_scores(predicted: list[dict[str, Any]], reference: list[dict[str, An
     for prefix, pred, ref in (("object", predicted, reference),
                               ("primary", [o for o in predicted if o["priority"] == "primary"],
                                [o for o in reference if o["priority"] == "primary"])):
-        hits = m.match_objects(pred, ref, ctx["lookup"], ctx["attribute_words"], ctx["min_overlap"])
+        hits = m.match_objects(pred, ref, ctx["lookup"], ctx["attribute_words"], ctx["min_overlap"],
+                               ctx["identity_words"], ctx["exclusive"])
         p, r, f = m.precision_recall_f1(hits, len(pred), len(ref))
         scores |= {f"{prefix}_precision/{suffix}": p, f"{prefix}_recall/{suffix}": r, f"{prefix}_f1/{suffix}": f}
     return scores
@@ -141,6 +142,8 @@ def score_systems(
     """A per-sample table and the metrics per system: overall, per source and per problem type."""
     ctx = {"lookup": category_lookup(vocabulary), "attribute_words": {w.lower() for w in cfg["attribute_words"]},
            "min_overlap": cfg["min_attribute_overlap"], "truth_ignore": set(cfg["truth_ignore_categories"]),
+           "identity_words": {w.lower() for w in cfg["identity_words"]},
+           "exclusive": [{w.lower() for w in group} for group in cfg["exclusive_words"]],
            "placeholder_patterns": qc["placeholder_patterns"]}
     truth = _truth(ground_truth)
     by_id = {e["sample_id"]: e for e in val_examples}

@@ -85,8 +85,10 @@ def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision:
     sections = [
         r.paragraph(f"Student {outputs['student_source']} on {results['samples']} val samples "
                     f"({results['with_truth']} with ground-truth objects). Object metrics pair a predicted object "
-                    f"with a reference object of the same category whose colour, clothing and position words it "
-                    f"covers at least {cfg['min_attribute_overlap']:.0%} of. Every number is logged in {mlflow_run}."),
+                    f"with a reference object of the same category when it covers at least "
+                    f"{cfg['min_attribute_overlap']:.0%} of the reference's colour, clothing and position words, at "
+                    f"least as much of its own are right, and a person noun it names (man, woman, ...) is the "
+                    f"reference's. Every number is logged in {mlflow_run}."),
         *same,
         r.heading("Promotion"),
         r.key_values({k: decision[k] for k in ("metric", "candidate_score", "champion_score", "promoted", "reason")}),
