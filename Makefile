@@ -39,7 +39,7 @@ test: install chromium ffmpeg
 	$(BIN)/pytest
 
 viz: install
-	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 --port $(VIZ_PORT)
+	$(BIN)/python -m thinking_summarizer.runtime.viz --host 127.0.0.1 --port $(VIZ_PORT)
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -67,9 +68,9 @@ def stop(process) -> None:
 def viz(default_run):
     project, _ = default_run
     port = free_port()
-    kedro = str(Path(sys.executable).with_name("kedro"))
-    process = serve([kedro, "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port", str(port)], project,
-                    f"http://127.0.0.1:{port}/api/main")
+    # what `make viz` starts
+    process = serve([sys.executable, "-m", "thinking_summarizer.runtime.viz", "--host", "127.0.0.1", "--port",
+                     str(port)], project, f"http://127.0.0.1:{port}/api/main")
     yield project, f"http://127.0.0.1:{port}"
     stop(process)
 
@@ -93,6 +94,17 @@ def test_viz_api_shows_every_pipeline_dataset_and_layer(viz):
         == {"model_input"}
     tasks = {n["name"] for n in graph["nodes"] if n["type"] == "task"}
     assert {n.name for p in registered.values() for n in p.nodes} == tasks
+
+
+def test_viz_refuses_a_foreign_host_header(viz):
+    """DNS rebinding: a page on another site that resolves its name to 127.0.0.1 must get nothing."""
+    _, url = viz
+    foreign = urllib.request.Request(f"{url}/api/main", headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(foreign, timeout=10)
+    assert refused.value.code == 400
+    own = urllib.request.Request(f"{url}/api/main", headers={"Host": url.removeprefix("http://")})
+    assert urllib.request.urlopen(own, timeout=10).status == 200
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="Debian chromium is not installed (`make test` installs it as root)")
