@@ -27,7 +27,8 @@ from thinking_summarizer.teachers import build_teacher  # noqa: E402
 def rate(cfg: dict, shared: dict, n: int, tag: str) -> float:
     items = [(f"{tag}{i}", f"MARK-{i} run {tag}: a woman in a red coat smiles.") for i in range(n)]
     started = time.perf_counter()
-    outcomes = build_teacher(cfg, shared["vocabulary"], shared["summary_qc"]).label_all(items)
+    teacher = build_teacher(cfg, shared["vocabulary"], shared["summary_qc"], shared["openai_client"])  # as the node does
+    outcomes = teacher.label_all(items)
     elapsed = time.perf_counter() - started
     assert all(o.status == "labelled" for o in outcomes)
     return n / elapsed
@@ -49,7 +50,19 @@ def main() -> None:
          f"print(StubOpenAI(latency={args.latency}).start(), flush=True); time.sleep(3600)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
-    url = server.stdout.readline().strip()
+    try:
+        url = server.stdout.readline().strip()
+        concurrent, serial = _measure(args, params, shared, url)
+    finally:  # never leave the stub server running
+        server.kill()
+        server.wait()
+    print(f"latency per request: {args.latency} s; client-side rate limits off")
+    print(f"concurrency {args.concurrency or params['openai']['concurrency']}: {concurrent:.1f} samples/s over {args.samples} samples")
+    print(f"one at a time: {serial:.2f} samples/s over {args.serial_samples} samples")
+    print(f"ratio: {concurrent / serial:.1f}x (target >= 30x)")
+
+
+def _measure(args, params: dict, shared: dict, url: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = json.loads(json.dumps(params)) | {"backend": "openai"}
         cfg["openai"]["concurrency"] = args.concurrency or cfg["openai"]["concurrency"]
@@ -59,11 +72,7 @@ def main() -> None:
         concurrent = rate(cfg, shared, args.samples, "c")
         cfg["openai"] |= {"concurrency": 1, "cache_path": f"{tmp}/serial.sqlite"}
         serial = rate(cfg, shared, args.serial_samples, "s")
-    server.kill()
-    print(f"latency per request: {args.latency} s; client-side rate limits off")
-    print(f"concurrency {args.concurrency or params['openai']['concurrency']}: {concurrent:.1f} samples/s over {args.samples} samples")
-    print(f"one at a time: {serial:.2f} samples/s over {args.serial_samples} samples")
-    print(f"ratio: {concurrent / serial:.1f}x (target >= 30x)")
+    return concurrent, serial
 
 
 if __name__ == "__main__":
