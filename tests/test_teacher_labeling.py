@@ -412,3 +412,24 @@ def test_a_key_the_server_echoes_is_masked_in_logs_rejects_and_the_cache(tmp_pat
     everything = caplog.text + json.dumps(rejects) + json.dumps(stored)
     assert "[redacted]" in json.dumps(rejects)
     assert SECRET not in everything and "S3cr3tK3y" not in everything and "sk-proj-A1" not in everything
+
+
+def test_a_man_is_a_person_and_a_description_is_judged_by_what_it_names():
+    from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
+
+    summary = {"key_points": ["A man sits.", "He frowns.", "He is sad."],
+               "objects": [{"category": "man", "description": "a man", "priority": "primary"},
+                           {"category": "face", "description": "his face", "priority": "secondary"},
+                           {"category": "table", "description": "a table by the window", "priority": "secondary"}],
+               "emotion_indicators": ["frown"], "sam3_prompts": ["man", "man's face", "table"]}
+    assert [o.description for o in check_summary(summary, VOCABULARY, QC).objects][0] == "a man"
+    summary["objects"][2]["description"] = "the one"
+    with pytest.raises(SummaryQCError, match="names nothing"):
+        check_summary(summary, VOCABULARY, QC)
+    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+    chain = ("Okay, the clip shows a man. His brow is furrowed and his mouth turned down. "
+             "The man speaks slowly, in a low voice. I conclude he is feeling sad.")
+    outcome = teacher.label_all([("s", chain)])[0]
+    assert outcome.status == "labelled", outcome.detail
+    people = [o for o in outcome.summary["objects"] if o["category"] == "person"]
+    assert [o["description"] for o in people] == ["a man"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thinking_summarizer.teachers import LabelOutcome
-from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
+from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary, content_words
 
 _PRONOUNS = {"male": ("he", "his", "him"), "female": ("she", "her"), "person": ("they", "their", "them")}
 
@@ -309,8 +309,10 @@ class ExtractiveTeacher:
         observed = [r for r in regions if r.category != "face" and r.said]
         unsaid = [r for r in regions if r.category != "face" and not r.said]
         candidates = persons + face + observed + self._things(kept) + unsaid
-        # a bare mention ("a bed") says nothing SAM3 can use about appearance or position: leave it out
-        candidates = [o for o in candidates if len(o.description) > self.qc["min_description_chars"]]
+        # a bare mention of a thing ("a bed") says nothing SAM3 can use about appearance or position: leave it out;
+        # a person on screen is an object however briefly described ("a man")
+        candidates = [o for o in candidates if o.category == "person"
+                      or len(content_words(o.description, self.qc["empty_description_words"])) > 1]
         objects = candidates[: self.cfg["max_objects"]]
         return {
             "key_points": self._key_points(sentences, kept, people[0] if people else None),

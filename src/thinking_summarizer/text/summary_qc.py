@@ -73,6 +73,11 @@ _BAD_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\
 FIELD_LIMITS = {"key_points": "key_point", "emotion_indicators": "emotion_indicator", "sam3_prompts": "sam3_prompt"}
 
 
+def content_words(description: str, empty_words: list[str]) -> list[str]:
+    """The words of a description that name something: "a man" has one (man), "the one on it" none."""
+    return [w for w in re.findall(r"[a-z][a-z'-]*", description.lower()) if w not in set(empty_words)]
+
+
 def _check_sizes(summary: Summary, limits: dict[str, int]) -> None:
     for field, name in FIELD_LIMITS.items():
         for index, text in enumerate(getattr(summary, field)):
@@ -110,8 +115,8 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
         field, message = field_errors(err, "summary")[0]
         raise SummaryQCError("schema", f"{field}: {message}") from err
     for obj in summary.objects:
-        if len(obj.description.strip()) <= qc["min_description_chars"]:
-            raise SummaryQCError("short_description", f"{obj.category}: {obj.description!r}")
+        if not content_words(obj.description, qc["empty_description_words"]):
+            raise SummaryQCError("short_description", f"{obj.category}: {obj.description!r} names nothing")
     if any(not p.strip() for p in summary.sam3_prompts):
         raise SummaryQCError("empty_prompt", "a SAM3 prompt is empty")
     _check_sizes(summary, qc["max_chars"])
