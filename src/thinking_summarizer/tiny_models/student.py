@@ -1,9 +1,11 @@
 """A tiny Qwen2 student base: a tokenizer trained on the training texts, random weights, then a short
-pre-training on a generic copying task so that, like a real pretrained base, it can quote its input and
-write markdown lists.
+pre-training that gives it what a real pretrained base brings and a random one lacks: copying from its input.
 
-The copying task never sees a summary: the model learns to rewrite a passage as headed lists of its own
-sentences and phrases. Which sections a summary has, and what goes in them, is left for LoRA to learn.
+Two generic tasks, neither ever a summary. Rewriting windows of the thinkings as markdown lists of their own
+sentences and phrases (loss on every token): their language and markdown. And, before it when `repeat_steps` asks,
+saying back runs of random words of the thinkings: only a model that copies predicts them, and the circuit that
+copies (induction heads) forms only after a plateau of several hundred steps, on words it has seen often. The
+build logs the base's copy accuracy either way (docs/learning.md). What a summary holds is left for LoRA.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import random
 import re
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,20 @@ CHAT_TEMPLATE = (
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def _copy_task(rng: random.Random, text: str) -> list[dict[str, str]]:
+def _repeat_task(rng: random.Random, pool: list[str], cfg: dict[str, Any]) -> list[dict[str, str]]:
+    """A run of random words of `pool`, said back word for word: nothing but copying predicts it, which is how a
+    tiny model gets the induction heads that a pretrained base has (they form after a plateau of a few hundred
+    steps, so the schedule must be long enough)."""
+    low, high = cfg["repeat_words"]
+    words = " ".join(rng.choice(pool) for _ in range(rng.randint(low, high)))
+    return [{"role": "system", "content": "Repeat the text."}, {"role": "user", "content": words},
+            {"role": "assistant", "content": words}]
+
+
+def _restructure_task(rng: random.Random, text: str) -> list[dict[str, str]]:
     """A window of a text, rewritten as one to three markdown blocks (a heading made of words of the text,
-    then numbered sentences, bulleted phrases or `- word: phrase` lines, all copied from the window)."""
+    then numbered sentences, bulleted phrases or `- word: phrase` lines, all copied from the window): the
+    language and the markdown a pretrained base would bring."""
     sentences = _SENTENCE.split(text)
     size = rng.randint(4, 7)
     start = rng.randrange(max(1, len(sentences) - size))
@@ -65,41 +79,73 @@ def _copy_task(rng: random.Random, text: str) -> list[dict[str, str]]:
             {"role": "assistant", "content": "\n\n".join(blocks)}]
 
 
-def _batch(tokenizer: PreTrainedTokenizerBase, conversations: list[list[dict[str, str]]]) -> dict[str, torch.Tensor]:
-    ids = [tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"] for c in conversations]
-    width = max(map(len, ids))
-    input_ids = torch.full((len(ids), width), tokenizer.pad_token_id)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for row, seq in enumerate(ids):
-        input_ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": input_ids.masked_fill(mask == 0, -100)}
+def _batch(tokenizer: PreTrainedTokenizerBase, conversations: list[list[dict[str, str]]],
+           answer_only: bool = True) -> dict[str, torch.Tensor]:
+    """Right-padded ids; the loss on the assistant's tokens only (as in the LoRA stage), or on every token."""
+    encoded = [tokenizer.apply_chat_template(c, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+               for c in conversations]
+    width = max(len(e["input_ids"]) for e in encoded)
+    input_ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    labels = torch.full((len(encoded), width), -100)
+    for row, e in enumerate(encoded):
+        seq = torch.tensor(e["input_ids"])
+        input_ids[row, :len(seq)], mask[row, :len(seq)] = seq, 1
+        answer = torch.tensor(e["assistant_masks"]).bool() if answer_only else torch.ones(len(seq), dtype=torch.bool)
+        labels[row, :len(seq)] = seq.masked_fill(~answer, -100)
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
 def pretrain_copying(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, texts: list[str],
-                     cfg: dict[str, Any]) -> float:
-    """Full fine-tuning on the copying task (loss on every token); returns the final loss."""
+                     cfg: dict[str, Any]) -> dict[str, float]:
+    """Full fine-tuning on the two tasks; the final loss and the copy accuracy on new runs of random words."""
     rng = random.Random(cfg["seed"])
-    steps, warmup = cfg["steps"], max(1, int(cfg["steps"] * 0.1))
+    # the words of the texts, most used first; `vocabulary` caps how many (each must be seen often enough for
+    # the copying circuit to form within the steps)
+    counts = Counter(w.strip(".,!?\"'").lower() for t in texts for w in t.split())
+    words = [w for w, _ in counts.most_common(cfg["vocabulary"]) if w]
+    steps = cfg["repeat_steps"] + cfg["steps"]
+    warmup = max(1, int(steps * 0.1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     model.train()
     started, loss = time.perf_counter(), torch.tensor(float("nan"))
-    for _ in tqdm(range(steps), desc="pre-training tiny student base", unit="step"):
-        loss = model(**_batch(tokenizer, [_copy_task(rng, rng.choice(texts)) for _ in range(cfg["batch_size"])])).loss
+    for step in tqdm(range(steps), desc="pre-training tiny student base", unit="step"):
+        if step < cfg["repeat_steps"]:  # first the copying circuit, then the language
+            batch = _batch(tokenizer, [_repeat_task(rng, words, cfg) for _ in range(cfg["batch_size"])])
+        else:
+            batch = _batch(tokenizer, [_restructure_task(rng, rng.choice(texts)) for _ in range(cfg["batch_size"])],
+                           answer_only=False)
+        loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
-    log.info("Tiny student base pre-trained: %d steps in %.0f s, final copy loss %.3f", steps,
-             time.perf_counter() - started, loss.item())
-    return loss.item()
+    accuracy = copy_accuracy(model, tokenizer, [_repeat_task(rng, words, cfg) for _ in range(64)])
+    log.info("Tiny student base pre-trained: %d steps in %.0f s, final loss %.3f, copy accuracy on new runs of "
+             "random words %.3f", steps, time.perf_counter() - started, loss.item(), accuracy)
+    return {"copy_loss": round(loss.item(), 4), "copy_accuracy": round(accuracy, 4)}
+
+
+@torch.no_grad()
+def copy_accuracy(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase,
+                  conversations: list[list[dict[str, str]]]) -> float:
+    """Share of the answer tokens the model predicts right (teacher-forced) when it says back new runs of random
+    words: only a model that copies gets them."""
+    model.eval()
+    batch = _batch(tokenizer, conversations)
+    predicted = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.argmax(-1)
+    target, guess = batch["labels"][:, 1:], predicted[:, :-1]
+    keep = target != -100
+    model.train()
+    return int((guess[keep] == target[keep]).sum()) / max(1, int(keep.sum()))
 
 
 def build_tiny_student(path: Path, recipe: dict[str, Any], vocabulary_texts: list[str], copy_texts: list[str]) -> None:
-    """A tokenizer trained on `vocabulary_texts`, a random Qwen2 of the recipe's size, pre-trained to copy
-    phrases of `copy_texts` (when the recipe asks for steps)."""
+    """A tokenizer trained on `vocabulary_texts`, a random Qwen2 of the recipe's size, pre-trained on
+    `copy_texts` (when the recipe asks for steps)."""
     tokenizer = train_tokenizer(vocabulary_texts, recipe["vocab_size"], CHAT_SPECIALS, CHAT_TEMPLATE)
     size = recipe["model"]
     torch.manual_seed(recipe["seed"])
@@ -108,7 +154,7 @@ def build_tiny_student(path: Path, recipe: dict[str, Any], vocabulary_texts: lis
         num_hidden_layers=size["layers"], num_attention_heads=size["heads"], num_key_value_heads=size["kv_heads"],
         max_position_embeddings=size["max_positions"], tie_word_embeddings=True,
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-    if recipe["pretrain"]["steps"]:
+    if recipe["pretrain"]["steps"] + recipe["pretrain"]["repeat_steps"]:
         pretrain_copying(model, tokenizer, copy_texts, recipe["pretrain"])
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
