@@ -433,3 +433,17 @@ def test_a_man_is_a_person_and_a_description_is_judged_by_what_it_names():
     assert outcome.status == "labelled", outcome.detail
     people = [o for o in outcome.summary["objects"] if o["category"] == "person"]
     assert [o["description"] for o in people] == ["a man"]
+
+
+def test_a_qc_retry_that_fails_transiently_keeps_the_paid_answer_as_the_fate(stub, tmp_path):
+    """The first answer was paid for and judged (a placeholder); the retry meets only 500s. The sample is
+    rejected for its placeholder and cached so: a rerun pays nothing for it."""
+    server, url = stub(script={"MARK-1": ["placeholder", "500", "500", "500"]})
+    cfg = teacher_cfg(url, tmp_path, max_attempts=3)
+    labels, rejects, usage = label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+    assert [r["sample_id"] for r in labels] == ["s0"]
+    assert [(r["sample_id"], r["reason"]) for r in rejects] == [("s1", "placeholder")]
+    assert "asking again failed: server_error" in rejects[0]["detail"]
+    assert server.calls["MARK-1"] == 4
+    label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+    assert server.calls["MARK-1"] == 4 and server.calls["MARK-0"] == 1

@@ -107,7 +107,11 @@ class OpenAITeacher:
             try:
                 reply, calls = await client.chat(self._body(turns))
             except CallFailed as err:
-                outcome.reason, outcome.detail, outcome.calls = err.reason, err.detail, outcome.calls + err.calls
+                outcome.calls += err.calls
+                if outcome.reason:  # a complete answer was paid for and judged: it stays this sample's fate
+                    outcome.detail += f" (asking again failed: {err.reason})"
+                else:
+                    outcome.reason, outcome.detail = err.reason, err.detail
                 return outcome
             except ServerConfigError as err:
                 if self.auto and asked_in != "markdown" and "response_format" in str(err):
