@@ -34,7 +34,7 @@ def test_qc_keeps_clean_labels_and_names_every_rejection():
     labels = [
         label("ok"),
         label("placeholder", **{"objects.0.description": "a woman in a [color] coat"}),
-        label("short", **{"objects.1.description": "desk"}),
+        label("short", **{"objects.1.description": "the one on it"}),  # names nothing
         label("prompts", sam3_prompts=["woman", "desk"]),
         label("category", **{"objects.2.category": "spaceship"}),
         label("points", key_points=["only one"]),
