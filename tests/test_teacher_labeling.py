@@ -447,3 +447,35 @@ def test_a_qc_retry_that_fails_transiently_keeps_the_paid_answer_as_the_fate(stu
     assert server.calls["MARK-1"] == 4
     label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
     assert server.calls["MARK-1"] == 4 and server.calls["MARK-0"] == 1
+
+
+def test_an_empty_answer_keeps_json_mode_and_a_markdown_answer_is_used_not_paid_again(tmp_path):
+    """A filtered empty answer says nothing about the server's modes; a server that answers markdown in JSON mode
+    has those answers used (one request per sample), and the mode switches for the rest."""
+    from aiohttp import web
+
+    from thinking_summarizer.schemas import Summary
+    from thinking_summarizer.text.summary_format import render
+
+    from .openai_stub import serve_app
+
+    asked: list[tuple[str, bool]] = []
+
+    async def chat(request):
+        body = await request.json()
+        marker = re.search(r"MARK-\d+", json.dumps(body["messages"])).group(0)
+        asked.append((marker, "response_format" in body))
+        if marker == "MARK-0":
+            choice = {"message": {"content": ""}, "finish_reason": "content_filter"}
+        else:
+            choice = {"message": {"content": render(Summary(**summary_for(marker)))}, "finish_reason": "stop"}
+        return web.json_response({"choices": [choice], "usage": {"prompt_tokens": 5, "completion_tokens": 5}})
+
+    with serve_app([web.post("/v1/chat/completions", chat)]) as url:
+        cfg = teacher_cfg(url, tmp_path, stream=False, concurrency=1, response_format="auto")
+        labels, rejects, usage = label_thinking(records(4), cfg, CLIENT, VOCABULARY, QC)
+    assert sorted(r["sample_id"] for r in labels) == ["s1", "s2", "s3"]
+    assert [(r["sample_id"], r["reason"]) for r in rejects] == [("s0", "refusal")]
+    assert len(asked) == 5  # s0 twice (its QC retry), then one request for each other sample
+    assert asked[:3] == [("MARK-0", True), ("MARK-0", True), ("MARK-1", True)]  # still JSON after the empty one
+    assert all(not json_mode for _, json_mode in asked[3:])  # markdown once the server showed it ignores JSON

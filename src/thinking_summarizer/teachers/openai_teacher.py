@@ -86,8 +86,11 @@ class OpenAITeacher:
         return check_summary(reply.content, self.vocabulary, self.qc)
 
     def _free_text_in_json_mode(self, reply: Reply, asked_in: str) -> bool:
-        return self.auto and asked_in != "markdown" and not reply.refusal and \
-            not reply.content.strip().lstrip("`").removeprefix("json").strip().startswith("{")
+        """Text that is not JSON where JSON was asked for; an empty answer (filtered, or a stream with no data) says
+        nothing about the server's modes."""
+        text = reply.content.strip()
+        return self.auto and asked_in != "markdown" and not reply.refusal and bool(text) and \
+            not text.lstrip("`").removeprefix("json").strip().startswith("{")
 
     def _feedback(self, reply: Reply, err: SummaryQCError) -> list[dict[str, str]]:
         return [{"role": "assistant", "content": reply.content},
@@ -119,14 +122,17 @@ class OpenAITeacher:
                     raise _ModeSwitched from err
                 raise
             self._count(outcome, reply, calls)
-            if self._free_text_in_json_mode(reply, asked_in):  # asked again in the markdown form
-                self._switch_to_markdown("the server ignores response_format (it answered free text)")
-                raise _ModeSwitched
+            free_text = self._free_text_in_json_mode(reply, asked_in)
             try:
-                outcome.summary = self._judge(reply).model_dump()
+                outcome.summary = self._judge(reply).model_dump()  # a free-text answer that parses is used
                 outcome.status, outcome.reason, outcome.detail = "labelled", "", ""
+                if free_text:
+                    self._switch_to_markdown("the server ignores response_format (it answered in markdown)")
                 return outcome
             except SummaryQCError as err:
+                if free_text:  # asked again in the markdown form
+                    self._switch_to_markdown("the server ignores response_format (it answered free text)")
+                    raise _ModeSwitched from err
                 outcome.reason, outcome.detail = err.reason, err.detail
                 turns = turns + self._feedback(reply, err)
         return outcome
