@@ -479,3 +479,32 @@ def test_an_empty_answer_keeps_json_mode_and_a_markdown_answer_is_used_not_paid_
     assert len(asked) == 5  # s0 twice (its QC retry), then one request for each other sample
     assert asked[:3] == [("MARK-0", True), ("MARK-0", True), ("MARK-1", True)]  # still JSON after the empty one
     assert all(not json_mode for _, json_mode in asked[3:])  # markdown once the server showed it ignores JSON
+
+
+def test_a_hung_server_costs_a_few_timeouts_not_samples_times_timeout(tmp_path):
+    """Every request hangs: after `circuit_breaker_timeouts` in a row the rest fail at once, left for a rerun
+    (nothing cached), instead of 20 samples x 2 attempts x the timeout."""
+    import asyncio as aio
+
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    calls = Counter()
+
+    async def hang(request):
+        calls["all"] += 1
+        await aio.sleep(30)
+        return web.json_response({})
+
+    with serve_app([web.post("/v1/chat/completions", hang)]) as url:
+        cfg = teacher_cfg(url, tmp_path, stream=False, concurrency=2, timeout_s=0.5)
+        started = time.perf_counter()
+        labels, rejects, _ = label_thinking(records(20), cfg, CLIENT | {"circuit_breaker_timeouts": 4}, VOCABULARY, QC)
+        elapsed = time.perf_counter() - started
+    assert not labels and len(rejects) == 20
+    assert {r["reason"] for r in rejects} <= {"timeout", "server_unavailable"}
+    assert sum(r["reason"] == "server_unavailable" for r in rejects) >= 15
+    assert "timed out 4 times in a row" in next(r["detail"] for r in rejects if r["reason"] == "server_unavailable")
+    assert calls["all"] <= 6 and elapsed < 8  # serially it would be 20 x 2 x 0.5 s = 20 s and 40 requests
+    assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0

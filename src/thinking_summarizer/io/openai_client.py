@@ -33,7 +33,7 @@ import httpx
 from thinking_summarizer.io.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
-TRANSIENT = {"rate_limited", "server_error", "timeout", "connection_error", "invalid_response"}
+TRANSIENT = {"rate_limited", "server_error", "timeout", "connection_error", "invalid_response", "server_unavailable"}
 
 
 class ServerConfigError(RuntimeError):
@@ -206,6 +206,9 @@ class OpenAICompatibleClient:
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
         self.fresh_calls = 0
+        self.timeouts_in_a_row = 0
+        self.started = time.monotonic()
+        self.unavailable: str | None = None  # why every further request fails at once (the circuit is open)
 
     async def __aenter__(self) -> OpenAICompatibleClient:
         return self
@@ -290,6 +293,22 @@ class OpenAICompatibleClient:
             raise CallFailed("invalid_response", f"the reply is not JSON (or nested too deep): {bytes(raw[:80])!r}") from err
         return reply_from(parsed)
 
+    def _check_available(self) -> None:
+        """Fail at once, leaving the sample for a rerun, once the server looks hung (`circuit_breaker_timeouts`
+        timeouts in a row, from any requests) or the run's `deadline_s` has passed: a hung server costs minutes,
+        not samples x timeout."""
+        if self.unavailable is None:
+            limit, deadline = self.cfg["circuit_breaker_timeouts"], self.cfg.get("deadline_s")
+            if limit and self.timeouts_in_a_row >= limit:
+                self.unavailable = (f"{self.base_url} timed out {self.timeouts_in_a_row} times in a row (no answer "
+                                    f"within {self.cfg['timeout_s']} s): it looks hung")
+            elif deadline and time.monotonic() - self.started > deadline:
+                self.unavailable = f"the deadline of {deadline} s for {self.name} has passed"
+            if self.unavailable:
+                log.warning("%s; the remaining samples are left for a rerun", self.unavailable)
+        if self.unavailable:
+            raise CallFailed("server_unavailable", self.unavailable)
+
     def _backoff(self, attempt: int) -> float:
         base = self.cfg["backoff_base_s"] * 2 ** attempt
         jitter = self.cfg["backoff_jitter"]  # spread, so clients that failed together do not retry together
@@ -306,6 +325,7 @@ class OpenAICompatibleClient:
         timeouts = 0
         failure = CallFailed("server_error", "no attempt made")
         for attempt in range(self.cfg["max_attempts"]):
+            self._check_available()
             await self.requests.take(1)
             await self.tokens.take(estimate)
             wait = self._backoff(attempt)
@@ -314,6 +334,7 @@ class OpenAICompatibleClient:
                     self.fresh_calls += 1
                     reply = await self._attempt(body)
                 self.limit.succeeded()
+                self.timeouts_in_a_row = 0
                 return reply, attempt + 1
             except ServerConfigError:
                 raise
@@ -325,6 +346,7 @@ class OpenAICompatibleClient:
                     self.limit.congested()
             except (TimeoutError, httpx.TimeoutException):
                 timeouts += 1
+                self.timeouts_in_a_row += 1
                 self.limit.congested()
                 failure = CallFailed("timeout", f"no complete answer within {self.cfg['timeout_s']} s")
                 if timeouts >= self.cfg["max_timeout_attempts"]:
