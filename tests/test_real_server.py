@@ -119,11 +119,11 @@ def test_teacher_through_transformers_serve(serve, tiny_student, tmp_path, caplo
     url, proc = serve(tiny_student)
     cfg = teacher_cfg(url, str(tiny_student), tmp_path)
     labels, rejects, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
-    # every request was answered (a random tiny model writes no valid summary): the answers reached QC, in the
-    # markdown form once the server was seen to ignore response_format, and nothing was lost to a transport error
+    # every request was answered (a random tiny model writes no valid summary): the answers reached QC (in the
+    # markdown form if the server was seen to answer free text in JSON mode; an empty or cut answer says nothing
+    # about that), and nothing was lost to a transport error
     assert labels == [] and len(rejects) == 3
     assert {r["reason"] for r in rejects} <= {"malformed", "invalid_json", "truncated", "placeholder", "schema"}
-    assert "ignores response_format" in caplog.text
     assert usage["api_calls"] >= 4 and usage["completion_tokens"] > 0 and usage["estimated_cost"] == 0
     # a rerun asks nothing: it starts in the remembered mode, and every outcome is in the cache
     _, _, again = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
