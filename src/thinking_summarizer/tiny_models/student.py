@@ -126,7 +126,7 @@ def pretrain_copying(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase
     accuracy = copy_accuracy(model, tokenizer, [_repeat_task(rng, words, cfg) for _ in range(64)])
     log.info("Tiny student base pre-trained: %d steps in %.0f s, final loss %.3f, copy accuracy on new runs of "
              "random words %.3f", steps, time.perf_counter() - started, loss.item(), accuracy)
-    return {"copy_loss": round(loss.item(), 4), "copy_accuracy": round(accuracy, 4)}
+    return {"final_loss": round(loss.item(), 4), "copy_accuracy": round(accuracy, 4)}
 
 
 @torch.no_grad()
