@@ -508,3 +508,42 @@ def test_a_hung_server_costs_a_few_timeouts_not_samples_times_timeout(tmp_path):
     assert "timed out 4 times in a row" in next(r["detail"] for r in rejects if r["reason"] == "server_unavailable")
     assert calls["all"] <= 6 and elapsed < 8  # serially it would be 20 x 2 x 0.5 s = 20 s and 40 requests
     assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
+
+
+def test_an_empty_stream_and_a_drip(tmp_path):
+    """An SSE stream with no `data:` line is an empty answer (JSON mode kept); a server that drips one byte at a
+    time is cut at the whole answer's timeout, not kept waiting for as long as it drips."""
+    import asyncio as aio
+
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    asked: list[tuple[str, bool]] = []
+
+    async def chat(request):
+        body = await request.json()
+        marker = re.search(r"MARK-\d+", json.dumps(body["messages"])).group(0)
+        asked.append((marker, "response_format" in body))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if marker == "MARK-0":
+            await response.write(b": keep-alive\n\n: still here\n\n")
+        elif marker == "MARK-1":
+            for _ in range(100):
+                await response.write(b":")
+                await aio.sleep(0.1)
+        else:
+            chunk = {"choices": [{"delta": {"content": json.dumps(summary_for(marker))}, "finish_reason": "stop"}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        return response
+
+    with serve_app([web.post("/v1/chat/completions", chat)]) as url:
+        cfg = teacher_cfg(url, tmp_path, concurrency=1, timeout_s=0.6, response_format="auto")
+        started = time.perf_counter()
+        labels, rejects, _ = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+        elapsed = time.perf_counter() - started
+    assert [r["sample_id"] for r in labels] == ["s2"]
+    assert {r["sample_id"]: r["reason"] for r in rejects} == {"s0": "malformed", "s1": "timeout"}
+    assert all(json_mode for _, json_mode in asked)  # the empty stream did not switch the server to markdown
+    assert elapsed < 6  # the drip would have lasted 10 s per attempt
