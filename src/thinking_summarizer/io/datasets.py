@@ -40,9 +40,8 @@ class AtomicSave:
             except BaseException:
                 if self._fs.exists(partial):
                     self._fs.rm(partial)
-                folder = Path(partial).parent
-                if self._protocol == "file" and getattr(self, "_version", None) and not any(folder.iterdir()):
-                    folder.rmdir()  # this save's own version folder, empty again
+                if self._local_versions():
+                    _remove_if_empty(Path(partial).parent)  # this save's own version folder
                 raise
         finally:
             self._partial = False
@@ -52,15 +51,21 @@ class AtomicSave:
     def _sweep(self, final: str) -> None:
         """Remove what a killed save of this dataset left: its partial files in other version folders (and those
         folders, when nothing else is in them). Local files only."""
-        if self._protocol != "file" or not getattr(self, "_version", None):
+        if not self._local_versions():
             return
         target = Path(final)
         for stale in target.parent.parent.glob(f"*/.{target.name}.partial"):
-            if stale.parent == target.parent:
-                continue
-            stale.unlink(missing_ok=True)
-            if not any(stale.parent.iterdir()):
-                stale.parent.rmdir()
+            if stale.parent != target.parent:
+                stale.unlink(missing_ok=True)
+                _remove_if_empty(stale.parent)
+
+    def _local_versions(self) -> bool:
+        return self._protocol == "file" and bool(getattr(self, "_version", None))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 class JSONDataset(AtomicSave, _JSONDataset):

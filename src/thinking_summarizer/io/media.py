@@ -39,7 +39,7 @@ def _open(path: str | Path) -> av.container.InputContainer:
 
 def probe(path: str | Path) -> VideoInfo:
     """Stream facts from the container header (frame count estimated from duration when absent), checked against
-    the file: every video packet is read (demuxed, not decoded) and the first frame decoded, so a truncated file
+    the file in one pass: every video packet is read and packets decoded until the first frame, so a truncated file
     whose header promises more frames than it holds, or one whose bytes are corrupted, raises `MediaError`."""
     try:
         with _open(path) as container:
@@ -53,11 +53,15 @@ def probe(path: str | Path) -> VideoInfo:
                 frames = round(float(stream.duration * stream.time_base) * fps)
             info = VideoInfo(str(path), fps, int(frames), stream.codec_context.width, stream.codec_context.height,
                              bool(container.streams.audio))
-            packets = sum(1 for packet in container.demux(stream) if packet.size)
+            packets, decoded = 0, False
+            for packet in container.demux(stream):  # one pass: count every packet, decode until the first frame
+                packets += bool(packet.size)
+                decoded = decoded or bool(packet.decode())
         if header_frames and packets < header_frames:  # a count the header states, never our estimate
             raise MediaError(f"{path}: truncated or damaged: the header promises {header_frames} frames, the file holds "
                              f"{packets}")
-        next(iter_frames(path, max_frames=1))
+        if not decoded:
+            raise MediaError(f"{path}: no decodable frames")
     except MediaError:
         raise
     except Exception as err:  # a damaged file makes the demuxer raise more than FFmpegError (UnicodeDecodeError)
