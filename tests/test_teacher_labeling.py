@@ -547,3 +547,27 @@ def test_an_empty_stream_and_a_drip(tmp_path):
     assert {r["sample_id"]: r["reason"] for r in rejects} == {"s0": "malformed", "s1": "timeout"}
     assert all(json_mode for _, json_mode in asked)  # the empty stream did not switch the server to markdown
     assert elapsed < 6  # the drip would have lasted 10 s per attempt
+
+
+def test_key_points_are_whole_clauses_different_and_never_the_narration_of_watching():
+    """A long conclusion is cut between clauses and keeps its emotion; the watching is no key point; no
+    key point twice (issue 21: "... I conclude she is feeling.", "Okay, I'm watching this video.")."""
+    chain = ("Okay, I'm watching this video. A woman in a grey cardigan sits by a window on the left. "
+             "Her shoulders are slumped and her eyes are downcast. "
+             "Her shoulders are slumped and her eyes are downcast. "
+             "Taking together the slumped shoulders, the downcast eyes, the long pauses before each answer, the way "
+             "she keeps turning the ring on her finger while she talks about the hospital, and the quiet, uneven "
+             "voice, I conclude she is feeling deep sadness and worry.")
+    points = EXTRACTIVE.summarize(chain)["key_points"]
+    assert len(points) == 3 and len({p.lower() for p in points}) == 3, points
+    assert not any(p.lower().startswith("okay") for p in points), points
+    limit = PARAMS["extractive"]["key_point_chars"]
+    conclusion = points[2]
+    assert "sadness and worry" in conclusion and len(conclusion) <= limit, conclusion
+    assert not re.search(r"\b(feeling|is|and|the|a)\.$", conclusion), conclusion
+    # a first clause longer than the limit is kept whole, not cut inside
+    long_clause = ("The man in the dark blue suit who has been standing behind the counter for the whole clip without "
+                   "once looking up from the papers that he keeps shuffling between his two hands as the customers "
+                   "wait in line looks tense and irritated.")
+    assert len(long_clause) > limit
+    assert long_clause in EXTRACTIVE.summarize(long_clause + " So the answer is irritated.")["key_points"]

@@ -111,6 +111,7 @@ class ExtractiveTeacher:
             rf"\b(?P<prep>in|at|on)\s+(?:what (?:looks|seems) like\s+|what appears to be\s+)?(?:(?:a|an|the)\s+)?"
             rf"(?:(?P<adj>[\w-]+)\s+)??(?P<place>{_alternation(cfg['settings'])})\b", re.IGNORECASE)
         self.ruled_out = [re.compile(p, re.IGNORECASE) for p in cfg["ruled_out_patterns"]]
+        self.watching = [re.compile(p, re.IGNORECASE) for p in cfg["narration_key_points"]]
         self.face_re = _words(cfg["face_words"])
         self.hand_re = _words(cfg["hand_words"])
         self.region_re = re.compile(
@@ -275,18 +276,52 @@ class ExtractiveTeacher:
 
     # --- text --------------------------------------------------------------------------------------------
 
-    def _key_points(self, sentences: list[str], kept: list[str], subject: _Person | None) -> list[str]:
+    def _clip(self, sentence: str) -> str:
+        """A sentence within `key_point_chars`, cut only between clauses: its leading clauses, or, when the
+        emotion it concludes lies past them, the clauses that end with it. A first clause over the limit is kept
+        whole: never a cut mid-clause ("... she is feeling.")."""
         limit = self.cfg["key_point_chars"]
+        if len(sentence) <= limit:
+            return sentence
+        clauses = re.split(r"(?<=[,;:])\s+", sentence.rstrip(".!? "))
 
-        def short(sentence: str) -> str:
-            return sentence if len(sentence) <= limit else sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "."
+        def fits(parts: list[str]) -> str:
+            text = " ".join(parts).rstrip(",;: ")
+            return text[:1].upper() + text[1:] + "."
 
-        opening = next((s for s in kept if subject and subject.noun in s.lower()), kept[0] if kept else "")
-        cues = max((s for s in kept if s != opening), key=lambda s: len(self.cue_re.findall(s)), default="")
+        lead = [clauses[0]]
+        for clause in clauses[1:]:
+            if len(fits(lead + [clause])) > limit:
+                break
+            lead.append(clause)
+        last_emotion = max((i for i, c in enumerate(clauses) if self.emotion_re.search(c)), default=-1)
+        if last_emotion < len(lead):
+            return fits(lead)
+        tail = [clauses[last_emotion]]
+        for clause in reversed(clauses[:last_emotion]):
+            if len(fits([clause] + tail)) > limit:
+                break
+            tail.insert(0, clause)
+        return fits(tail)
+
+    def _key_points(self, sentences: list[str], kept: list[str], subject: _Person | None) -> list[str]:
+        """The opening (about the subject), the sentence richest in cues, the conclusion (with its emotion):
+        three different sentences, none of them the narration of watching."""
+        usable = [s for s in kept if not any(p.search(s) for p in self.watching)] or kept
         markers = self.cfg["conclusion_markers"]
-        ending = next((s for s in reversed(sentences) if any(m in s.lower() for m in markers)
-                       and s not in (opening, cues)), sentences[-1] if sentences else "")
-        return [short(s) for s in (opening, cues, ending)]
+        concluding = [s for s in reversed(sentences) if any(m in s.lower() for m in markers)
+                      and not any(p.search(s) for p in self.watching)]
+        chosen: dict[str, str] = {}
+
+        def take(role: str, candidates: list[str]) -> None:
+            taken = {p.lower() for p in chosen.values()}
+            chosen[role] = next((c for c in map(self._clip, candidates) if c.lower() not in taken), "")
+
+        take("opening", [s for s in usable if subject and subject.noun in s.lower()] + usable)
+        # the conclusion: one that names an emotion first, else any, else the last sentences
+        take("ending", sorted(concluding, key=lambda s: not self.emotion_re.search(s)) + list(reversed(usable)))
+        take("cues", sorted(usable, key=lambda s: len(self.cue_re.findall(s)), reverse=True))
+        return [p for p in (chosen["opening"], chosen["cues"], chosen["ending"]) if p]
 
     def _emotion_indicators(self, kept: list[str], regions: list[_Found]) -> list[str]:
         """Observed cues (what a region was seen doing, cue phrases), then emotion words of the conclusion."""
