@@ -571,3 +571,11 @@ def test_key_points_are_whole_clauses_different_and_never_the_narration_of_watch
                    "wait in line looks tense and irritated.")
     assert len(long_clause) > limit
     assert long_clause in EXTRACTIVE.summarize(long_clause + " So the answer is irritated.")["key_points"]
+
+
+def test_an_ellipsis_or_a_quoted_list_copied_from_the_chain_is_no_placeholder():
+    patterns = QC["placeholder_patterns"]
+    assert find_placeholders({"key_points": ["She says she is fine... but her voice breaks.",
+                                             "The options were ['Positive', 'Happy'] and she picks one…"]}, patterns) == []
+    assert find_placeholders({"k": "a [color] shirt ..."}, patterns) == ["[color]", "..."]
+    assert find_placeholders({"k": ["...", "[ shirt ]", "…"]}, patterns) == ["...", "[ shirt ]", "…"]
