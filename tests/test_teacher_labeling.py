@@ -579,3 +579,14 @@ def test_an_ellipsis_or_a_quoted_list_copied_from_the_chain_is_no_placeholder():
                                              "The options were ['Positive', 'Happy'] and she picks one…"]}, patterns) == []
     assert find_placeholders({"k": "a [color] shirt ..."}, patterns) == ["[color]", "..."]
     assert find_placeholders({"k": ["...", "[ shirt ]", "…"]}, patterns) == ["...", "[ shirt ]", "…"]
+
+
+def test_the_concluded_emotion_comes_first_and_denied_or_imagined_cues_are_no_indicators():
+    chain = ("A man in a grey hoodie sits at a desk in the middle. I'd expect a furrowed brow if he were angry, but "
+             "I'm not seeing any of that. He isn't agitated at all, and there are no tears. His relaxed shoulders "
+             "and steady gaze stand out, and he is smiling a little. He is not frowning. "
+             "So the answer is that he is calm.")
+    indicators = EXTRACTIVE.summarize(chain)["emotion_indicators"]
+    assert indicators[0] == "calm", indicators
+    assert {"relaxed shoulders", "steady gaze", "smiling"} <= set(indicators), indicators
+    assert not {"furrowed brow", "agitated", "tears", "frowning", "angry"} & set(indicators), indicators

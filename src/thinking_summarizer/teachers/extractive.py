@@ -119,6 +119,12 @@ class ExtractiveTeacher:
             rf"\b(?:\s+(?:{_alternation(cfg['linking_verbs'])})\s+(?P<after>(?:(?!\b(?:and|but|while)\b)[^,.;!?]){{3,60}}))?", re.IGNORECASE)
         self.cue_re = _words(cfg["emotion_cues"])
         self.emotion_re = _words(cfg["emotion_lexicon"])
+        before = cfg["negations"]["before"]
+        contracted = "|".join(re.escape(w) for w in before if w.startswith("n'"))  # "n't" ends "don't", "isn't"
+        plain = _alternation([w for w in before if not w.startswith("n'")])
+        self.negation_re = re.compile(rf"\b(?:{plain})\b" + (rf"|(?<=\w)(?:{contracted})\b" if contracted else ""),
+                                      re.IGNORECASE)
+        self.denial_re = re.compile("|".join(cfg["negations"]["after"]), re.IGNORECASE)
 
     def _kept(self, sentence: str) -> bool:
         return not any(p.search(sentence) for p in self.ruled_out)
@@ -323,14 +329,24 @@ class ExtractiveTeacher:
         take("cues", sorted(usable, key=lambda s: len(self.cue_re.findall(s)), reverse=True))
         return [p for p in (chosen["opening"], chosen["cues"], chosen["ending"]) if p]
 
+    def _affirmed(self, sentence: str, match: re.Match[str]) -> bool:
+        """False for a cue the chain denies or only imagines: a negation or a hypothetical earlier in its clause
+        ("not agitated", "I'd expect a furrowed brow"), or a denial after it ("... but I'm not seeing any")."""
+        start = max(sentence.rfind(c, 0, match.start()) for c in ",;:") + 1
+        before = sentence[start:match.start()].lower()
+        after = sentence[match.end():].lower()
+        return not (self.negation_re.search(before) or self.denial_re.search(after))
+
     def _emotion_indicators(self, kept: list[str], regions: list[_Found]) -> list[str]:
-        """Observed cues (what a region was seen doing, cue phrases), then emotion words of the conclusion."""
+        """The emotions the chain concludes first, then what it observed: regions seen doing something, cue
+        phrases it affirms."""
         observed = [f"{r.noun} {r.said}" for r in regions if r.said]
-        cues = [m.group(0).lower() for s in kept for m in self.cue_re.finditer(s)]
+        cues = [m.group(0).lower() for s in kept for m in self.cue_re.finditer(s) if self._affirmed(s, m)]
         markers = self.cfg["conclusion_markers"]
         concluding = [s for s in kept if any(k in s.lower() for k in markers)] or kept[-2:]
-        emotions = [m.group(0).lower() for s in concluding for m in self.emotion_re.finditer(s)]
-        return list(dict.fromkeys(observed + cues + emotions))[: self.cfg["max_emotion_indicators"]]
+        emotions = [m.group(0).lower() for s in concluding for m in self.emotion_re.finditer(s)
+                    if self._affirmed(s, m)]
+        return list(dict.fromkeys(emotions + observed + cues))[: self.cfg["max_emotion_indicators"]]
 
     def summarize(self, thinking: str) -> dict[str, Any]:
         """A summary as a plain dict (the QC step validates and normalises it)."""
