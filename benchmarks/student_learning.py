@@ -3,6 +3,7 @@ as the number of training examples and steps grows, with a copy analysis per sec
 
     .venv/bin/python benchmarks/student_learning.py                          # 56, 112, 224, 448 examples, CPU
     .venv/bin/python benchmarks/student_learning.py --examples 224 --set pretrain.steps=0   # one suspect
+    .venv/bin/python benchmarks/student_learning.py --examples 224 --recipe benchmarks/recipes/copy_circuit.yml
 
 Demo scenes are labelled by the extractive teacher (the default run's teacher); the first `--val` scenes are the
 val split (whole scenes: no video on both sides). Each size builds the tiny base from the recipe in
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 from statistics import mean
 from typing import Any
+
+import yaml
 
 from _common import ROOT, params, scratch
 
@@ -199,6 +202,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=4, help="score the val split every this many epochs")
     parser.add_argument("--epochs", type=float, default=None, help="override the tiny recipe's epochs")
     parser.add_argument("--max-new-tokens", type=int, default=384)
+    parser.add_argument("--recipe", type=Path, default=None, help="a YAML file merged over lora_training.tiny")
     parser.add_argument("--set", action="append", default=[], help="lora_training.tiny knob, e.g. pretrain.steps=0")
     parser.add_argument("--base", default=None, help="train this base model instead of building the tiny one")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "student_learning.md")
@@ -208,6 +212,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     out = args.out.resolve()
     cfg = params("lora_training")["lora_training"]
+    if args.recipe:
+        cfg["tiny"] |= yaml.safe_load(args.recipe.read_text())
     _apply(cfg["tiny"], args.set)
     if args.epochs is not None:
         cfg["tiny"]["trainer"]["num_train_epochs"] = args.epochs

@@ -76,8 +76,9 @@ def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
     cfg = json.loads(json.dumps(PARAMS))
     cfg["base_model"] = str(base_dir)
     cfg["output_dir"] = str(tmp_path / "runs")
-    cfg["tiny"] |= {"vocab_size": 600, "model": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2,
-                                                  "max_positions": 1024},
+    cfg["tiny"] |= {"vocab_size": 600, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
+                                                  "max_positions": 1024, "rope_theta": 1e8,
+                                                  "tie_embeddings": False},
                     "pretrain": cfg["tiny"]["pretrain"] | {"steps": 120}}
     cfg["tiny"]["trainer"] = {"learning_rate": 3e-3, "num_train_epochs": 2, "per_device_train_batch_size": 4,
                               "per_device_eval_batch_size": 6, "gradient_accumulation_steps": 1,
@@ -125,8 +126,8 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
         assert key in run.data.metrics, key
     base_size = sum(p.numel() for p in untrained(cfg["base_model"], "").model.parameters())
     lora = run.data.metrics["trainable_parameters"]
-    # r x (in + out) per adapted projection: 2 layers x (q, k, v, o) on a 64-wide model with 2 of 4 kv heads
-    assert lora == 2 * 64 * ((64 + 64) + (64 + 32) + (64 + 32) + (64 + 64))
+    # r x (in + out) per adapted projection: 2 layers x (q, k, v, o) on a 64-wide model, as many kv heads as heads
+    assert lora == 2 * 64 * 4 * (64 + 64)
     assert run.data.metrics["trainable_fraction"] == pytest.approx(lora / (base_size + lora))
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"adapter", "loss_curve.png", "training_config.yml"} <= artifacts

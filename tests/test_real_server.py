@@ -93,8 +93,9 @@ def serve(tmp_path_factory):
 def tiny_student(tmp_path_factory) -> Path:
     recipe = copy.deepcopy(LORA["tiny"])
     recipe["pretrain"]["steps"] = 0
-    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2,
-                                             "max_positions": 4096}}
+    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
+                                             "max_positions": 4096, "rope_theta": 1e8,
+                                             "tie_embeddings": False}}
     texts = ["The woman in a red coat smiles at the man on the left.", "## Key points", "- person: a woman"] * 20
     path = tiny_model_dir(tmp_path_factory, "student")
     path.mkdir(parents=True)

@@ -24,8 +24,9 @@ THINKINGS = ["The man in a grey coat frowns.",
 def base(tmp_path_factory):
     recipe = copy.deepcopy(LORA["tiny"])
     recipe["pretrain"]["steps"] = 0
-    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 4, "kv_heads": 2,
-                                             "max_positions": 1024}}
+    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
+                                             "max_positions": 1024, "rope_theta": 1e8,
+                                             "tie_embeddings": False}}
     path = tiny_model_dir(tmp_path_factory, "student")
     path.mkdir(parents=True)
     build_tiny_student(path, recipe, THINKINGS * 10, THINKINGS * 10)

@@ -1,11 +1,11 @@
-"""A tiny Qwen2 student base: a tokenizer trained on the training texts, random weights, then a short
-pre-training that gives it what a real pretrained base brings and a random one lacks: copying from its input.
+"""A tiny Qwen2 student base: a tokenizer trained on the training texts, random weights with a copying circuit
+written in (`copy_circuit.py`), then a short pre-training on generic tasks that gives it the language of the
+thinkings and teaches it to use the circuit: what a pretrained base brings and a random one lacks.
 
-Two generic tasks, neither ever a summary. Rewriting windows of the thinkings as markdown lists of their own
-sentences and phrases (loss on every token): their language and markdown. And, before it when `repeat_steps` asks,
-saying back runs of random words of the thinkings: only a model that copies predicts them, and the circuit that
-copies (induction heads) forms only after a plateau of several hundred steps, on words it has seen often. The
-build logs the base's copy accuracy either way (docs/learning.md). What a summary holds is left for LoRA.
+The tasks, never a summary: saying back runs of random words (copying),
+listing what follows each occurrence of a cue word in a thinking (finding a place, then copying), and rewriting
+windows of the thinkings as markdown lists of their own sentences and phrases (language and markdown). The build
+logs the base's copy accuracy on new runs of random words (docs/learning.md). What a summary holds is left to LoRA.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerBase
 
 from thinking_summarizer.tiny_models import CHAT_SPECIALS, train_tokenizer
+from thinking_summarizer.tiny_models.copy_circuit import freeze_copy_circuit, wire_copy_circuit
 
 log = logging.getLogger(__name__)
 # Qwen2.5's turn layout; {% generation %} marks the assistant tokens that carry the loss
@@ -44,6 +45,15 @@ def _repeat_task(rng: random.Random, pool: list[str], cfg: dict[str, Any]) -> li
     words = " ".join(rng.choice(pool) for _ in range(rng.randint(low, high)))
     return [{"role": "system", "content": "Repeat the text."}, {"role": "user", "content": words},
             {"role": "assistant", "content": words}]
+
+
+def _follow_task(rng: random.Random, text: str) -> list[dict[str, str]]:
+    """Each occurrence of a cue word of the text, in order, with the words that follow it: find, then copy."""
+    words = text.split()
+    cue, span = rng.choice(words), rng.randint(2, 8)
+    found = [" ".join(words[i:i + span]) for i, word in enumerate(words) if word == cue][:6]
+    return [{"role": "system", "content": f"List what follows each '{cue}', {span} words."},
+            {"role": "user", "content": text}, {"role": "assistant", "content": "\n".join(f"- {f}" for f in found)}]
 
 
 def _restructure_task(rng: random.Random, text: str) -> list[dict[str, str]]:
@@ -96,28 +106,36 @@ def _batch(tokenizer: PreTrainedTokenizerBase, conversations: list[list[dict[str
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
-def pretrain_copying(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, texts: list[str],
-                     cfg: dict[str, Any]) -> dict[str, float]:
-    """Full fine-tuning on the two tasks; the final loss and the copy accuracy on new runs of random words."""
+def _task(kind: str, rng: random.Random, texts: list[str], words: list[str],
+          cfg: dict[str, Any]) -> list[dict[str, str]]:
+    if kind == "repeat":
+        return _repeat_task(rng, words, cfg)
+    if kind == "follow":
+        return _follow_task(rng, rng.choice(texts))
+    if kind == "restructure":
+        return _restructure_task(rng, rng.choice(texts))
+    raise ValueError(f"lora_training.tiny.pretrain.tasks: unknown task {kind!r} (repeat, follow, restructure)")
+
+
+def pretrain(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, texts: list[str],
+             cfg: dict[str, Any]) -> dict[str, float]:
+    """Full fine-tuning on a mix of the tasks (`tasks`: weights), the loss on the answers or on every token
+    (`loss_on`); the final loss and the copy accuracy on new runs of random words."""
     rng = random.Random(cfg["seed"])
-    # the words of the texts, most used first; `vocabulary` caps how many (each must be seen often enough for
-    # the copying circuit to form within the steps)
+    # the words of the texts, most used first; `vocabulary` caps how many the random runs draw from
     counts = Counter(w.strip(".,!?\"'").lower() for t in texts for w in t.split())
     words = [w for w, _ in counts.most_common(cfg["vocabulary"]) if w]
-    steps = cfg["repeat_steps"] + cfg["steps"]
-    warmup = max(1, int(steps * 0.1))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["learning_rate"], weight_decay=0.0)
+    kinds, weights = zip(*cfg["tasks"].items())
+    steps, warmup = cfg["steps"], max(1, int(cfg["steps"] * 0.1))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg["learning_rate"],
+                                  weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     model.train()
     started, loss = time.perf_counter(), torch.tensor(float("nan"))
-    for step in tqdm(range(steps), desc="pre-training tiny student base", unit="step"):
-        if step < cfg["repeat_steps"]:  # first the copying circuit, then the language
-            batch = _batch(tokenizer, [_repeat_task(rng, words, cfg) for _ in range(cfg["batch_size"])])
-        else:
-            batch = _batch(tokenizer, [_restructure_task(rng, rng.choice(texts)) for _ in range(cfg["batch_size"])],
-                           answer_only=False)
-        loss = model(**batch).loss
+    for _ in tqdm(range(steps), desc="pre-training tiny student base", unit="step"):
+        batch = [_task(kind, rng, texts, words, cfg) for kind in rng.choices(kinds, weights, k=cfg["batch_size"])]
+        loss = model(**_batch(tokenizer, batch, answer_only=cfg["loss_on"] == "answer")).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -143,19 +161,32 @@ def copy_accuracy(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase,
     return int((guess[keep] == target[keep]).sum()) / max(1, int(keep.sum()))
 
 
-def build_tiny_student(path: Path, recipe: dict[str, Any], vocabulary_texts: list[str], copy_texts: list[str]) -> None:
-    """A tokenizer trained on `vocabulary_texts`, a random Qwen2 of the recipe's size, pre-trained on
-    `copy_texts` (when the recipe asks for steps)."""
-    tokenizer = train_tokenizer(vocabulary_texts, recipe["vocab_size"], CHAT_SPECIALS, CHAT_TEMPLATE)
+def tiny_qwen2(tokenizer: PreTrainedTokenizerBase, recipe: dict[str, Any]) -> Qwen2ForCausalLM:
+    """A random Qwen2 of the recipe's size, with the copying circuit written in when the recipe has one."""
     size = recipe["model"]
     torch.manual_seed(recipe["seed"])
     model = Qwen2ForCausalLM(Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=size["hidden_size"], intermediate_size=3 * size["hidden_size"],
         num_hidden_layers=size["layers"], num_attention_heads=size["heads"], num_key_value_heads=size["kv_heads"],
-        max_position_embeddings=size["max_positions"], tie_word_embeddings=True,
+        max_position_embeddings=size["max_positions"], tie_word_embeddings=size["tie_embeddings"],
+        rope_parameters={"rope_type": "default", "rope_theta": size["rope_theta"]},
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-    if recipe["pretrain"]["steps"] + recipe["pretrain"]["repeat_steps"]:
-        pretrain_copying(model, tokenizer, copy_texts, recipe["pretrain"])
+    if recipe.get("copy_circuit"):
+        wire_copy_circuit(model, recipe["copy_circuit"] | {"seed": recipe["seed"]})
+    return model
+
+
+def build_tiny_student(path: Path, recipe: dict[str, Any], vocabulary_texts: list[str], copy_texts: list[str]) -> None:
+    """A tokenizer trained on `vocabulary_texts`, a random Qwen2 of the recipe's size, pre-trained on
+    `copy_texts` (when the recipe asks for steps) around its copying circuit."""
+    tokenizer = train_tokenizer(vocabulary_texts, recipe["vocab_size"], CHAT_SPECIALS, CHAT_TEMPLATE)
+    model = tiny_qwen2(tokenizer, recipe)
+    if recipe["pretrain"]["steps"]:
+        hooks = freeze_copy_circuit(model) if recipe.get("copy_circuit") else []
+        pretrain(model, tokenizer, copy_texts, recipe["pretrain"])
+        for hook in hooks:
+            hook.remove()
+        model.requires_grad_(True)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(path)
