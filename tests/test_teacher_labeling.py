@@ -590,3 +590,10 @@ def test_the_concluded_emotion_comes_first_and_denied_or_imagined_cues_are_no_in
     assert indicators[0] == "calm", indicators
     assert {"relaxed shoulders", "steady gaze", "smiling"} <= set(indicators), indicators
     assert not {"furrowed brow", "agitated", "tears", "frowning", "angry"} & set(indicators), indicators
+
+
+def test_a_chain_of_two_sentences_gives_three_different_key_points_from_its_clauses():
+    points = EXTRACTIVE.summarize("The man in a blue shirt on the right frowns; his jaw is clenched and his fists are "
+                                  "tight. So the answer is angry.")["key_points"]
+    assert len(points) == 3 and len({p.lower() for p in points}) == 3, points
+    assert points[-1] == "So the answer is angry.", points

@@ -318,10 +318,13 @@ class ExtractiveTeacher:
         concluding = [s for s in reversed(sentences) if any(m in s.lower() for m in markers)
                       and not any(p.search(s) for p in self.watching)]
         chosen: dict[str, str] = {}
+        # a chain of fewer than three sentences gives its clauses as key points rather than one sentence twice
+        clauses = [c.rstrip(",;: ") for s in usable for c in re.split(r"(?<=[,;:])\s+", s.rstrip(".!? "))]
+        clauses = [c[:1].upper() + c[1:] + "." for c in clauses if len(c.split()) >= 3]
 
         def take(role: str, candidates: list[str]) -> None:
             taken = {p.lower() for p in chosen.values()}
-            chosen[role] = next((c for c in map(self._clip, candidates) if c.lower() not in taken), "")
+            chosen[role] = next((c for c in map(self._clip, candidates + clauses) if c.lower() not in taken), "")
 
         take("opening", [s for s in usable if subject and subject.noun in s.lower()] + usable)
         # the conclusion: one that names an emotion first, else any, else the last sentences
