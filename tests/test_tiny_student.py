@@ -51,7 +51,9 @@ def test_pre_training_learns_around_the_circuit_without_moving_it(tokenizer):
 
     model = tiny_qwen2(tokenizer, _recipe())
     layer0 = model.model.layers[0].self_attn
-    before = {"previous": layer0.o_proj.weight[32:64, :32].clone(), "embedding": model.model.embed_tokens.weight.clone()}
+    before = {"previous": layer0.o_proj.weight[32:64, :32].clone(), "embedding": model.model.embed_tokens.weight.clone(),
+              "induction": model.model.layers[1].self_attn.q_proj.weight[:32, :64].clone(),
+              "free": model.model.layers[1].mlp.down_proj.weight.clone()}
     hooks = freeze_copy_circuit(model)
     cfg = LORA["tiny"]["pretrain"] | {"steps": 12, "batch_size": 8, "vocabulary": 30, "loss_on": "answer",
                                       "tasks": {"repeat": 1, "follow": 1, "restructure": 1}}
@@ -60,6 +62,8 @@ def test_pre_training_learns_around_the_circuit_without_moving_it(tokenizer):
         hook.remove()
     assert torch.equal(layer0.o_proj.weight[32:64, :32], before["previous"])
     assert torch.equal(model.model.embed_tokens.weight, before["embedding"])
+    assert torch.equal(model.model.layers[1].self_attn.q_proj.weight[:32, :64], before["induction"])
+    assert not torch.equal(model.model.layers[1].mlp.down_proj.weight, before["free"])  # the rest did learn
     assert result["copy_accuracy"] > 0.4
     assert copy_accuracy(model, tokenizer, _runs(25)) > 0.4
 

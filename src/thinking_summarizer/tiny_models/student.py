@@ -1,9 +1,9 @@
-"""A tiny Qwen2 student base: a tokenizer trained on the training texts, random weights with a copying circuit
-written in (`copy_circuit.py`), then a short pre-training on generic tasks that gives it the language of the
-thinkings and teaches it to use the circuit: what a pretrained base brings and a random one lacks.
+"""A tiny Qwen2 student base: a tokenizer trained on the training texts, random weights (with a copying circuit
+written in when the recipe has `copy_circuit`: `copy_circuit.py`), then a short pre-training on generic tasks that
+gives it the language of the thinkings: what a pretrained base brings and a random one lacks.
 
-The tasks, never a summary: saying back runs of random words (copying),
-listing what follows each occurrence of a cue word in a thinking (finding a place, then copying), and rewriting
+The tasks, never a summary: saying back runs of random words (copying), listing what follows each occurrence of
+a cue word in a thinking (finding a place, then copying), and rewriting
 windows of the thinkings as markdown lists of their own sentences and phrases (language and markdown). The build
 logs the base's copy accuracy on new runs of random words (docs/learning.md). What a summary holds is left to LoRA.
 """
