@@ -143,13 +143,17 @@ def test_pipeline_on_demo_corpus(project):
     assert report["rejected"] == {"intenttrain/duplicate_sample": 12}
     assert len({s["video_id"] for s in sampled}) == 160
     assert all(Path(s["video_path"]).is_file() and s["reference_thinking"] for s in sampled)
-    # the demo's ground truth, keyed by the video_id its samples carry
+    # the demo's ground truth for the sampled videos, keyed by the video_id the samples carry
     truth = load_latest(project, "ground_truth", SMALLER)
-    assert {s["video_id"] for s in sampled} <= truth.keys() and len(truth) == 240
+    assert truth.keys() == {s["video_id"] for s in sampled}
     assert all(Path(t["masks"]).is_file() and t["objects"] for t in truth.values())
 
 
 def test_user_source_that_loads_nothing_fails_the_run_naming_it(project, shared_sample):
+    # what an earlier demo run left: a failed run on a user's source must not rewrite it
+    earlier_truth = project / "data/02_intermediate/ground_truth.json"
+    earlier_truth.write_text(json.dumps({"scene_0001": {"scene_id": "scene_0001", "objects": [], "masks": "m.npz"}}))
+    before = earlier_truth.read_bytes()
     result = kedro_cli(project, "run", "--pipelines", "data_sampling", "--params",
                        f"data_sampling.sources.intenttrain.path={shared_sample}")
     assert result.returncode != 0
@@ -158,6 +162,7 @@ def test_user_source_that_loads_nothing_fails_the_run_naming_it(project, shared_
     assert re.search(r"source 'intenttrain' \(.*intenttrain_emer_sample.json.*yielded no usable record of 20: "
                      r"missing_video x20", output), output[-3000:]
     assert not (project / "data/01_raw/demo").exists()
+    assert earlier_truth.read_bytes() == before
 
 
 def test_configured_user_source_excludes_the_demo(project, shared_sample):

@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from thinking_summarizer.pipelines.demo_data.nodes import ground_truth_by_video
 from thinking_summarizer.pipelines.demo_data.pipeline import create_pipeline as demo_data
 
 from .nodes import (
@@ -33,6 +34,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "sampled_samples",
                 name="sample_by_ratio",
             ),
+            # after sampling: a run that fails on its sources leaves the last run's ground truth untouched
+            Node(ground_truth_by_video, ["demo_manifest", "sampled_samples"], "ground_truth",
+                 name="ground_truth_by_video"),
             Node(
                 sampling_report,
                 ["selected_sources", "unified_samples", "invalid_records", "duplicate_records", "sampled_samples"],

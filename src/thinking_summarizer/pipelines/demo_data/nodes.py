@@ -17,12 +17,15 @@ def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[
     return write_corpus(demo) | {"used": True}
 
 
-def ground_truth_by_video(demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The demo's ground truth keyed by the `video_id` its samples carry (objects, and the masks file); empty
-    when the run samples a user's sources, which have none."""
+def ground_truth_by_video(demo_manifest: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The demo's ground truth for the videos the run sampled, keyed by their `video_id` (objects, and the masks
+    file); empty when the run samples a user's sources, which have none. It needs the samples, so a run that
+    fails before sampling leaves the last run's ground truth as it was."""
     if not demo_manifest.get("used"):
         return {}
     root = Path(demo_manifest["root"])
     scenes = [json.loads(line) for line in (root / "ground_truth.jsonl").read_text().splitlines() if line.strip()]
-    return {video_id(Path(scene["video"]).name): {"scene_id": scene["scene_id"], "objects": scene["objects"],
-                                                   "masks": str(root / scene["masks"])} for scene in scenes}
+    sampled = {s["video_id"] for s in samples}
+    truth = {video_id(Path(scene["video"]).name): {"scene_id": scene["scene_id"], "objects": scene["objects"],
+                                                    "masks": str(root / scene["masks"])} for scene in scenes}
+    return {key: value for key, value in truth.items() if key in sampled}
