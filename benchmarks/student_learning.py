@@ -117,7 +117,8 @@ def _summarize(model, tokenizer, instruction: str, val: list[dict[str, Any]], ma
 
 
 def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]], cfg: dict[str, Any],
-             instruction: str, every: int, max_new_tokens: int, base_dir: str | None, tmp: Path) -> list[dict[str, Any]]:
+             instruction: str, every: int, max_new_tokens: int, base_dir: str | None, tmp: Path,
+             out: Path) -> list[dict[str, Any]]:
     """Build the base for this train set, train it, score greedy val summaries every `every` epochs."""
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -142,6 +143,7 @@ def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]]
     built.trainer.args.save_strategy = "no"
     built.trainer.args.load_best_model_at_end = False
     points: list[dict[str, Any]] = []
+    samples = out.with_name(f"{out.stem}-{n_train}-samples.json")  # the latest probe's summaries, to read
 
     class Probe(TrainerCallback):
         def on_epoch_end(self, args, state, control, **kwargs):
@@ -150,6 +152,8 @@ def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]]
                 texts = _summarize(kwargs["model"], built.tokenizer, instruction, val, max_new_tokens)
                 points.append({"train_examples": n_train, "epoch": epoch, "step": state.global_step,
                                "seconds": round(time.perf_counter() - started, 1), **score(texts, val)})
+                samples.write_text(json.dumps([{"thinking": e["thinking"], "teacher": e["markdown"], "student": t}
+                                               for e, t in zip(val, texts)], indent=1))
                 log.info("%d examples, epoch %d (step %d): %s", n_train, epoch, state.global_step, points[-1])
 
     built.trainer.add_callback(Probe())
@@ -223,7 +227,7 @@ def main() -> None:
     pool = demo_examples(max(args.examples), 10_000, instruction)
     points = []
     for n in args.examples:
-        points += run_size(n, pool, val, cfg, instruction, args.every, args.max_new_tokens, args.base, tmp)
+        points += run_size(n, pool, val, cfg, instruction, args.every, args.max_new_tokens, args.base, tmp, out)
         write_table(points, out)
 
 
