@@ -322,7 +322,7 @@ class OpenAICompatibleClient:
         # what the tokens-per-minute limit is charged before the reply says (no tokenizer on the client side)
         chars = sum(len(json.dumps(m.get("content"))) for m in body.get("messages", []))
         estimate = int(chars / self.cfg["chars_per_token"]) + int(body.get("max_tokens") or 0)
-        timeouts = 0
+        timeouts, same_errors = 0, 0
         failure = CallFailed("server_error", "no attempt made")
         for attempt in range(self.cfg["max_attempts"]):
             self._check_available()
@@ -339,9 +339,13 @@ class OpenAICompatibleClient:
             except ServerConfigError:
                 raise
             except CallFailed as err:
+                same_errors = same_errors + 1 if (err.reason, err.detail) == (failure.reason, failure.detail) else 1
                 failure = err
                 if err.reason not in TRANSIENT:
                     raise CallFailed(err.reason, err.detail, attempt + 1) from err
+                if err.reason == "server_error" and same_errors >= self.cfg["same_error_attempts"]:
+                    raise CallFailed(err.reason, f"{err.detail} ({same_errors} times in a row, so not a passing "
+                                     "fault: the server's log says why)", attempt + 1) from err
                 if err.reason == "rate_limited":
                     self.limit.congested()
             except (TimeoutError, httpx.TimeoutException):

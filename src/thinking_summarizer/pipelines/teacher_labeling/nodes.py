@@ -6,11 +6,24 @@ import logging
 from collections import Counter
 from typing import Any
 
+from thinking_summarizer.io.openai_client import TRANSIENT
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import render
 
 log = logging.getLogger(__name__)
+
+
+def _stop_when_every_request_failed(labels: list[dict[str, Any]], rejects: list[dict[str, Any]],
+                                    teacher_cfg: dict[str, Any]) -> None:
+    """A run whose every request failed on the way (no answer at all) stops, naming the first error and the count;
+    such failures are not cached, so a rerun asks again."""
+    failed = [r for r in rejects if r["reason"] in TRANSIENT]
+    if failed and not labels and len(failed) == len(rejects):
+        where = (teacher_cfg.get(teacher_cfg["backend"]) or {}).get("base_url")
+        counts = ", ".join(f"{reason} x{n}" for reason, n in Counter(r["reason"] for r in failed).items())
+        raise RuntimeError(f"teacher_labeling: no request to {where} was answered ({counts}); the first: "
+                           f"{failed[0]['sample_id']}: {failed[0]['reason']}: {failed[0]['detail']}")
 
 
 def label_thinking(
@@ -32,6 +45,7 @@ def label_thinking(
                                  "cached": outcome.cached})
         else:
             rejects.append(row | {"reason": outcome.reason, "detail": outcome.detail})
+    _stop_when_every_request_failed(labels, rejects, teacher_cfg)
     tokens_in = sum(o.usage["prompt_tokens"] for o in outcomes)
     tokens_out = sum(o.usage["completion_tokens"] for o in outcomes)
     prices = teacher_cfg.get(teacher_cfg["backend"], {}).get("prices_per_million_tokens") or {}
