@@ -619,3 +619,21 @@ def test_a_server_failing_every_request_the_same_way_stops_the_run_with_its_word
             label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
     assert len(calls) == 9 == 3 * CLIENT["same_error_attempts"]
     assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
+
+
+def test_a_burst_of_timeouts_halves_the_limit_once_and_it_grows_back():
+    """64 requests sent together into an overloaded server all time out: one overload, so the limit halves once
+    (the old rule halved 64 times, to 1, and a slow server then took hours); a failure of a request sent after the
+    halving halves again; successes grow it back by one per `limit` answers."""
+    from thinking_summarizer.io.openai_client import AdaptiveLimit
+
+    limit = AdaptiveLimit(64)
+    sent = limit.epoch
+    for _ in range(64):
+        limit.congested(sent)
+    assert limit.limit == 32
+    limit.congested(limit.epoch)
+    assert limit.limit == 16
+    for _ in range(16 + 17):
+        limit.succeeded()
+    assert limit.limit == 18

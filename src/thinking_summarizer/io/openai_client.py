@@ -148,11 +148,15 @@ def is_local(url: str) -> bool:
 
 
 class AdaptiveLimit:
-    """Requests in flight: halved on congestion (timeouts, 429), grown by one after as many successes."""
+    """Requests in flight: halved on congestion (timeouts, 429), grown by one after as many successes.
+
+    Congestion is answered once per wave: requests that were already in flight when the limit was last halved
+    (`since` older than `epoch`) report the same overload, so a burst of 64 timeouts halves the limit once, not
+    down to 1."""
 
     def __init__(self, maximum: int):
         self.maximum = self.limit = max(1, int(maximum))
-        self.active = self.successes = 0
+        self.active = self.successes = self.epoch = 0
         self.cond = asyncio.Condition()
 
     async def __aenter__(self) -> None:
@@ -165,7 +169,11 @@ class AdaptiveLimit:
             self.active -= 1
             self.cond.notify_all()
 
-    def congested(self) -> None:
+    def congested(self, since: int) -> None:
+        """A request sent at `epoch == since` met congestion."""
+        if since < self.epoch:
+            return
+        self.epoch += 1
         if self.limit > 1:
             self.limit = max(1, self.limit // 2)
             log.warning("Server congested: at most %d requests in flight now", self.limit)
@@ -329,8 +337,10 @@ class OpenAICompatibleClient:
             await self.requests.take(1)
             await self.tokens.take(estimate)
             wait = self._backoff(attempt)
+            sent_in = self.limit.epoch
             try:
                 async with self.limit:
+                    sent_in = self.limit.epoch  # the congestion wave this request is sent into
                     self.fresh_calls += 1
                     reply = await self._attempt(body)
                 self.limit.succeeded()
@@ -347,11 +357,11 @@ class OpenAICompatibleClient:
                     raise CallFailed(err.reason, f"{err.detail} ({same_errors} times in a row, so not a passing "
                                      "fault: the server's log says why)", attempt + 1) from err
                 if err.reason == "rate_limited":
-                    self.limit.congested()
+                    self.limit.congested(sent_in)
             except (TimeoutError, httpx.TimeoutException):
                 timeouts += 1
                 self.timeouts_in_a_row += 1
-                self.limit.congested()
+                self.limit.congested(sent_in)
                 failure = CallFailed("timeout", f"no complete answer within {self.cfg['timeout_s']} s")
                 if timeouts >= self.cfg["max_timeout_attempts"]:
                     raise CallFailed("timeout", f"{failure.detail}, {timeouts} times", attempt + 1) from None
