@@ -1,6 +1,7 @@
 """The whole default chain, as `kedro run` runs it (at test size): every pipeline's outputs, the MLflow runs
 and registry, the evaluation report against the logged numbers, the promotion rule, segmentation results."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from thinking_summarizer.segmentation.masks import read_masks, score_against_tru
 from thinking_summarizer.student import load_student
 from thinking_summarizer.student.registry import MODEL_CONFIG
 
-from .conftest import FAST_PARAMS, load_latest, user_env
+from .conftest import FAST_PARAMS, kedro_cli, load_latest, user_env
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,16 @@ def test_the_students_own_summaries_drive_sam3(default_run, client, tmp_path):
     rows = sorted(results.values(), key=lambda r: r["sample_id"])
     student = load_student(registered["model_uri"], merge=True)
     assert student.summarize([r["thinking"] for r in rows], 8, 384).texts == [r["summary"] for r in rows]
+    # "segment your own videos" (docs/cli.md) on the default setup: the `reference` thinker has no chain for a new
+    # video, the console says so, and the earlier run's masked videos stay where notebook 04 reads them
+    earlier = {sid: Path(load()).read_bytes() for sid, load in load_latest(project, "segmentation_videos").items()}
+    clip = next((project / "data/01_raw/demo/videos").glob("*.mp4"))
+    (project / "demo_config.json").write_text(json.dumps({"samples": [{"video_path": str(clip),
+                                                                     "question": "How does she feel?"}]}))
+    own = kedro_cli(project, "run", "--pipelines", "video_segmentation", "--params",
+                    "video_segmentation.demo_config=demo_config.json")
+    assert own.returncode == 0, own.stderr[-3000:]
+    assert "not segmented: generation_error: the record has no reference chain" in own.stdout + own.stderr
+    after = load_latest(project, "segmentation_videos")
+    assert {sid: Path(after[sid]()).read_bytes() for sid in earlier} == earlier
+    assert load_latest(project, "segmentation_stats")["samples"] == 1

@@ -158,6 +158,7 @@ def segment_videos(
         result = {k: row.get(k) for k in ("sample_id", "video_path", "question", "thinking", "answer", "summary",
                                           "prompts", "timings")} | {"sam3": segmenter.model_id}
         if row["error"]:
+            log.warning("Sample %s (%s) not segmented: %s", row["sample_id"], row["video_path"], row["error"])
             results[row["sample_id"]] = result | {"status": "error", "error": row["error"]}
             continue
         try:
@@ -177,10 +178,13 @@ def segment_videos(
     return results, videos, masks
 
 
-def segmentation_statistics(partitions: dict[str, Any]) -> tuple[dict[str, Any], TrackingRecord]:
-    """Objects per video, tracking success, frame coverage, speed and (demo) agreement with ground truth; and
-    their tracking record (the numbers, the SAM3 checkpoint, every sample's result)."""
-    results = {sid: load() for sid, load in sorted(partitions.items())}
+def segmentation_statistics(
+    partitions: dict[str, Any], plan: list[dict[str, Any]],
+) -> tuple[dict[str, Any], TrackingRecord]:
+    """Objects per video, tracking success, frame coverage, speed and (demo) agreement with ground truth, over
+    this run's samples (`plan`; earlier runs' results stay on disk); and their tracking record (the numbers, the
+    SAM3 checkpoint, every sample's result)."""
+    results = {row["sample_id"]: partitions[row["sample_id"]]() for row in sorted(plan, key=lambda r: r["sample_id"])}
     ok = [r for r in results.values() if r["status"] == "ok"]
     scored = [r["ground_truth"] for r in ok if "ground_truth" in r]
 
