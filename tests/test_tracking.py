@@ -27,6 +27,11 @@ def test_a_refused_run_opens_no_run_and_a_failed_one_is_closed_failed(project):
     (parent,) = runs(project)
     assert parent.info.status == "FAILED" and parent.data.tags["kedro.pipelines"] == "evaluation"
     assert parent.data.params["evaluation.promotion.alias"] == "champion"
+    assert parent.info.run_name.startswith("kedro-evaluation-") and parent.data.tags["kedro.session_id"] != "None"
+    # a run of chosen nodes is named by them, not by the `__default__` pipeline they were picked from
+    kedro_cli(project, "run", "--nodes", "score_systems")
+    (nodes_run,) = [r for r in runs(project) if r.info.run_id != parent.info.run_id]
+    assert nodes_run.info.run_name.startswith("kedro-score_systems-")
 
 
 def test_a_stage_that_fails_fails_its_child_and_its_parent(project):

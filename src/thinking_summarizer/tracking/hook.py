@@ -33,6 +33,17 @@ def _stage(node: Node | None) -> str | None:
     return next((tag.removeprefix(PREFIX) for tag in tags if tag.startswith(PREFIX)), None)
 
 
+def _what_ran(run_params: dict[str, Any], pipelines: list[str]) -> str:
+    """A run's name part: the nodes when `--nodes` picked them (`__default__` says nothing then), else the
+    pipelines, with `from-`/`to-` when the run was cut."""
+    nodes = sorted(run_params.get("node_names") or [])
+    if nodes:
+        return "+".join(nodes) if len(nodes) <= 2 else f"{nodes[0]}+{len(nodes) - 1}-more"
+    cut = [f"from-{n}" for n in sorted(run_params.get("from_nodes") or [])]
+    cut += [f"to-{n}" for n in sorted(run_params.get("to_nodes") or [])]
+    return "+".join(pipelines + cut)
+
+
 class TrackingHook:
     """Points MLflow at the configured store; opens the parent run before the pipeline, the stage child runs as
     their nodes come, and closes them all (FAILED when the pipeline fails)."""
@@ -52,9 +63,10 @@ class TrackingHook:
     @hook_impl(trylast=True)  # after the parameter check, so a refused run opens no MLflow run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         names = sorted(run_params.get("pipeline_names") or ["__default__"])  # Kedro's CLI hands them over unordered
-        tags = {"kedro.session_id": str(run_params.get("session_id")), "kedro.pipelines": ",".join(names),
-                "kedro.env": str(run_params.get("env") or "local")}
-        run = start_run(self._cfg, "kedro-" + "+".join(names), tags)
+        # Kedro 1.x hands the session id over as `run_id`
+        tags = {"kedro.session_id": str(run_params.get("run_id") or run_params.get("session_id")),
+                "kedro.pipelines": ",".join(names), "kedro.env": str(run_params.get("env") or "local")}
+        run = start_run(self._cfg, "kedro-" + _what_ran(run_params, names), tags)
         self._parent, self._children, self._stage = run.info.run_id, {}, None
         self._run_name = run.info.run_name
         mlflow.log_params(flatten(catalog.load("parameters")))
