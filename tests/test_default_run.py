@@ -95,6 +95,9 @@ def test_every_stage_produced_its_outputs(default_run):
         "outputs"]
     assert block[0].startswith("  data_sampling: 36 samples") and "synthetic demo corpus" in block[0]
     assert f"{len(labels)} labelled" in block[2]
+    quality = load_latest(project, "teacher_usage")["quality"]
+    assert quality["labels_checked"] == len(labels)
+    assert f"label check: cut key points {quality['cut_key_points']}, duplicate key points" in block[2]
     # and where MLflow has it: the one parent run of this kedro run, with its children
     parent, _ = stage_runs(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"))
     assert block[11] == (f"  mlflow: run {parent.info.run_name} in experiment thinking-summarizer (child runs "

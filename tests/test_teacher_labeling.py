@@ -637,3 +637,32 @@ def test_a_burst_of_timeouts_halves_the_limit_once_and_it_grows_back():
     for _ in range(16 + 17):
         limit.succeeded()
     assert limit.limit == 18
+
+
+def test_the_label_check_counts_what_a_reader_would_not_keep():
+    """Each check on a chain written to trip it once, and a clean label that trips none."""
+    from thinking_summarizer.text.label_quality import LabelChecker, quality_report
+
+    chain = ("Okay, I'm watching this video. A man in a grey suit stands by the window and speaks quietly. "
+             "I'd expect a furrowed brow if he were angry, but I'm not seeing any of that. His shoulders drop and "
+             "his voice trembles. I conclude he is feeling sad.")
+    bad = {"key_points": ["Okay, I'm watching this video.", "His shoulders drop and his voice trembles.",
+                          "His shoulders drop and his voice trembles.", "I conclude he is feeling"][1:] +
+                         ["Okay, I'm watching this video."],
+           "objects": [{"category": "window", "description": "the window", "priority": "primary"},
+                       {"category": "plant", "description": "a green plant", "priority": "secondary"}],
+           "emotion_indicators": ["sad", "furrowed brow"], "sam3_prompts": ["window", "green plant"]}
+    good = {"key_points": ["A man in a grey suit stands by the window and speaks quietly.",
+                           "His shoulders drop and his voice trembles.", "I conclude he is feeling sad."],
+            "objects": [{"category": "person", "description": "a man in a grey suit", "priority": "primary"},
+                        {"category": "window", "description": "the window", "priority": "secondary"}],
+            "emotion_indicators": ["sad", "voice trembles"], "sam3_prompts": ["man in grey suit", "window"]}
+    checker = LabelChecker(PARAMS["extractive"], VOCABULARY, QC["empty_description_words"])
+    assert checker.problems(bad, chain) == {
+        "cut_key_points": 1, "duplicate_key_points": 1, "boilerplate_key_points": 1, "negated_indicators": 1,
+        "people_without_person_object": 1, "ungrounded_objects": 1}
+    assert set(checker.problems(good, chain).values()) == {0}
+    report = quality_report([{"sample_id": "b", "summary": bad}, {"sample_id": "g", "summary": good}],
+                            {"b": chain, "g": chain}, checker, max_examples=5)
+    assert report["labels_checked"] == 2 and report["ungrounded_objects"] == 1
+    assert report["examples"] == {check: ["b"] for check in report["examples"]} and len(report["examples"]) == 6

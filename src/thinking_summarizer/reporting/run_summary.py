@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from thinking_summarizer.text.label_quality import CHECKS
+
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
@@ -28,7 +30,8 @@ LINES: dict[str, Callable[[Any], str]] = {
                                   f"{r['gates']['min_chars']}-{r['gates']['max_chars']} chars), rejected {r['rejected']}, "
                                   f"answer accuracy {r['accuracy_by_problem_type']}"),
     "teacher_usage": lambda r: (f"teacher_labeling ({r['teacher']}): {r['labelled']} labelled, {r['rejected']} rejected, "
-                                f"{r['api_calls']} API calls, est. cost {r['estimated_cost']}"),
+                                f"{r['api_calls']} API calls, est. cost {r['estimated_cost']}; label check: "
+                                + ", ".join(f"{k.replace('_', ' ')} {r['quality'][k]}" for k in CHECKS)),
     "dataset_qc_report": lambda r: f"dataset_build: kept {r['kept']} ({_pct(r['keep_rate'])}), rejected {r['rejected_by_reason']}",
     "split_report": lambda r: f"dataset_build: {r['train']} train / {r['val']} val",
     "training_result": lambda r: (f"lora_training: {r['metrics']['steps']} steps, best val loss "

@@ -8,6 +8,7 @@ from typing import Any
 
 from thinking_summarizer.io.openai_client import TRANSIENT
 from thinking_summarizer.schemas import Summary
+from thinking_summarizer.text.label_quality import LabelChecker, quality_report
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import render
 
@@ -34,6 +35,7 @@ def label_thinking(
 
     Usage and cost count this run's fresh calls only (a cached answer was paid for before), priced by
     `prices_per_million_tokens` for the teacher's model (0 for a model not listed, such as a local server).
+    The report's `quality` is the label quality check (`text.label_quality`) over the labels kept.
     """
     teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
     outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in thinking_records])
@@ -57,6 +59,9 @@ def label_thinking(
         "prompt_tokens": tokens_in, "completion_tokens": tokens_out,
         "estimated_cost": round((tokens_in * price["input"] + tokens_out * price["output"]) / 1e6, 4),
     }
+    checker = LabelChecker(teacher_cfg["extractive"], vocabulary, qc["empty_description_words"])
+    report["quality"] = quality_report(labels, {r["sample_id"]: r["thinking"] for r in thinking_records}, checker,
+                                       teacher_cfg["quality_check"]["max_examples"])
     log.info("Teacher %s: %d labelled, %d rejected %s, %d API calls, %d+%d tokens, est. cost %.4f",
              teacher.model_id, len(labels), len(rejects), report["rejected_by_reason"], report["api_calls"],
              tokens_in, tokens_out, report["estimated_cost"])

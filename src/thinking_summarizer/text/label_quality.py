@@ -1,0 +1,78 @@
+"""A quality check of a teacher's labels against their chains: what a person reading them would not keep.
+
+It judges any teacher's summaries (a served LLM's as much as the extractive one's) and never rejects one: the
+counts go into teacher_labeling's report and the run summary, with a few sample ids per check to read.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from thinking_summarizer.text.summary_qc import category_lookup, content_words
+
+_WORD = re.compile(r"[a-z][a-z'-]*")
+_SENTENCE_END = tuple('.!?"\')”')
+CHECKS = ("cut_key_points", "duplicate_key_points", "boilerplate_key_points", "negated_indicators",
+          "people_without_person_object", "ungrounded_objects")
+
+
+class LabelChecker:
+    """The checks, compiled once from conf: the narration patterns and negations (`teacher_labeling.extractive`,
+    which the extractive teacher avoids with the same words), the person words of the vocabulary, the words that
+    name nothing (`summary_qc.empty_description_words`)."""
+
+    def __init__(self, extractive: dict[str, Any], vocabulary: dict[str, Any], empty_words: list[str]):
+        self.narration = [re.compile(p) for p in extractive["narration_key_points"]]
+        words = "|".join(re.escape(w) for w in extractive["negations"]["before"])
+        self.negation = re.compile(rf"(?<![\w'])({words})(?![\w'])")
+        self.denial = [re.compile(p) for p in extractive["negations"]["after"]]
+        lookup = category_lookup(vocabulary)
+        self.lookup = lookup
+        self.person_words = sorted((w for w, c in lookup.items() if c == "person"), key=len, reverse=True)
+        self.empty_words = empty_words
+
+    def _negated(self, chain: str, indicator: str) -> bool:
+        """Every mention of the indicator in the chain is denied in its clause (or it is never mentioned)."""
+        mentions = list(re.finditer(re.escape(indicator.lower()), chain))
+        if not mentions:
+            return False
+
+        def denied(match: re.Match[str]) -> bool:
+            start = max(chain.rfind(c, 0, match.start()) for c in ",;:.!?") + 1
+            after = chain[match.end():]
+            return bool(self.negation.search(chain[start:match.start()])) or any(d.search(after) for d in self.denial)
+
+        return all(denied(m) for m in mentions)
+
+    def problems(self, summary: dict[str, Any], thinking: str) -> dict[str, int]:
+        """How many items of one summary each check finds."""
+        chain = thinking.lower()
+        chain_words = set(_WORD.findall(chain))
+        points = [p.strip() for p in summary["key_points"]]
+        normalised = [" ".join(_WORD.findall(p.lower())) for p in points]
+        has_person_word = any(re.search(rf"\b{re.escape(w)}\b", chain) for w in self.person_words)
+        has_person = any(self.lookup.get(o["category"].lower(), o["category"].lower()) == "person"
+                         for o in summary["objects"])
+        return {
+            "cut_key_points": sum(not p.endswith(_SENTENCE_END) for p in points),
+            "duplicate_key_points": len(normalised) - len(set(normalised)),
+            "boilerplate_key_points": sum(any(r.search(p.lower()) for r in self.narration) for p in points),
+            "negated_indicators": sum(self._negated(chain, i) for i in summary["emotion_indicators"]),
+            "people_without_person_object": int(has_person_word and not has_person),
+            "ungrounded_objects": sum(any(w not in chain_words for w in content_words(o["description"], self.empty_words))
+                                      for o in summary["objects"]),
+        }
+
+
+def quality_report(labels: list[dict[str, Any]], thinkings: dict[str, str], checker: LabelChecker,
+                   max_examples: int) -> dict[str, Any]:
+    """Per check: items found over all labels, and the first `max_examples` sample ids that have any."""
+    counts = {check: 0 for check in CHECKS}
+    examples: dict[str, list[str]] = {check: [] for check in CHECKS}
+    for label in labels:
+        for check, found in checker.problems(label["summary"], thinkings[label["sample_id"]]).items():
+            counts[check] += found
+            if found and len(examples[check]) < max_examples:
+                examples[check].append(label["sample_id"])
+    return {"labels_checked": len(labels), **counts, "examples": {k: v for k, v in examples.items() if v}}
