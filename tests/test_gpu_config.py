@@ -8,7 +8,7 @@ from kedro.config import OmegaConfigLoader
 from transformers.training_args import OptimizerNames
 
 from thinking_summarizer.runtime.torch_runtime import resolve_attention
-from thinking_summarizer.schemas import parameter_errors
+from thinking_summarizer.schemas import parameter_errors, unknown_keys
 from thinking_summarizer.settings import CONFIG_LOADER_ARGS
 
 from .conftest import REPO
@@ -22,6 +22,8 @@ def gpu_params() -> dict:
 def test_conf_gpu_names_the_real_models_and_valid_knobs():
     params = gpu_params()
     assert parameter_errors(params) == []
+    base = OmegaConfigLoader(str(REPO / "conf"), env="base", **CONFIG_LOADER_ARGS | {"default_run_env": "base"})
+    assert unknown_keys(params, base["parameters"], params["parameter_check"]["open_mappings"]) == []
     thinking = params["thinking_generation"]
     assert (thinking["backend"], thinking["transformers"]["model"], thinking["transformers"]["tiny"]) == (
         "transformers", "PhilipC/HumanOmniV2", None)

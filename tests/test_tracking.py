@@ -19,8 +19,12 @@ def runs(project):
 
 
 def test_a_refused_run_opens_no_run_and_a_failed_one_is_closed_failed(project):
-    refused = kedro_cli(project, "run", "--params", "data_sampling.n_samples=-5")
-    assert refused.returncode != 0 and "data_sampling.n_samples" in refused.stderr + refused.stdout
+    refused = kedro_cli(project, "run", "--params", "data_sampling.n_samples=-5,lora_training.trainer.learning_rat=0.1")
+    said = refused.stderr + refused.stdout
+    assert refused.returncode != 0 and "data_sampling.n_samples" in said
+    # a misspelt override is named with the key it was meant to be, not silently ignored
+    assert ("lora_training.trainer.learning_rat: not a parameter of conf/base (did you mean "
+            "lora_training.trainer.learning_rate?)") in said
     assert runs(project) == []  # the parameter check runs before the tracking hook opens anything
     failed = kedro_cli(project, "run", "--pipelines", "evaluation")  # nothing to evaluate yet
     assert failed.returncode != 0 and "val_examples" in failed.stderr + failed.stdout

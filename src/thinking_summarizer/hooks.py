@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from thinking_summarizer.reporting.run_summary import WHERE, summary_lines
 from thinking_summarizer.runtime import preflight
-from thinking_summarizer.schemas import parameter_errors
+from thinking_summarizer.schemas import parameter_errors, unknown_keys
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,23 @@ class ParameterCheckHook:
     """Refuse to start a run whose parameters are wrong, or whose models or GPU are not there, naming every
     problem at once, before any node runs."""
 
+    def __init__(self) -> None:
+        self.reference: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        """conf/base's parameters, the reference every override's keys are checked against."""
+        base = Path(context.config_loader.conf_source) / context.config_loader.base_env
+        self.reference = {}
+        for path in sorted(base.glob("parameters*.yml")):
+            self.reference |= yaml.safe_load(path.read_text()) or {}
+
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         params = catalog.load("parameters")
         errors = parameter_errors(params)
+        if self.reference:
+            errors += unknown_keys(params, self.reference, params["parameter_check"]["open_mappings"])
         if errors:
             raise ValueError("Invalid parameters:\n  " + "\n  ".join(errors))
         missing = preflight.problems(params, {node.name for node in pipeline.nodes}, params["preflight"])

@@ -242,3 +242,21 @@ def parameter_errors(params: dict[str, Any]) -> list[str]:
         if value is not None and value not in known:
             errors.append(f"{key}: unknown backend {value!r} (one of {', '.join(sorted(known))})")
     return errors
+
+
+def unknown_keys(params: dict[str, Any], reference: dict[str, Any], open_paths: list[str], at: str = "") -> list[str]:
+    """Keys of `params` that `reference` (conf/base) does not have, each with the nearest known key: an override
+    (`--params`, conf/local, an env) with a misspelt key would otherwise be silently ignored. Mappings named in
+    `open_paths`, and those empty in the reference, take keys of the user's own (sources, synonyms)."""
+    import difflib
+
+    errors = []
+    for key, value in params.items():
+        path = f"{at}{key}"
+        if key not in reference:
+            near = difflib.get_close_matches(str(key), [str(k) for k in reference], n=1)
+            errors.append(f"{path}: not a parameter of conf/base" + (f" (did you mean {at}{near[0]}?)" if near else ""))
+        elif isinstance(value, dict) and isinstance(reference[key], dict) and reference[key] \
+                and path not in open_paths:
+            errors += unknown_keys(value, reference[key], open_paths, f"{path}.")
+    return errors
