@@ -88,6 +88,9 @@ def test_every_stage_produced_its_outputs(default_run):
     assert [m["role"] for m in val[0]["messages"]] == ["system", "user", "assistant"]
     # the closing summary: one readable line per stage, in order, with this run's numbers
     output = result.stdout + result.stderr
+    # training shows one labelled bar with its losses, not the trainer's raw dict per logging step
+    assert "training student-base + LoRA r64" in output and "loss=" in output
+    assert "{'loss'" not in output and "'train_runtime'" not in output
     block = output[output.index("Run summary ("):].splitlines()[1:13]
     assert [line.split(":")[0].split(" (")[0].strip() for line in block[:11]] == [
         "data_sampling", "thinking_generation", "teacher_labeling", "dataset_build", "dataset_build",

@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 from datasets import Dataset
+from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 from trl import SFTConfig, SFTTrainer
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,32 @@ class MlflowLogging(TrainerCallback):
         metrics = {names[k]: float(v) for k, v in (logs or {}).items() if k in names}
         if metrics and self.mlflow is not None and self.mlflow.active_run() is not None:
             self.mlflow.log_metrics(metrics, step=state.global_step)
+
+
+class TrainingProgress(TrainerCallback):
+    """One labelled bar over the training steps, with the latest train and val loss; it replaces the trainer's
+    own bar, which prints every logged dict as a raw line (the numbers are in MLflow and the run's record)."""
+
+    def __init__(self, label: str):
+        self.label, self.bar, self.losses = label, None, {}
+
+    def on_train_begin(self, args, state, control, **kwargs) -> None:
+        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.label, unit="step")
+
+    def on_step_end(self, args, state, control, **kwargs) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs) -> None:
+        self.losses |= {name: f"{(logs or {})[key]:.3f}" for key, name in (("loss", "loss"), ("eval_loss", "val"))
+                        if key in (logs or {})}
+        if self.bar is not None and self.losses:
+            self.bar.set_postfix(self.losses, refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class StopOnNonFiniteLoss(TrainerCallback):
@@ -171,6 +199,8 @@ def build_trainer(train_chat: Dataset, val_chat: Dataset, base_model: str, lora:
         peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
                                target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(TrainingProgress(f"training {Path(base_model).name} + LoRA r{lora['r']}"))
     trainable, total = trainer.model.get_nb_trainable_parameters()
     log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora["r"], lora["alpha"],
              lora["target_modules"], base_model, f"{trainable:,}", f"{total:,}", 100 * trainable / total)
