@@ -96,7 +96,8 @@ def test_every_stage_produced_its_outputs(default_run):
         "data_sampling", "thinking_generation", "teacher_labeling", "dataset_build", "dataset_build",
         "lora_training", "registry", f"evaluation on {len(val)} val samples", "promotion", "video_segmentation",
         "outputs"]
-    assert block[0].startswith("  data_sampling: 36 samples") and "synthetic demo corpus" in block[0]
+    assert block[0].startswith("  data_sampling: 36 samples (") and "synthetic demo corpus" in block[0]
+    assert not any("{" in line or "}" in line for line in block[:11]), block  # words and numbers, no reprs
     assert f"{len(labels)} labelled" in block[2]
     quality = load_latest(project, "teacher_usage")["quality"]
     assert quality["labels_checked"] == len(labels)

@@ -12,7 +12,7 @@ import yaml
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from thinking_summarizer.reporting.run_summary import WHERE, summary_lines
+from thinking_summarizer.reporting.run_summary import summary_lines, where_line
 from thinking_summarizer.runtime import preflight
 from thinking_summarizer.schemas import parameter_errors, unknown_keys
 
@@ -96,8 +96,10 @@ class RunSummaryHook:
 
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        lines = summary_lines(pipeline.all_outputs(), catalog.load)
+        produced = pipeline.all_outputs()
+        lines = summary_lines(produced, catalog.load)
         if lines:
-            where = [WHERE] + ([self.tracking.describe()] if self.tracking and self.tracking.describe() else [])
+            tracked = self.tracking.describe() if self.tracking else None
+            where = [where_line(produced)] + ([tracked] if tracked else [])
             block = "\n".join(f"  {line}" for line in [*lines, *where])
             self._plain_logger().info("\nRun summary (%d nodes)\n%s\n", len(pipeline.nodes), block)

@@ -45,6 +45,9 @@ class LabelChecker:
 
         return all(denied(m) for m in mentions)
 
+    def _naming(self, description: str) -> list[str]:
+        return content_words(description, self.empty_words)
+
     def problems(self, summary: dict[str, Any], thinking: str) -> dict[str, int]:
         """How many items of one summary each check finds."""
         chain = thinking.lower()
@@ -60,7 +63,7 @@ class LabelChecker:
             "boilerplate_key_points": sum(any(r.search(p.lower()) for r in self.narration) for p in points),
             "negated_indicators": sum(self._negated(chain, i) for i in summary["emotion_indicators"]),
             "people_without_person_object": int(has_person_word and not has_person),
-            "ungrounded_objects": sum(any(w not in chain_words for w in content_words(o["description"], self.empty_words))
+            "ungrounded_objects": sum(any(w not in chain_words for w in self._naming(o["description"]))
                                       for o in summary["objects"]),
         }
 
