@@ -10,7 +10,6 @@ import contextlib
 import copy
 import ctypes.util
 import importlib.util
-import json
 import os
 import signal
 import socket
@@ -157,7 +156,7 @@ def test_thinking_through_transformers_serve_with_the_video_by_path(serve, tiny_
     from thinking_summarizer.demo.corpus import write_corpus
     from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 
-    url, _ = serve(tiny_thinker, "--chat-template-kwargs", json.dumps({"num_frames": 8}))
+    url, _ = serve(tiny_thinker)  # the server's defaults: it would sample 32 frames of a 24-frame clip
     demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
     write_corpus(demo | {"root": str(tmp_path / "demo"), "n_scenes": 4})
     samples, _ = load_sources({"b": {"path": str(tmp_path / "demo/intentbench.json"),
@@ -165,7 +164,7 @@ def test_thinking_through_transformers_serve_with_the_video_by_path(serve, tiny_
     cfg = copy.deepcopy(THINKING) | {"backend": "openai", "cache_path": str(tmp_path / "cache.sqlite")}
     cfg["generation"]["max_new_tokens"] = 16
     cfg["openai"] |= {"base_urls": [url], "model": str(tiny_thinker), "video_transport": "path",
-                      "audio_fields": {}, "concurrency": 2, "timeout_s": 120}
+                      "audio_fields": None, "num_frames": 8, "concurrency": 2, "timeout_s": 120}
     records_ = generate_thinking(samples, cfg, CLIENT)["shard-000-of-001"]
     errors = [r["error"] for r in records_ if r["error"]]
     assert not errors, errors[:2]

@@ -150,7 +150,8 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
 @pytest.mark.parametrize(("override", "sends_vllm_fields"), [("null", False), ("{}", True)])
 def test_documented_audio_fields_line_as_kedros_config_loader_merges_it(tmp_path, override, sends_vllm_fields):
     """docs/scaling.md: `audio_fields: null` removes vLLM's fields for `transformers serve`; `{}` is merged into the
-    base value and changes nothing (so the docs do not offer it)."""
+    base value and changes nothing (so the docs do not offer it). `num_frames` is sent the way the server reads it,
+    capped by the video's own frame count."""
     import shutil
 
     from kedro.config import OmegaConfigLoader
@@ -163,11 +164,11 @@ def test_documented_audio_fields_line_as_kedros_config_loader_merges_it(tmp_path
     (tmp_path / "conf/served").mkdir()
     (tmp_path / "conf/served/parameters_thinking_generation.yml").write_text(
         "thinking_generation:\n  openai:\n    video_transport: path\n"
-        f"    audio_fields: {override}\n    extra_fields: {{chat_template_kwargs: {{num_frames: 8}}}}\n")
+        f"    audio_fields: {override}\n    num_frames: 8\n")
     params = OmegaConfigLoader(str(tmp_path / "conf"), env="served", **CONFIG_LOADER_ARGS)["parameters"]
     thinking = params["thinking_generation"]
-    sample = samples(tmp_path, 1)[0] | {"video_info": {"has_audio": True}}
+    sample = samples(tmp_path, 1)[0] | {"video_info": {"has_audio": True, "num_frames": 4}}
     body = OpenAIServerGenerator(thinking["openai"], thinking["prompt"], thinking["generation"]).request(sample)
     assert ("mm_processor_kwargs" in body) is sends_vllm_fields
-    assert body["chat_template_kwargs"] == {"num_frames": 8}
+    assert body["chat_template_kwargs"] == {"num_frames": 4}  # never more frames than the video has
     assert body["messages"][1]["content"][0]["video_url"]["url"] == str((tmp_path / "clip.mp4").resolve())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,11 @@ class OpenAIServerGenerator:
         return f"{self.cfg['video_base_url'].rstrip('/')}/{path.name}"
 
     def request(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """The chat-completions body for one sample; the audio fields (vLLM's) only where conf names them."""
+        """The chat-completions body for one sample; the audio fields (vLLM's) only where conf names them, and the
+        frame count (`num_frames`, at most the video's) where conf asks for one."""
         path = Path(sample["video_path"])
-        info = sample.get("video_info")
-        has_audio = info["has_audio"] if info else probe(path).has_audio
-        with_audio = bool(self.cfg.get("audio_fields")) and has_audio
+        info = sample.get("video_info") or asdict(probe(path))
+        with_audio = bool(self.cfg.get("audio_fields")) and info["has_audio"]
         body = {
             "model": self.model_id,
             "messages": [
@@ -56,7 +57,11 @@ class OpenAIServerGenerator:
             "max_tokens": self.generation["max_new_tokens"], "temperature": self.generation["temperature"],
             "top_p": self.generation["top_p"],
         }
-        return body | (self.cfg["audio_fields"] if with_audio else {}) | (self.cfg.get("extra_fields") or {})
+        body |= (self.cfg["audio_fields"] if with_audio else {}) | (self.cfg.get("extra_fields") or {})
+        if self.cfg.get("num_frames"):
+            frames = min(self.cfg["num_frames"], info["num_frames"] or self.cfg["num_frames"])
+            body["chat_template_kwargs"] = (body.get("chat_template_kwargs") or {}) | {"num_frames": frames}
+        return body
 
     async def _one(self, client: OpenAICompatibleClient, sample: dict[str, Any]) -> Generation:
         sid = sample["sample_id"]
