@@ -666,3 +666,21 @@ def test_the_label_check_counts_what_a_reader_would_not_keep():
                             {"b": chain, "g": chain}, checker, max_examples=5)
     assert report["labels_checked"] == 2 and report["ungrounded_objects"] == 1
     assert report["examples"] == {check: ["b"] for check in report["examples"]} and len(report["examples"]) == 6
+
+
+def test_clothing_is_carried_across_describing_words_and_stops_at_a_new_phrase():
+    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+
+    def people(chain: str) -> list[str]:
+        outcome = teacher.label_all([("s", chain)])[0]
+        assert outcome.status == "labelled", outcome.detail
+        return [o["description"] for o in outcome.summary["objects"] if o["category"] == "person"]
+
+    assert people("The video shows a lady in a beautiful red traditional dress standing in a lovely garden. She "
+                  "smiles warmly and her eyes are bright. I conclude she is feeling happy.") == [
+        "a lady in a red traditional dress standing in a lovely garden"]
+    assert people("A man wearing a dark blue jacket sits at a wooden table. His brow is furrowed and his jaw is "
+                  "tight. I conclude he is feeling angry.") == ["a man in a dark blue jacket"]
+    # "with" starts another phrase: the kitchen is where he is, not what he wears
+    assert people("A man in the kitchen with a blue shirt looks down. His shoulders slump and his eyes are "
+                  "downcast. I conclude he is sad.") == ["a man in a kitchen"]

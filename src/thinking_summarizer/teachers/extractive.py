@@ -80,6 +80,10 @@ class ExtractiveTeacher:
         thing_words = [w for w, c in lookup.items() if c != "person" and c not in regions]
         self.category = lookup | {w: "person" for w in person_words}
         colour, garment = _alternation(cfg["colours"]), _alternation(cfg["garments"])
+        # up to two describing words before the colour ("a beautiful red dress": dropped) and between colour and
+        # garment ("red traditional dress": kept), never an article or a preposition that starts a new phrase
+        word = rf"(?:(?!(?:{_alternation(cfg['clothing_stop_words'])})\b)[\w'-]+\s+)"
+        before, between = rf"(?:{word}{{0,2}}?)", rf"(?P<modifier>{word}{{0,2}}?)"
         numbers = _alternation(list(cfg["numbers"]))
         self.group_re = re.compile(
             rf"\b(?:the\s+)?(?P<count>{numbers})\s+(?:\w+\s+)?(?P<noun>{_alternation(list(self.plural))})\b",
@@ -88,13 +92,13 @@ class ExtractiveTeacher:
             rf"\b(?P<det>a|an|the|this|that|another|other|second)\s+(?:(?P<other>other|second)\s+)?"
             rf"(?:(?P<age>{_alternation(cfg['person_ages'])})\s+)?"
             rf"(?P<noun>{_alternation(person_words)})(?:\s+character)?\b(?P<across>\s+(?:opposite|across from)\b)?"
-            rf"(?:,?\s+(?:in|wearing|dressed in)\s+(?:a|an|the)?\s*(?P<colour>{colour})?\s*(?P<modifier>[\w']+\s+)??"
+            rf"(?:,?\s+(?:in|wearing|dressed in)\s+(?:a|an|the)?\s*{before}(?P<colour>{colour})?\s*{between}"
             rf"(?P<garment>{garment}))?",
             re.IGNORECASE,
         )
         self.worn_re = re.compile(
-            rf"\b(?P<owner>his|her|their|wearing|dressed in|in|from the|by the)\s+(?:a|an|the)?\s*(?P<colour>{colour})?\s*"
-            rf"(?P<modifier>[\w']+\s+)??(?P<garment>{garment})\b", re.IGNORECASE)
+            rf"\b(?P<owner>his|her|their|wearing|dressed in|in|from the|by the)\s+(?:a|an|the)?\s*{before}"
+            rf"(?P<colour>{colour})?\s*{between}(?P<garment>{garment})\b", re.IGNORECASE)
         self.thing_re = re.compile(
             rf"\b(?:a|an|the|his|her|their)\s+(?:(?P<colour>{colour})\s+)?(?:(?P<material>"
             rf"{_alternation(cfg['materials'])})\s+)?(?P<noun>{_alternation(thing_words)})\b",
