@@ -684,3 +684,15 @@ def test_clothing_is_carried_across_describing_words_and_stops_at_a_new_phrase()
     # "with" starts another phrase: the kitchen is where he is, not what he wears
     assert people("A man in the kitchen with a blue shirt looks down. His shoulders slump and his eyes are "
                   "downcast. I conclude he is sad.") == ["a man in a kitchen"]
+
+
+def test_content_as_a_noun_is_no_emotion_and_content_as_a_feeling_is():
+    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+
+    def indicators(chain: str) -> list[str]:
+        return teacher.label_all([("s", chain)])[0].summary["emotion_indicators"]
+
+    assert "content" not in indicators("A man in a grey suit speaks at a desk. His brow is furrowed. Judging by the "
+                                       "content of his speech and his tone, I conclude he is feeling angry.")
+    assert indicators("A woman in a red coat sits on a sofa. She smiles softly. I conclude she is feeling "
+                      "content.")[0] == "content"

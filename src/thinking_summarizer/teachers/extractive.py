@@ -129,6 +129,10 @@ class ExtractiveTeacher:
         self.negation_re = re.compile(rf"\b(?:{plain})\b" + (rf"|(?<=\w)(?:{contracted})\b" if contracted else ""),
                                       re.IGNORECASE)
         self.denial_re = re.compile("|".join(cfg["negations"]["after"]), re.IGNORECASE)
+        senses = cfg["noun_senses"]
+        self.noun_sense_re = re.compile(
+            rf"\b(?:{_alternation(senses['determiners'])})\s+(?:{_alternation(senses['words'])})\b"
+            rf"|\b(?:{_alternation(senses['words'])})\s+of\b", re.IGNORECASE)
 
     def _kept(self, sentence: str) -> bool:
         return not any(p.search(sentence) for p in self.ruled_out)
@@ -351,8 +355,9 @@ class ExtractiveTeacher:
         cues = [m.group(0).lower() for s in kept for m in self.cue_re.finditer(s) if self._affirmed(s, m)]
         markers = self.cfg["conclusion_markers"]
         concluding = [s for s in kept if any(k in s.lower() for k in markers)] or kept[-2:]
+        noun_uses = {(s, n.start(), n.end()) for s in concluding for n in self.noun_sense_re.finditer(s)}
         emotions = [m.group(0).lower() for s in concluding for m in self.emotion_re.finditer(s)
-                    if self._affirmed(s, m)]
+                    if self._affirmed(s, m) and not any(s == t and a <= m.start() < b for t, a, b in noun_uses)]
         return list(dict.fromkeys(emotions + observed + cues))[: self.cfg["max_emotion_indicators"]]
 
     def summarize(self, thinking: str) -> dict[str, Any]:
