@@ -694,5 +694,5 @@ def test_content_as_a_noun_is_no_emotion_and_content_as_a_feeling_is():
 
     assert "content" not in indicators("A man in a grey suit speaks at a desk. His brow is furrowed. Judging by the "
                                        "content of his speech and his tone, I conclude he is feeling angry.")
-    assert indicators("A woman in a red coat sits on a sofa. She smiles softly. I conclude she is feeling "
-                      "content.")[0] == "content"
+    assert indicators("A woman in a red coat sits on a brown sofa beside a white cup. She smiles softly and her "
+                      "eyes are calm. I conclude she is feeling content.")[0] == "content"
