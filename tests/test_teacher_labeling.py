@@ -696,3 +696,12 @@ def test_content_as_a_noun_is_no_emotion_and_content_as_a_feeling_is():
                                        "content of his speech and his tone, I conclude he is feeling angry.")
     assert indicators("A woman in a red coat sits on a brown sofa beside a white cup. She smiles softly and her "
                       "eyes are calm. I conclude she is feeling content.")[0] == "content"
+
+
+def test_a_person_out_of_view_is_no_object():
+    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+    chain = ("A woman in a green sweater sits at a wooden table with a white cup. Someone just out of my view, a man, "
+             "asks her a question. She frowns and her lips are pressed together. I conclude she is feeling annoyed.")
+    summary = teacher.label_all([("s", chain)])[0].summary
+    people = [o["description"] for o in summary["objects"] if o["category"] == "person"]
+    assert people == ["a woman in a green sweater"]
