@@ -101,17 +101,6 @@ class DataSamplingParams(BaseModel):
         return value
 
 
-class ThinkingRecord(BaseModel):
-    """HumanOmniV2's output for one sample, split into its tagged parts."""
-
-    sample_id: str
-    context: str
-    thinking: str
-    answer: str
-    raw_text: str
-    generator_id: str
-
-
 class VisualObject(BaseModel):
     """One segmentable object: a vocabulary category plus appearance and position."""
 

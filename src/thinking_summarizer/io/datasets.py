@@ -15,7 +15,6 @@ from kedro.io import AbstractDataset
 from kedro.io.core import get_filepath_str
 from kedro_datasets.huggingface import JSONDataset as _HFJSONDataset
 from kedro_datasets.json import JSONDataset as _JSONDataset
-from kedro_datasets.pandas import JSONDataset as _PandasJSONDataset
 from kedro_datasets.text import TextDataset as _TextDataset
 
 
@@ -74,10 +73,6 @@ class JSONDataset(AtomicSave, _JSONDataset):
 
 class TextDataset(AtomicSave, _TextDataset):
     """`text.TextDataset`, saved atomically."""
-
-
-class PandasJSONDataset(AtomicSave, _PandasJSONDataset):
-    """`pandas.JSONDataset`, saved atomically."""
 
 
 class HFJSONDataset(AtomicSave, _HFJSONDataset):
