@@ -337,10 +337,10 @@ class OpenAICompatibleClient:
             await self.requests.take(1)
             await self.tokens.take(estimate)
             wait = self._backoff(attempt)
-            sent_in = self.limit.epoch
+            sent_in = self.limit.epoch  # the congestion wave this request is sent into (read again once it is let in)
             try:
                 async with self.limit:
-                    sent_in = self.limit.epoch  # the congestion wave this request is sent into
+                    sent_in = self.limit.epoch
                     self.fresh_calls += 1
                     reply = await self._attempt(body)
                 self.limit.succeeded()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thinking_summarizer.teachers import LabelOutcome
+from thinking_summarizer.text.negation import Negations
 from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary, content_words
 
 _PRONOUNS = {"male": ("he", "his", "him"), "female": ("she", "her"), "person": ("they", "their", "them")}
@@ -123,12 +124,7 @@ class ExtractiveTeacher:
             rf"\b(?:\s+(?:{_alternation(cfg['linking_verbs'])})\s+(?P<after>(?:(?!\b(?:and|but|while)\b)[^,.;!?]){{3,60}}))?", re.IGNORECASE)
         self.cue_re = _words(cfg["emotion_cues"])
         self.emotion_re = _words(cfg["emotion_lexicon"])
-        before = cfg["negations"]["before"]
-        contracted = "|".join(re.escape(w) for w in before if w.startswith("n'"))  # "n't" ends "don't", "isn't"
-        plain = _alternation([w for w in before if not w.startswith("n'")])
-        self.negation_re = re.compile(rf"\b(?:{plain})\b" + (rf"|(?<=\w)(?:{contracted})\b" if contracted else ""),
-                                      re.IGNORECASE)
-        self.denial_re = re.compile("|".join(cfg["negations"]["after"]), re.IGNORECASE)
+        self.negations = Negations(cfg["negations"])
         senses = cfg["noun_senses"]
         self.noun_sense_re = re.compile(
             rf"\b(?:{_alternation(senses['determiners'])})\s+(?:{_alternation(senses['words'])})\b"
@@ -341,12 +337,8 @@ class ExtractiveTeacher:
         return [p for p in (chosen["opening"], chosen["cues"], chosen["ending"]) if p]
 
     def _affirmed(self, sentence: str, match: re.Match[str]) -> bool:
-        """False for a cue the chain denies or only imagines: a negation or a hypothetical earlier in its clause
-        ("not agitated", "I'd expect a furrowed brow"), or a denial after it ("... but I'm not seeing any")."""
-        start = max(sentence.rfind(c, 0, match.start()) for c in ",;:") + 1
-        before = sentence[start:match.start()].lower()
-        after = sentence[match.end():].lower()
-        return not (self.negation_re.search(before) or self.denial_re.search(after))
+        """False for a cue the chain denies or only imagines (`text.negation`)."""
+        return not self.negations.denied(sentence, match.start(), match.end())
 
     def _emotion_indicators(self, kept: list[str], regions: list[_Found]) -> list[str]:
         """The emotions the chain concludes first, then what it observed: regions seen doing something, cue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from thinking_summarizer.text.negation import Negations
 from thinking_summarizer.text.summary_qc import category_lookup, content_words
 
 _WORD = re.compile(r"[a-z][a-z'-]*")
@@ -24,26 +25,16 @@ class LabelChecker:
 
     def __init__(self, extractive: dict[str, Any], vocabulary: dict[str, Any], empty_words: list[str]):
         self.narration = [re.compile(p) for p in extractive["narration_key_points"]]
-        words = "|".join(re.escape(w) for w in extractive["negations"]["before"])
-        self.negation = re.compile(rf"(?<![\w'])({words})(?![\w'])")
-        self.denial = [re.compile(p) for p in extractive["negations"]["after"]]
+        self.negations = Negations(extractive["negations"])
         lookup = category_lookup(vocabulary)
         self.lookup = lookup
         self.person_words = sorted((w for w, c in lookup.items() if c == "person"), key=len, reverse=True)
         self.empty_words = empty_words
 
     def _negated(self, chain: str, indicator: str) -> bool:
-        """Every mention of the indicator in the chain is denied in its clause (or it is never mentioned)."""
+        """Every mention of the indicator in the chain is denied (or it is never mentioned)."""
         mentions = list(re.finditer(re.escape(indicator.lower()), chain))
-        if not mentions:
-            return False
-
-        def denied(match: re.Match[str]) -> bool:
-            start = max(chain.rfind(c, 0, match.start()) for c in ",;:.!?") + 1
-            after = chain[match.end():]
-            return bool(self.negation.search(chain[start:match.start()])) or any(d.search(after) for d in self.denial)
-
-        return all(denied(m) for m in mentions)
+        return bool(mentions) and all(self.negations.denied(chain, m.start(), m.end()) for m in mentions)
 
     def _naming(self, description: str) -> list[str]:
         return content_words(description, self.empty_words)
