@@ -26,3 +26,23 @@ def test_a_partial_run_checks_only_the_models_its_nodes_load(project):
     output = result.stdout + result.stderr
     assert "lora_training.base_model = 'Qwen/Qwen2.5-3B-Instruct'" in output
     assert "PhilipC/HumanOmniV2" not in output and "facebook/sam3" not in output
+
+
+def test_every_name_conf_and_the_run_summary_give_is_a_real_node_or_dataset():
+    """Couplings by name that nothing else checks: a renamed node would silently lose its model check, a renamed
+    dataset its line in the run summary."""
+    import yaml
+    from kedro.framework.project import configure_project, pipelines
+
+    from thinking_summarizer.reporting.run_summary import LINES, WHERE
+
+    from .conftest import REPO
+
+    configure_project("thinking_summarizer")
+    default = pipelines["__default__"]
+    nodes = {node.name for node in default.nodes}
+    rules = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["preflight"]["models"]
+    named = {name for rule in rules for name in rule["nodes"]}
+    assert named <= nodes, named - nodes
+    summarised = set(LINES) | {name for name, _ in WHERE}
+    assert summarised <= default.all_outputs(), summarised - default.all_outputs()

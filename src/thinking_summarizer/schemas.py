@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -237,8 +238,6 @@ def unknown_keys(params: dict[str, Any], reference: dict[str, Any], open_paths: 
     """Keys of `params` that `reference` (conf/base) does not have, each with the nearest known key: an override
     (`--params`, conf/local, an env) with a misspelt key would otherwise be silently ignored. Mappings named in
     `open_paths`, and those empty in the reference, take keys of the user's own (sources, synonyms)."""
-    import difflib
-
     errors = []
     for key, value in params.items():
         path = f"{at}{key}"
