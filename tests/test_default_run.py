@@ -222,3 +222,23 @@ def test_the_students_own_summaries_drive_sam3(default_run, client, tmp_path):
     after = load_latest(project, "segmentation_videos")
     assert {sid: Path(after[sid]()).read_bytes() for sid in earlier} == earlier
     assert load_latest(project, "segmentation_stats")["samples"] == 1
+
+
+def test_a_rerun_that_reuses_training_leaves_no_empty_run_and_notebook_03_still_plots(default_run, tmp_path):
+    """The reuse is recorded on the rerun's parent (`training.reused`), not as an empty training child that the
+    UI lists and notebook 03 used to plot (TypeError: no numeric data to plot)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    project = shutil.copytree(default_run[0], tmp_path / "project")
+    rerun = kedro_cli(project, "run", "--pipelines", "lora_training", "--params", FAST_PARAMS)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "(child runs none)" in rerun.stdout + rerun.stderr
+    parent, children = stage_runs(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"), "lora_training")
+    assert children == {}
+    assert parent.data.tags["training.reused"] == "true" and parent.data.tags["training.training_id"]
+    book = nbformat.read(project / "notebooks" / "03_mlflow_runs.ipynb", as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(project / "notebooks")}}).execute(env=user_env())
+    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the loss curve of the training that trained is plotted"

@@ -14,6 +14,7 @@ from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
+from mlflow import MlflowClient
 from kedro.pipeline import Node
 
 from thinking_summarizer.tracking.store import configure, flatten, start_run
@@ -42,6 +43,13 @@ def _what_ran(run_params: dict[str, Any], pipelines: list[str]) -> str:
     cut = [f"from-{n}" for n in sorted(run_params.get("from_nodes") or [])]
     cut += [f"to-{n}" for n in sorted(run_params.get("to_nodes") or [])]
     return "+".join(pipelines + cut)
+
+
+def _empty(run_id: str) -> bool:
+    """Whether a run holds nothing but tags: no metric, parameter, dataset input or artifact."""
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    return not (run.data.metrics or run.data.params or run.inputs.dataset_inputs or client.list_artifacts(run_id))
 
 
 class TrackingHook:
@@ -91,20 +99,35 @@ class TrackingHook:
         """Where this run is logged, for the run summary (None before a run)."""
         if self._run_name is None:
             return None
+        kept = sorted(stage for stage, run_id in self._children.items() if not _empty(run_id))
         return (f"mlflow: run {self._run_name} in experiment {self._cfg['experiment']} (child runs "
-                f"{', '.join(sorted(self._children)) or 'none'}); `make mlflow-ui`")
+                f"{', '.join(kept) or 'none'}); `make mlflow-ui`")
 
     def _enter(self, stage: str | None) -> None:
         if self._parent is None or stage == self._stage:
             return
         if self._stage:
             mlflow.end_run()
+            self._prune(self._stage)
             self._stage = None
         if stage:
             known = self._children.get(stage)
             run = mlflow.start_run(run_id=known, nested=True, run_name=None if known else stage,
                                    tags=None if known else {"stage": stage})
             self._children[stage], self._stage = run.info.run_id, stage
+
+    def _prune(self, stage: str) -> None:
+        """A stage child that logged nothing but tags (a training reused from an earlier run) is folded into the
+        parent: its tags become `<stage>.<tag>` there and the empty child is deleted, so neither the UI nor a
+        notebook meets an empty run."""
+        client, run_id = MlflowClient(), self._children[stage]
+        if not _empty(run_id):
+            return
+        for key, value in client.get_run(run_id).data.tags.items():
+            if not key.startswith("mlflow.") and key != "stage":
+                client.set_tag(self._parent, f"{stage}.{key}", value)
+        client.delete_run(run_id)
+        del self._children[stage]
 
     def _close(self, status: str) -> None:
         if self._parent is None:
@@ -113,6 +136,9 @@ class TrackingHook:
             mlflow.end_run(status)
             if active.info.run_id == self._parent:
                 break
+        if status == "FINISHED":
+            for stage in list(self._children):
+                self._prune(stage)
         log.info("MLflow: run %s (%s) in experiment %s, child runs %s", self._parent, status.lower(),
                  self._cfg["experiment"], ", ".join(f"{k} {v}" for k, v in self._children.items()) or "none")
         self._parent, self._stage = None, None
