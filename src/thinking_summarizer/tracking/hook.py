@@ -108,7 +108,6 @@ class TrackingHook:
             return
         if self._stage:
             mlflow.end_run()
-            self._prune(self._stage)
             self._stage = None
         if stage:
             known = self._children.get(stage)
@@ -117,9 +116,10 @@ class TrackingHook:
             self._children[stage], self._stage = run.info.run_id, stage
 
     def _prune(self, stage: str) -> None:
-        """A stage child that logged nothing but tags (a training reused from an earlier run) is folded into the
-        parent: its tags become `<stage>.<tag>` there and the empty child is deleted, so neither the UI nor a
-        notebook meets an empty run."""
+        """At the end of a run, a stage child that holds nothing but tags (a training reused from an earlier run)
+        is folded into the parent: its tags become `<stage>.<tag>` there and the empty child is deleted, so neither
+        the UI nor a notebook meets an empty run. Not earlier: stages interleave, and a stage's tags may come before
+        its metrics."""
         client, run_id = MlflowClient(), self._children[stage]
         if not _empty(run_id):
             return
