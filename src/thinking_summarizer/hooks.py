@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kedro.config import MissingConfigException
+from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 
 from thinking_summarizer.reporting.run_summary import summary_lines, where_line
@@ -56,11 +53,12 @@ class ParameterCheckHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        """conf/base's parameters, the reference every override's keys are checked against."""
-        base = Path(context.config_loader.conf_source) / context.config_loader.base_env
-        self.reference = {}
-        for path in sorted(base.glob("parameters*.yml")):
-            self.reference |= yaml.safe_load(path.read_text()) or {}
+        """conf/base's parameters as Kedro's own loader reads them, the reference every override's keys are
+        checked against."""
+        loader = context.config_loader
+        base = OmegaConfigLoader(str(loader.conf_source), env=loader.base_env, base_env=loader.base_env,
+                                 default_run_env=loader.base_env)
+        self.reference = base["parameters"]
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:

@@ -26,9 +26,8 @@ class LabelChecker:
     def __init__(self, extractive: dict[str, Any], vocabulary: dict[str, Any], empty_words: list[str]):
         self.narration = [re.compile(p) for p in extractive["narration_key_points"]]
         self.negations = Negations(extractive["negations"])
-        lookup = category_lookup(vocabulary)
-        self.lookup = lookup
-        self.person_words = sorted((w for w, c in lookup.items() if c == "person"), key=len, reverse=True)
+        self.lookup = category_lookup(vocabulary)
+        self.person_words = sorted((w for w, c in self.lookup.items() if c == "person"), key=len, reverse=True)
         self.empty_words = empty_words
 
     def _negated(self, chain: str, indicator: str) -> bool:

@@ -14,8 +14,8 @@ from typing import Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
-from mlflow import MlflowClient
 from kedro.pipeline import Node
+from mlflow import MlflowClient
 
 from thinking_summarizer.tracking.store import configure, flatten, start_run
 
