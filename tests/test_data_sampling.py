@@ -163,6 +163,9 @@ def test_user_source_that_loads_nothing_fails_the_run_naming_it(project, shared_
                      r"missing_video x20", output), output[-3000:]
     assert not (project / "data/01_raw/demo").exists()
     assert earlier_truth.read_bytes() == before
+    # what the user must fix, as the command's last words, without a traceback
+    assert "Traceback" not in output
+    assert re.search(r"Error: data_sampling source 'intenttrain' .* yielded no usable record", result.stderr), result.stderr[-2000:]
 
 
 def test_configured_user_source_excludes_the_demo(project, shared_sample):

@@ -19,6 +19,10 @@ def test_env_gpu_without_hub_or_cuda_names_every_missing_model_in_seconds(projec
         assert f"{key} = '{model}': not a local folder, not in the Hugging Face cache" in output, key
     assert "preflight.require_cuda" in output
     assert not (project / "data/01_raw/demo").exists()  # no node ran
+    # one message, no traceback; --verbose shows where it was raised
+    assert "Traceback" not in output and "Error: Preflight: this run cannot load what it needs" in result.stderr
+    verbose = kedro_cli(project, "run", "--env", "gpu", "--verbose")
+    assert verbose.returncode != 0 and "Traceback" in verbose.stdout + verbose.stderr
 
 
 def test_a_partial_run_checks_only_the_models_its_nodes_load(project):

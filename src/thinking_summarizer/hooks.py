@@ -9,6 +9,7 @@ from typing import Any
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 
+from thinking_summarizer.errors import ConfigurationError, PreflightError
 from thinking_summarizer.reporting.run_summary import summary_lines, where_line
 from thinking_summarizer.runtime import preflight
 from thinking_summarizer.schemas import parameter_errors, unknown_keys
@@ -67,10 +68,10 @@ class ParameterCheckHook:
         if self.reference:
             errors += unknown_keys(params, self.reference, params["parameter_check"]["open_mappings"])
         if errors:
-            raise ValueError("Invalid parameters:\n  " + "\n  ".join(errors))
+            raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
         missing = preflight.problems(params, {node.name for node in pipeline.nodes}, params["preflight"])
         if missing:
-            raise RuntimeError("Preflight: this run cannot load what it needs:\n  " + "\n  ".join(missing))
+            raise PreflightError("Preflight: this run cannot load what it needs:\n  " + "\n  ".join(missing))
 
 
 class RunSummaryHook:

@@ -30,13 +30,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from thinking_summarizer.errors import UserFacingError
 from thinking_summarizer.io.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 TRANSIENT = {"rate_limited", "server_error", "timeout", "connection_error", "invalid_response", "server_unavailable"}
 
 
-class ServerConfigError(RuntimeError):
+class ServerConfigError(UserFacingError, RuntimeError):
     """The server says the request can never succeed as configured; the message is the server's own."""
 
 

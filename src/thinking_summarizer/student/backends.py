@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
+from thinking_summarizer.errors import PreflightError, ServerUnreachableError
 from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient
 from thinking_summarizer.student import Inference, Summaries, load_student, read_card
 
@@ -80,7 +81,7 @@ class ServedStudent:
         results = asyncio.run(self._all(thinkings, max_new_tokens))
         failed = [r for r in results if isinstance(r, CallFailed)]
         if thinkings and len(failed) == len(thinkings):
-            raise RuntimeError(f"{CONF_KEY}: the student server at {self.cfg.get('base_url')} answered no request "
+            raise ServerUnreachableError(f"{CONF_KEY}: the student server at {self.cfg.get('base_url')} answered no request "
                                f"({failed[0].reason}: {failed[0].detail}); start it or fix base_url")
         done = [r if not isinstance(r, CallFailed) else ("", 0.0, 0) for r in results]
         return Summaries([r[0] for r in done], [r[1] for r in done], [r[2] for r in done])
@@ -91,7 +92,7 @@ class VLLMStudent:
 
     def __init__(self, source: str, card: dict[str, Any], cfg: dict[str, Any]):
         if importlib.util.find_spec("vllm") is None:
-            raise RuntimeError("student_inference.backend=vllm needs the vllm package, which is not installed "
+            raise PreflightError("student_inference.backend=vllm needs the vllm package, which is not installed "
                                "(`pip install vllm` on a GPU machine), or choose transformers or openai")
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest

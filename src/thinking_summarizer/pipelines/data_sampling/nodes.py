@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from thinking_summarizer.io.media import MediaError, VideoInfo, probe
 from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
+from thinking_summarizer.errors import UserFacingError
 from thinking_summarizer.schemas import (
     DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors, video_id,
 )
@@ -25,7 +26,7 @@ from thinking_summarizer.text.tagged_output import extract
 log = logging.getLogger(__name__)
 
 
-class SourceDataError(ValueError):
+class SourceDataError(UserFacingError, ValueError):
     """A source file or record that cannot be used; the message names file, record and field."""
 
 
@@ -163,6 +164,8 @@ def _load_source(source: str, cfg: dict[str, Any], policy: dict[str, str],
                  probed: dict[str, VideoInfo]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     path = Path(cfg["path"])
     root = Path(cfg["video_root"] or path.parent)
+    if not path.is_file():
+        raise SourceDataError(f"{path}: source file not found (data_sampling.sources.{source}.path)")
     records, broken = _read_records(path)
     samples, found = [], [{"source": source, "file": str(path), **bad} for bad in broken]
     for index, raw in records:

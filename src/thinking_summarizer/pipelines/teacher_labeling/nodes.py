@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+from thinking_summarizer.errors import ServerUnreachableError
 from thinking_summarizer.io.openai_client import TRANSIENT
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.text.label_quality import LabelChecker, quality_report
@@ -23,7 +24,7 @@ def _stop_when_every_request_failed(labels: list[dict[str, Any]], rejects: list[
     if failed and not labels and len(failed) == len(rejects):
         where = (teacher_cfg.get(teacher_cfg["backend"]) or {}).get("base_url")
         counts = ", ".join(f"{reason} x{n}" for reason, n in Counter(r["reason"] for r in failed).items())
-        raise RuntimeError(f"teacher_labeling: no request to {where} was answered ({counts}); the first: "
+        raise ServerUnreachableError(f"teacher_labeling: no request to {where} was answered ({counts}); the first: "
                            f"{failed[0]['sample_id']}: {failed[0]['reason']}: {failed[0]['detail']}")
 
 
