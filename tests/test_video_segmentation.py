@@ -81,7 +81,8 @@ def test_masks_video_and_results(cfg, tmp_path):
     capture = cv2.VideoCapture(videos["s1"])
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(DEMO["video"]["fps"])
-    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 120)
+    # shown 4x (render.min_height 480), the masks at the video's own size
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
     source = cv2.VideoCapture(str(video))
     inside, outside = [], []
     for _, frame_masks in stored:
@@ -197,8 +198,18 @@ def test_a_reduced_input_size_still_segments_the_video(cfg, tmp_path):
     assert shapes == {m.shape for frame in full for m in frame.values()} == {(at_full.height, at_full.width)}
 
 
-def test_each_label_sits_on_its_own_objects_largest_region_without_colliding():
-    from thinking_summarizer.segmentation.masks import PALETTE, overlay
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two sRGB colours."""
+    def luminance(c):
+        c = np.asarray(c, float) / 255
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_labels_are_legible_and_each_sits_on_its_own_objects_largest_region():
+    from thinking_summarizer.segmentation.masks import PALETTE, OverlayStyle, overlay, text_colour
 
     frame = np.full((120, 160, 3), 90, np.uint8)
     scattered = np.zeros((120, 160), bool)
@@ -206,16 +217,23 @@ def test_each_label_sits_on_its_own_objects_largest_region_without_colliding():
     scattered[60:110, 90:150] = True      # the object's body
     overlapping = np.zeros((120, 160), bool)
     overlapping[65:105, 95:145] = True    # on top of the first object's body
-    out = overlay(frame, {1: scattered, 2: overlapping}, {1: "woman", 2: "cup"}, 0.45)
+    out = overlay(frame, {1: scattered, 2: overlapping}, {1: "woman", 2: "cup"},
+                  OverlayStyle(alpha=0.45, min_height=480, label_height=0.04))
+    assert out.shape == (480, 640, 3)     # the demo's 120-pixel video is shown 4x
     boxes = {}
     for obj_id in (1, 2):
-        colour = np.array(PALETTE[obj_id], float)
-        scale = out.max(axis=2, keepdims=True) / colour.max()  # text is its colour (anti-aliased) on a dark box
-        text = (scale[..., 0] > 0.5) & (np.abs(out - scale * colour).max(axis=2) <= 3)
-        ys, xs = np.nonzero(text)
+        box_colour, ink = PALETTE[obj_id], text_colour(PALETTE[obj_id])
+        assert _contrast(box_colour, ink) >= 4.5, (box_colour, ink)  # WCAG AA for text
+        ink_pixels = np.abs(out.astype(int) - ink).max(axis=2) <= 10
+        box_pixels = np.abs(out.astype(int) - box_colour).max(axis=2) <= 1
+        ys, xs = np.nonzero(box_pixels)
         assert len(xs), f"label {obj_id} not drawn"
-        boxes[obj_id] = (xs.min(), ys.min(), xs.max(), ys.max())
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max(), ys.max()
+        text = ink_pixels[y0:y1 + 1, x0:x1 + 1]
+        rows = np.nonzero(text.any(axis=1))[0]
+        assert rows.size and rows.max() - rows.min() + 1 >= 0.03 * 480, "text under 3% of the frame's height"
+        boxes[obj_id] = (x0, y0, x1, y1)
     x0, y0, x1, y1 = boxes[1]
-    assert 90 <= (x0 + x1) / 2 <= 150 and 60 <= (y0 + y1) / 2 <= 110  # on the body, not at the corner speck
+    assert 360 <= (x0 + x1) / 2 <= 600 and 240 <= (y0 + y1) / 2 <= 440  # on the body, not at the corner speck
     a, b = boxes[1], boxes[2]
     assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]  # the two labels do not overlap

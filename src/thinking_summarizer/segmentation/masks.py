@@ -3,9 +3,12 @@ and region (J) and boundary (F) agreement with ground truth."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import cv2
@@ -53,7 +56,34 @@ def read_masks(path: str | Path) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
             yield row["frame"], {int(k): rle_decode(v, shape) for k, v in row["objects"].items()}
 
 
-FONT, FONT_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """How the masked video is drawn: mask tint, the smallest height it is shown at (a smaller video is scaled up,
+    its masks nearest-neighbour, so its labels can be read), and the label text's height as a share of that."""
+
+    alpha: float = 0.45
+    min_height: int = 0
+    label_height: float = 0.04
+
+    def scale(self, height: int) -> int:
+        """The whole factor a frame `height` pixels high is scaled up by."""
+        return max(1, -(-self.min_height // height)) if self.min_height else 1
+
+    def font(self, height: int) -> tuple[float, int]:
+        """(font scale, stroke thickness) for capitals `label_height` of a frame `height` pixels high."""
+        font_scale = max(8.0, self.label_height * height) / _capital_height()
+        return font_scale, max(1, round(font_scale * 2))
+
+
+@functools.cache
+def _capital_height() -> int:
+    """The inked height of a capital at font scale 1 (cv2's getTextSize reports the font's nominal height)."""
+    canvas = np.zeros((60, 60), np.uint8)
+    cv2.putText(canvas, "H", (5, 50), FONT, 1.0, 255, 1, cv2.LINE_8)
+    return int(np.count_nonzero(canvas.any(axis=1)))
 
 
 def _anchor(mask: np.ndarray) -> tuple[int, int]:
@@ -65,37 +95,63 @@ def _anchor(mask: np.ndarray) -> tuple[int, int]:
     return int(x), int(y)
 
 
-def label_boxes(masks: dict[int, np.ndarray], labels: dict[int, str], shape: tuple[int, int]) -> dict[int, tuple]:
-    """Where each object's label goes: (text, x, y, width, height) centred on its largest region, moved up or
-    down by whole label heights until it overlaps no label placed before it, and kept inside the frame."""
+class Label(NamedTuple):
+    text: str
+    x: int
+    y: int
+    width: int
+    height: int
+    baseline: tuple[int, int]  # where the text is drawn from (cv2's bottom-left origin)
+
+
+def label_boxes(masks: dict[int, np.ndarray], labels: dict[int, str], shape: tuple[int, int],
+                font: tuple[float, int]) -> dict[int, Label]:
+    """Where each object's label goes, centred on its largest region, moved up or down by whole label heights
+    until it overlaps no label placed before it, and kept inside the frame."""
     height, width = shape
-    placed: dict[int, tuple] = {}
+    placed: dict[int, Label] = {}
     for obj_id in sorted(masks, key=lambda i: -int(masks[i].sum())):  # big objects choose first
         if not masks[obj_id].any():
             continue
-        text = f"{obj_id}:{labels.get(obj_id, '')}"
-        (w, h), base = cv2.getTextSize(text, FONT, FONT_SCALE, 1)
-        h += base + 2
+        text = f"{obj_id}: {labels.get(obj_id, '')}"
+        (text_w, text_h), descent = cv2.getTextSize(text, FONT, *font)
+        pad = max(2, text_h // 4)
+        w, h = text_w + 2 * pad, text_h + descent + 2 * pad
         cx, cy = _anchor(masks[obj_id])
         for shift in (0, 1, -1, 2, -2, 3, -3, 4, -4):
             x = min(max(0, cx - w // 2), max(0, width - w))
             y = min(max(0, cy - h // 2 + shift * h), max(0, height - h))
-            if not any(x < px + pw and px < x + w and y < py + ph and py < y + h for _, px, py, pw, ph in placed.values()):
+            if not any(x < o.x + o.width and o.x < x + w and y < o.y + o.height and o.y < y + h
+                       for o in placed.values()):
                 break
-        placed[obj_id] = (text, x, y, w, h)
+        placed[obj_id] = Label(text, x, y, w, h, (x + pad, y + pad + text_h))
     return placed
 
 
-def overlay(frame_rgb: np.ndarray, masks: dict[int, np.ndarray], labels: dict[int, str], alpha: float) -> np.ndarray:
-    """The frame with each object's mask tinted in its colour and its label on its own largest region."""
+def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with the background (relative luminance, sRGB weights)."""
+    luminance = (0.2126 * background[0] + 0.7152 * background[1] + 0.0722 * background[2]) / 255
+    return (0, 0, 0) if luminance > 0.45 else (255, 255, 255)
+
+
+def overlay(frame_rgb: np.ndarray, masks: dict[int, np.ndarray], labels: dict[int, str],
+            style: OverlayStyle) -> np.ndarray:
+    """The frame (scaled up to `style.min_height`) with each object's mask tinted in its colour and its label, in
+    black or white on a box of that colour, on its own largest region."""
+    factor = style.scale(frame_rgb.shape[0])
+    if factor > 1:
+        frame_rgb = cv2.resize(frame_rgb, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        masks = {i: np.repeat(np.repeat(m, factor, axis=0), factor, axis=1) for i, m in masks.items()}
     out = frame_rgb.astype(np.float32)
     for obj_id, mask in masks.items():
         colour = np.array(PALETTE[obj_id % len(PALETTE)], dtype=np.float32)
-        out[mask] = (1 - alpha) * out[mask] + alpha * colour
+        out[mask] = (1 - style.alpha) * out[mask] + style.alpha * colour
     out = out.astype(np.uint8)
-    for obj_id, (text, x, y, w, h) in label_boxes(masks, labels, out.shape[:2]).items():
-        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 0, 0), -1)  # a dark box: readable on any tint
-        cv2.putText(out, text, (x, y + h - 4), FONT, FONT_SCALE, PALETTE[obj_id % len(PALETTE)], 1, cv2.LINE_8)
+    font = style.font(out.shape[0])
+    for obj_id, label in label_boxes(masks, labels, out.shape[:2], font).items():
+        colour = PALETTE[obj_id % len(PALETTE)]
+        cv2.rectangle(out, (label.x, label.y), (label.x + label.width - 1, label.y + label.height - 1), colour, -1)
+        cv2.putText(out, label.text, label.baseline, FONT, font[0], text_colour(colour), font[1], cv2.LINE_AA)
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.schemas import Summary, TrackingRecord
-from thinking_summarizer.segmentation.masks import MaskWriter, overlay, score_against_truth
+from thinking_summarizer.segmentation.masks import MaskWriter, OverlayStyle, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
 from thinking_summarizer.teachers import build_teacher
@@ -102,7 +102,7 @@ def _render_or_empty(summary: dict[str, Any] | None) -> str:
     return render(Summary(**summary)) if summary else ""
 
 
-def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, alpha: float,
+def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, style: OverlayStyle,
                  encoder: dict[str, Any]) -> dict[str, Any]:
     video_file, masks_file = staging / f"{row['sample_id']}.mp4", staging / f"{row['sample_id']}.jsonl.gz"
     writer: VideoWriter | None = None
@@ -113,12 +113,13 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, a
     def on_frame(index: int, frame: np.ndarray, masks: dict[int, np.ndarray], so_far: TrackResult) -> None:
         nonlocal writer, encode_seconds
         started = time.perf_counter()
-        if writer is None:
-            writer = VideoWriter(video_file, so_far.fps, frame.shape[1], frame.shape[0], crf=encoder["crf"],
-                                 preset=encoder["preset"])
         masks_out.write(index, frame.shape[:2], masks)
         labels.update({i: so_far.prompt_of.get(i, "") for i in masks})
-        writer.write(overlay(frame, masks, labels, alpha))
+        shown = overlay(frame, masks, labels, style)
+        if writer is None:
+            writer = VideoWriter(video_file, so_far.fps, shown.shape[1], shown.shape[0], crf=encoder["crf"],
+                                 preset=encoder["preset"])
+        writer.write(shown)
         encode_seconds += time.perf_counter() - started
 
     try:
@@ -162,7 +163,7 @@ def segment_videos(
             results[row["sample_id"]] = result | {"status": "error", "error": row["error"]}
             continue
         try:
-            out = _segment_one(segmenter, row, staging, cfg["overlay_alpha"], cfg["encoder"])
+            out = _segment_one(segmenter, row, staging, OverlayStyle(**cfg["render"]), cfg["encoder"])
         except MediaError as err:
             log.warning("Sample %s: %s", row["sample_id"], err)
             results[row["sample_id"]] = result | {"status": "error", "error": f"unreadable_video: {err}"}
