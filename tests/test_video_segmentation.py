@@ -89,6 +89,7 @@ def test_masks_video_and_results(cfg, tmp_path):
         ok, drawn = capture.read()
         ok_source, original = source.read()
         assert ok and ok_source
+        drawn = cv2.resize(drawn, (160, 120), interpolation=cv2.INTER_AREA)
         union = np.zeros((120, 160), bool)
         for mask in frame_masks.values():
             union |= mask
