@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -56,6 +58,16 @@ def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
     kedro = Path(sys.executable).with_name("kedro")
     return subprocess.run([str(kedro), *args], cwd=project, capture_output=True, text=True,
                           env=user_env() | {"DO_NOT_TRACK": "true", "COLUMNS": "1000"}, timeout=600)
+
+
+def documented_kedro_command(fragment: str) -> list[str]:
+    """The arguments of the one `.venv/bin/kedro ...` command in README.md or docs/cli.md that contains
+    `fragment`, as a shell would split them: a test runs what the docs say, not a copy of it."""
+    inline, block = r"`\.venv/bin/kedro ([^`]+)`", r"(?m)^\.venv/bin/kedro (.+)$"
+    found = {command for doc in ("README.md", "docs/cli.md") for pattern in (inline, block)
+             for command in re.findall(pattern, (REPO / doc).read_text()) if fragment in command}
+    assert len(found) == 1, f"{fragment!r} in {len(found)} documented kedro commands: {sorted(found)}"
+    return shlex.split(found.pop())
 
 
 # The default run, shrunk to test size: the same pipelines, nodes and models, less data and fewer steps.

@@ -12,7 +12,7 @@ from thinking_summarizer.pipelines.data_sampling.nodes import (
     SourceDataError, allocate, dedupe_samples, load_sources, sample_by_ratio,
 )
 
-from .conftest import kedro_cli, load_latest, run_session
+from .conftest import documented_kedro_command, kedro_cli, load_latest, run_session
 
 GOOD = {"problem": "What is she feeling?", "problem_type": "multiple choice", "options": ["A. Happy", "B. Sad"],
         "solution": "<context>c</context><think>she smiles</think><answer>A</answer>", "answer": "A",
@@ -166,6 +166,14 @@ def test_user_source_that_loads_nothing_fails_the_run_naming_it(project, shared_
     # what the user must fix, as the command's last words, without a traceback
     assert "Traceback" not in output
     assert re.search(r"Error: data_sampling source 'intenttrain' .* yielded no usable record", result.stderr), result.stderr[-2000:]
+
+
+def test_the_readme_line_for_daily_omni_without_its_files_names_the_key_in_one_message(project):
+    result = kedro_cli(project, *documented_kedro_command("sources.daily_omni.path="))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert ("Error: /data/Daily-Omni/qa.json: source file not found (data_sampling.sources.daily_omni.path)"
+            in result.stderr), result.stderr[-2000:]
 
 
 def test_configured_user_source_excludes_the_demo(project, shared_sample):

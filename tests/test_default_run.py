@@ -20,7 +20,7 @@ from thinking_summarizer.segmentation.masks import read_masks, score_against_tru
 from thinking_summarizer.student import load_student
 from thinking_summarizer.student.registry import MODEL_CONFIG
 
-from .conftest import FAST_PARAMS, kedro_cli, load_latest, user_env
+from .conftest import FAST_PARAMS, documented_kedro_command, kedro_cli, load_latest, user_env
 
 
 @pytest.fixture(scope="module")
@@ -209,16 +209,17 @@ def test_the_students_own_summaries_drive_sam3(default_run, client, tmp_path):
     rows = sorted(results.values(), key=lambda r: r["sample_id"])
     student = load_student(registered["model_uri"], merge=True)
     assert student.summarize([r["thinking"] for r in rows], 8, 384).texts == [r["summary"] for r in rows]
-    # "segment your own videos" (docs/cli.md) on the default setup: the `reference` thinker has no chain for a new
-    # video, the console says so, and the earlier run's masked videos stay where notebook 04 reads them
+    # "segment your own videos", the command docs/cli.md gives, on the default setup: the tiny random thinker runs
+    # on the new video and writes no thinking, the console says so, and the earlier run's masked videos stay where
+    # notebook 04 reads them
     earlier = {sid: Path(load()).read_bytes() for sid, load in load_latest(project, "segmentation_videos").items()}
     clip = next((project / "data/01_raw/demo/videos").glob("*.mp4"))
     (project / "demo_config.json").write_text(json.dumps({"samples": [{"video_path": str(clip),
                                                                      "question": "How does she feel?"}]}))
-    own = kedro_cli(project, "run", "--pipelines", "video_segmentation", "--params",
-                    "video_segmentation.demo_config=demo_config.json")
+    own = kedro_cli(project, *documented_kedro_command("video_segmentation.demo_config="))
     assert own.returncode == 0, own.stderr[-3000:]
-    assert "not segmented: generation_error: the record has no reference chain" in own.stdout + own.stderr
+    assert re.search(r"Sample demo-000-\w+ \(.*scene_\d+\.mp4\) not segmented: no thinking in the generation",
+                     own.stdout + own.stderr), own.stderr[-3000:]
     after = load_latest(project, "segmentation_videos")
     assert {sid: Path(after[sid]()).read_bytes() for sid in earlier} == earlier
     assert load_latest(project, "segmentation_stats")["samples"] == 1
@@ -242,3 +243,27 @@ def test_a_rerun_that_reuses_training_leaves_no_empty_run_and_notebook_03_still_
                    resources={"metadata": {"path": str(project / "notebooks")}}).execute(env=user_env())
     images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the loss curve of the training that trained is plotted"
+
+
+def test_the_documented_commands_run_as_written(default_run, tmp_path):
+    """docs/cli.md's commands word for word, on a copy of the default run whose conf/local holds the test size
+    (the knobs FAST_PARAMS gives the other tests on the command line)."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    project = shutil.copytree(default_run[0], tmp_path / "project")
+    fast = OmegaConf.to_container(OmegaConf.from_dotlist(FAST_PARAMS.split(",")))
+    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(fast))
+
+    shard = kedro_cli(project, *documented_kedro_command("--nodes generate_thinking"))
+    assert shard.returncode == 0, shard.stderr[-3000:]
+    assert (project / "data/02_intermediate/thinking_shards/shard-001-of-004.json").is_file()
+
+    chosen = kedro_cli(project, *documented_kedro_command("--pipelines lora_training,evaluation"))
+    assert chosen.returncode == 0, chosen.stderr[-3000:]
+    assert "(child runs evaluation" in chosen.stdout + chosen.stderr  # training reused: no empty training child
+
+    other = kedro_cli(project, *documented_kedro_command("evaluation.student="))
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "Evaluating student models:/thinking-summarizer-lora@champion" in other.stdout + other.stderr
+    assert load_latest(project, "evaluation_results")["student_source"] == "models:/thinking-summarizer-lora@champion"

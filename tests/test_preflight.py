@@ -3,12 +3,12 @@ missing model, before any node runs."""
 
 import time
 
-from .conftest import kedro_cli
+from .conftest import documented_kedro_command, kedro_cli
 
 
 def test_env_gpu_without_hub_or_cuda_names_every_missing_model_in_seconds(project):
     started = time.monotonic()
-    result = kedro_cli(project, "run", "--env", "gpu")
+    result = kedro_cli(project, *documented_kedro_command("--env gpu"))
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode != 0
