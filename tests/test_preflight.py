@@ -50,3 +50,28 @@ def test_every_name_conf_and_the_run_summary_give_is_a_real_node_or_dataset():
     assert named <= nodes, named - nodes
     summarised = set(LINES) | {name for name, _ in WHERE}
     assert summarised <= default.all_outputs(), summarised - default.all_outputs()
+
+
+def test_every_registered_backend_resolves_and_an_unknown_one_names_its_key():
+    """The one table of backends (`backends.REGISTRY`) is what the parameter check and the builders read: each
+    entry must import, and a name it lacks stops the run with the key and the choices."""
+    import importlib
+
+    import pytest
+
+    from thinking_summarizer.backends import REGISTRY, create
+    from thinking_summarizer.errors import ConfigurationError
+    from thinking_summarizer.schemas import parameter_errors
+
+    for key, entries in REGISTRY.items():
+        for name, path in entries.items():
+            module, _, attribute = path.partition(":")
+            factory = importlib.import_module(module)
+            for part in attribute.split("."):
+                factory = getattr(factory, part)
+            assert callable(factory), (key, name)
+    with pytest.raises(ConfigurationError, match=r"teacher_labeling.backend: unknown backend 'gpt' \(one of "
+                                                 r"extractive, openai, openai_batch\)"):
+        create("teacher_labeling.backend", "gpt", {}, {}, {}, None)
+    assert parameter_errors({"thinking_generation": {"backend": "vllm"}}) == [
+        "thinking_generation.backend: unknown backend 'vllm' (one of openai, reference, transformers)"]

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from thinking_summarizer.backends import REGISTRY, unknown_backend
+
 ProblemType = Literal[
     "multiple choice", "emer_ov_mc", "numerical", "free-form", "judge", "regression", "OCR"
 ]
@@ -211,13 +213,6 @@ def field_errors(err: ValidationError, whole: str = "(record)") -> list[tuple[st
     return [(".".join(str(p) for p in problem["loc"]) or whole, problem["msg"]) for problem in err.errors()]
 
 
-BACKENDS = {  # parameter key -> the backends it may name
-    "thinking_generation.backend": {"reference", "transformers", "openai"},
-    "teacher_labeling.backend": {"extractive", "openai", "openai_batch"},
-    "student_inference.backend": {"auto", "transformers", "vllm", "openai"},
-}
-
-
 def parameter_errors(params: dict[str, Any]) -> list[str]:
     """Every problem in the run's parameters, each naming its key; checked before any node runs."""
     errors = []
@@ -226,11 +221,11 @@ def parameter_errors(params: dict[str, Any]) -> list[str]:
             DataSamplingParams.model_validate(params["data_sampling"])
         except ValidationError as err:
             errors += [f"data_sampling.{field}: {message}" for field, message in field_errors(err, "(section)")]
-    for key, known in BACKENDS.items():
+    for key in REGISTRY:
         section, name = key.split(".")
         value = (params.get(section) or {}).get(name)
-        if value is not None and value not in known:
-            errors.append(f"{key}: unknown backend {value!r} (one of {', '.join(sorted(known))})")
+        if value is not None and (error := unknown_backend(key, value)):
+            errors.append(error)
     return errors
 
 

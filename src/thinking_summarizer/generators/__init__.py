@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from thinking_summarizer.backends import create
+
 
 @dataclass
 class Generation:
@@ -34,17 +36,4 @@ def user_text(sample: dict[str, Any], prompt: dict[str, Any], with_audio: bool) 
 
 def build_generator(cfg: dict[str, Any], client: dict[str, Any] | None = None) -> Generator:
     """The generator named by `cfg['backend']`; `client` is the shared OpenAI-client policy (`params:openai_client`)."""
-    if cfg["backend"] == "reference":
-        from thinking_summarizer.generators.reference import ReferenceGenerator
-
-        return ReferenceGenerator()
-    if cfg["backend"] == "openai":
-        from thinking_summarizer.generators.openai_server import OpenAIServerGenerator
-
-        return OpenAIServerGenerator((client or {}) | cfg["openai"], cfg["prompt"], cfg["generation"])
-    if cfg["backend"] == "transformers":
-        from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
-
-        return OmniTransformersGenerator(cfg["transformers"], cfg["prompt"], cfg["generation"])
-    raise ValueError(
-        f"thinking_generation.backend: unknown backend {cfg['backend']!r} (reference, openai, transformers)")
+    return create("thinking_generation.backend", cfg["backend"], cfg, client)

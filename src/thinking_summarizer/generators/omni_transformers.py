@@ -35,6 +35,10 @@ def load_omni(cfg: dict[str, Any], prompt: dict[str, Any]):
 class OmniTransformersGenerator:
     """Greedy by default; every generation knob comes from config."""
 
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], client: dict[str, Any] | None) -> OmniTransformersGenerator:
+        return cls(cfg["transformers"], cfg["prompt"], cfg["generation"])
+
     def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], generation: dict[str, Any]):
         self.cfg, self.prompt, self.generation = cfg, prompt, generation
         self.model_id = cfg["model"]

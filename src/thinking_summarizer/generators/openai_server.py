@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from thinking_summarizer.backends import client_settings
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.io.media import probe
 from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient, ServerConfigError
@@ -20,6 +21,10 @@ CONF_KEY = "thinking_generation.openai"
 
 class OpenAIServerGenerator:
     """Sends the video (as `video_transport` says) and the question; spreads requests over `base_urls`."""
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], client: dict[str, Any] | None) -> OpenAIServerGenerator:
+        return cls(client_settings(client, cfg["openai"]), cfg["prompt"], cfg["generation"])
 
     def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], generation: dict[str, Any]):
         self.cfg, self.prompt, self.generation = cfg, prompt, generation

@@ -10,6 +10,10 @@ from thinking_summarizer.generators import Generation
 class ReferenceGenerator:
     model_id = "reference"
 
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], client: dict[str, Any] | None) -> ReferenceGenerator:
+        return cls()
+
     def generate(self, samples: list[dict[str, Any]]) -> list[Generation]:
         out = []
         for s in samples:

@@ -15,11 +15,13 @@ from typing import Any, Protocol
 
 import torch
 
+from thinking_summarizer.backends import client_settings, create
 from thinking_summarizer.errors import PreflightError, ServerUnreachableError
 from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient
 from thinking_summarizer.student import Inference, Summaries, load_student, read_card
 
 CONF_KEY = "student_inference.openai"
+BACKEND_KEY = "student_inference.backend"
 
 
 class Summarizer(Protocol):
@@ -54,6 +56,10 @@ def _messages(instruction: str, thinking: str) -> list[dict[str, str]]:
 
 class ServedStudent:
     """A student behind an OpenAI-compatible server; each request is one summary."""
+
+    @classmethod
+    def from_config(cls, source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> ServedStudent:
+        return cls(student_card(source), client_settings(client, cfg["openai"]))
 
     def __init__(self, card: dict[str, Any], cfg: dict[str, Any]):
         self.card, self.cfg = card, cfg
@@ -90,6 +96,10 @@ class ServedStudent:
 class VLLMStudent:
     """The base model in vLLM's offline engine with the adapter applied per request (`LoRARequest`)."""
 
+    @classmethod
+    def from_config(cls, source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> VLLMStudent:
+        return cls(source, student_card(source), cfg["vllm"])
+
     def __init__(self, source: str, card: dict[str, Any], cfg: dict[str, Any]):
         if importlib.util.find_spec("vllm") is None:
             raise PreflightError("student_inference.backend=vllm needs the vllm package, which is not installed "
@@ -122,19 +132,20 @@ class VLLMStudent:
                          [len(o.outputs[0].token_ids) for o in outputs])
 
 
+def transformers_student(source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> Summarizer:
+    """The student in-process: adapter merged into its base, batched greedy generation."""
+    student = load_student(source, merge=True, device=device)
+    student.inference = Inference(**{k: cfg[k] for k in ("sort_by_length", "cache_implementation", "memory_fraction",
+                                                         "max_batch_size")})
+    return student
+
+
+def auto_student(source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> Summarizer:
+    """vLLM where it is installed and a GPU is there, else in-process."""
+    name = "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "transformers"
+    return create(BACKEND_KEY, name, source, cfg, client, device)
+
+
 def build_summarizer(source: str, cfg: dict[str, Any], client: dict[str, Any], device: str = "auto") -> Summarizer:
     """The student at `source` (registry URI or adapter folder) through the configured backend."""
-    backend = cfg["backend"]
-    if backend == "auto":
-        backend = "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "transformers"
-    if backend == "transformers":
-        inference = Inference(**{k: cfg[k] for k in ("sort_by_length", "cache_implementation", "memory_fraction",
-                                                     "max_batch_size")})
-        student = load_student(source, merge=True, device=device)
-        student.inference = inference
-        return student
-    if backend == "openai":
-        return ServedStudent(student_card(source), client | cfg["openai"])
-    if backend == "vllm":
-        return VLLMStudent(source, student_card(source), cfg["vllm"])
-    raise ValueError(f"student_inference.backend: unknown backend {backend!r} (auto, transformers, vllm, openai)")
+    return create(BACKEND_KEY, cfg["backend"], source, cfg, client, device)

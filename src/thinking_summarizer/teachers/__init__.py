@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from thinking_summarizer.backends import create
+
 
 @dataclass
 class LabelOutcome:
@@ -34,14 +36,4 @@ class Teacher(Protocol):
 def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
                   client: dict[str, Any] | None = None) -> Teacher:
     """The teacher named by `cfg['backend']`; `client` is the shared OpenAI-client policy (`params:openai_client`)."""
-    backend = cfg["backend"]
-    if backend == "extractive":
-        from thinking_summarizer.teachers.extractive import ExtractiveTeacher
-
-        return ExtractiveTeacher(cfg["extractive"], vocabulary, qc)
-    if backend in ("openai", "openai_batch"):
-        from thinking_summarizer.teachers.openai_teacher import OpenAIBatchTeacher, OpenAITeacher
-
-        cls = OpenAITeacher if backend == "openai" else OpenAIBatchTeacher
-        return cls((client or {}) | cfg["openai"], cfg["prompt"], vocabulary, qc)
-    raise ValueError(f"teacher_labeling.backend: unknown backend {backend!r} (extractive, openai, openai_batch)")
+    return create("teacher_labeling.backend", cfg["backend"], cfg, vocabulary, qc, client)

@@ -70,6 +70,11 @@ class ExtractiveTeacher:
     model_id = "extractive-v2"
     prompt_version = "patterns"
 
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+                    client: dict[str, Any] | None) -> ExtractiveTeacher:
+        return cls(cfg["extractive"], vocabulary, qc)
+
     def __init__(self, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]):
         self.cfg, self.vocabulary, self.qc = cfg, vocabulary, qc
         lookup = category_lookup(vocabulary)

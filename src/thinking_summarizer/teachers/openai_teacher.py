@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from thinking_summarizer.backends import client_settings
 from thinking_summarizer.io.openai_client import (
     TRANSIENT, CallFailed, OpenAICompatibleClient, Reply, ServerConfigError,
 )
@@ -38,6 +39,11 @@ class _ModeSwitched(Exception):
 
 class OpenAITeacher:
     """Concurrent, rate-limited, retried, cached labelling through chat completions."""
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
+                    client: dict[str, Any] | None) -> OpenAITeacher:
+        return cls(client_settings(client, cfg["openai"]), cfg["prompt"], vocabulary, qc)
 
     def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]):
         self.cfg, self.prompt, self.vocabulary, self.qc = cfg, prompt, vocabulary, qc
