@@ -54,6 +54,12 @@ def test_one_kedro_run_is_one_parent_run_with_a_child_per_stage(default_run, cli
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"))
     assert sorted(children) == ["evaluation", "segmentation", "training"]
     assert {r.info.status for r in [parent, *children.values()]} == {"FINISHED"}
+    # each child lasts its stage's own time (segmentation is planned early and run last: not the whole run)
+    for stage, child in children.items():
+        own = float(child.data.tags["stage_seconds"])
+        assert child.info.end_time - child.info.start_time == pytest.approx(own * 1000, abs=2), stage
+    assert sum(float(c.data.tags["stage_seconds"]) for c in children.values()) * 1000 < (
+        parent.info.end_time - parent.info.start_time)
     # parameters once, on the parent, with this run's overrides; the children carry none
     assert parent.data.params["lora_training.lora.r"] == "64"
     assert parent.data.params["data_sampling.n_samples"] == "36"
@@ -266,4 +272,4 @@ def test_the_documented_commands_run_as_written(default_run, tmp_path):
     other = kedro_cli(project, *documented_kedro_command("evaluation.student="))
     assert other.returncode == 0, other.stderr[-3000:]
     assert "Evaluating student models:/thinking-summarizer-lora@champion" in other.stdout + other.stderr
-    assert load_latest(project, "evaluation_results")["student_source"] == "models:/thinking-summarizer-lora@champion"
+    assert load_latest(project, "evaluation_outputs")["student_source"] == "models:/thinking-summarizer-lora@champion"

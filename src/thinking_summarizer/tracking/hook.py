@@ -10,6 +10,7 @@ children per stage is not its model, so this hook follows its pattern (hook owns
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import mlflow
@@ -62,6 +63,8 @@ class TrackingHook:
         self._run_name: str | None = None
         self._children: dict[str, str] = {}
         self._stage: str | None = None
+        self._seconds: dict[str, float] = {}  # each stage's own time: stages interleave
+        self._since = 0.0
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -75,7 +78,7 @@ class TrackingHook:
         tags = {"kedro.session_id": str(run_params.get("run_id") or run_params.get("session_id")),
                 "kedro.pipelines": ",".join(names), "kedro.env": str(run_params.get("env") or "local")}
         run = start_run(self._cfg, "kedro-" + _what_ran(run_params, names), tags)
-        self._parent, self._children, self._stage = run.info.run_id, {}, None
+        self._parent, self._children, self._stage, self._seconds = run.info.run_id, {}, None, {}
         self._run_name = run.info.run_name
         mlflow.log_params(flatten(catalog.load("parameters")))
 
@@ -107,13 +110,27 @@ class TrackingHook:
         if self._parent is None or stage == self._stage:
             return
         if self._stage:
+            self._leave()
             mlflow.end_run()
             self._stage = None
         if stage:
+            self._since = time.time()
             known = self._children.get(stage)
             run = mlflow.start_run(run_id=known, nested=True, run_name=None if known else stage,
                                    tags=None if known else {"stage": stage})
             self._children[stage], self._stage = run.info.run_id, stage
+
+    def _leave(self) -> None:
+        self._seconds[self._stage] = self._seconds.get(self._stage, 0.0) + time.time() - self._since
+
+    def _own_duration(self, stage: str, status: str) -> None:
+        """A stage's child run ends its own seconds after it started (tag `stage_seconds`), not at the last of its
+        nodes: segmentation is planned early and segmented last, and would otherwise span the whole run."""
+        client, run_id = MlflowClient(), self._children[stage]
+        seconds = self._seconds.get(stage, 0.0)
+        client.set_tag(run_id, "stage_seconds", f"{seconds:.3f}")  # a tag: the metrics are the stage's own
+        started = client.get_run(run_id).info.start_time
+        client.set_terminated(run_id, status, end_time=started + int(seconds * 1000))
 
     def _prune(self, stage: str) -> None:
         """At the end of a run, a stage child that holds nothing but tags (a training reused from an earlier run)
@@ -132,6 +149,8 @@ class TrackingHook:
     def _close(self, status: str) -> None:
         if self._parent is None:
             return
+        if self._stage:
+            self._leave()
         while (active := mlflow.active_run()) is not None:
             mlflow.end_run(status)
             if active.info.run_id == self._parent:
@@ -139,6 +158,8 @@ class TrackingHook:
         if status == "FINISHED":
             for stage in list(self._children):
                 self._prune(stage)
+        for stage in self._children:
+            self._own_duration(stage, status)
         log.info("MLflow: run %s (%s) in experiment %s, child runs %s", self._parent, status.lower(),
                  self._cfg["experiment"], ", ".join(f"{k} {v}" for k, v in self._children.items()) or "none")
         self._parent, self._stage = None, None
