@@ -309,3 +309,19 @@ def test_only_a_version_that_reloads_exactly_gets_the_aliases(trained, tmp_path)
     # verified once, not reloaded again: a rerun trusts the version's tag (a reload would now fail)
     tamper()
     assert register_student(copy, registry | {"verify_reload": True})["max_logit_difference"] == 0.0
+
+
+def test_the_recipe_is_an_sftconfig_built_from_conf_key_for_key(tmp_path):
+    """As trl's scripts do it: every `lora_training.trainer` key is an SFTConfig field (but the project's own two),
+    taken as written; a key SFTConfig lacks fails by name instead of being dropped."""
+    from thinking_summarizer.student.training import OWN_KNOBS, sft_config
+
+    trainer = PARAMS["trainer"]
+    config = sft_config(trainer, tmp_path, bf16=False)
+    for key, value in trainer.items():
+        if key not in OWN_KNOBS and value != "auto":
+            assert getattr(config, key) == value, key
+    assert config.get_warmup_steps(1000) == 100  # warmup_steps 0.1: a share of all steps
+    assert config.save_strategy == config.eval_strategy and config.load_best_model_at_end
+    with pytest.raises(TypeError, match="learning_rat"):
+        sft_config(trainer | {"learning_rat": 1e-3}, tmp_path, bf16=False)

@@ -127,32 +127,28 @@ def _installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
+# read by the project, not fields of SFTConfig: `precision` (auto: bf16 on a GPU) and the early-stopping patience
+OWN_KNOBS = ("precision", "early_stopping_patience")
+# what the recipe needs whatever the conf says: loss on the assistant turns only, checkpoints at evaluations with
+# the best loaded at the end, the project's own progress bar and tracking
+FIXED = {"fp16": False, "packing": False, "assistant_only_loss": True, "load_best_model_at_end": True,
+         "metric_for_best_model": "eval_loss", "greater_is_better": False, "logging_first_step": True,
+         "report_to": "none", "include_num_input_tokens_seen": "non_padding", "dataloader_num_workers": 0,
+         "disable_tqdm": False}
+
+
 def sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTConfig:
-    """The training recipe as trl's SFTConfig, every knob from `lora_training.trainer` (trl's own defaults differ:
-    bf16, gradient checkpointing, lr, max_length). Padding-free batches need FlashAttention; Liger's fused
-    kernels are used where installed (`auto`)."""
-    padding_free = _installed("flash_attn") if settings["padding_free"] == "auto" else bool(settings["padding_free"])
-    liger = _installed("liger_kernel") if settings["use_liger_kernel"] == "auto" else bool(settings["use_liger_kernel"])
+    """The training recipe as trl's SFTConfig, built from `lora_training.trainer` the way trl's scripts build it from
+    YAML: every key there is an SFTConfig field (but OWN_KNOBS), so a key SFTConfig lacks fails here by name.
+    `auto` for padding_free (needs FlashAttention) and use_liger_kernel means: where installed."""
+    knobs = {key: value for key, value in settings.items() if key not in OWN_KNOBS}
+    for key, package in (("padding_free", "flash_attn"), ("use_liger_kernel", "liger_kernel")):
+        knobs[key] = _installed(package) if knobs.get(key) == "auto" else bool(knobs.get(key))
     return SFTConfig(
-        padding_free=padding_free, use_liger_kernel=liger,
-        output_dir=str(output_dir), seed=settings["seed"], data_seed=settings["seed"],
-        learning_rate=settings["learning_rate"], lr_scheduler_type=settings["lr_scheduler_type"],
-        warmup_steps=settings["warmup_ratio"],  # transformers 5: a float below 1 is a ratio of all steps
-        num_train_epochs=settings["num_train_epochs"], optim=settings["optim"],
-        weight_decay=settings["weight_decay"], max_grad_norm=settings["max_grad_norm"],
-        per_device_train_batch_size=settings["per_device_train_batch_size"],
-        per_device_eval_batch_size=settings["per_device_eval_batch_size"],
-        gradient_accumulation_steps=settings["gradient_accumulation_steps"],
-        gradient_checkpointing=settings["gradient_checkpointing"], bf16=bf16, fp16=False,
-        max_length=settings["max_length"], packing=False, assistant_only_loss=True,
-        train_sampling_strategy=settings["train_sampling_strategy"],
-        eval_strategy=settings["eval_strategy"], save_strategy=settings["eval_strategy"],
-        eval_steps=settings.get("eval_steps"), save_steps=settings.get("eval_steps"),
-        save_total_limit=settings["save_total_limit"], load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=settings["logging_steps"], logging_first_step=True, report_to="none",
-        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, disable_tqdm=False,
+        output_dir=str(output_dir), data_seed=knobs["seed"], bf16=bf16,
+        save_strategy=knobs["eval_strategy"], save_steps=knobs.get("eval_steps"),
         dataloader_pin_memory=torch.cuda.is_available(),  # pinning without a GPU only warns, every epoch
+        **FIXED, **knobs,
     )
 
 
