@@ -164,6 +164,15 @@ def test_extractive_teacher_on_real_chains(shared_sample):
         assert outcome.summary["emotion_indicators"], outcome.sample_id
 
 
+
+def test_the_emotion_lexicon_covers_the_answer_words_of_real_emer_records(shared_sample):
+    """IntentTrain-Emer's `clean_list` is the answer's open emotion vocabulary: every word of it is an emotion the
+    teacher can carry from the conclusion into the indicators."""
+    lexicon = {word.lower() for word in PARAMS["extractive"]["emotion_lexicon"]}
+    words = [w.lower() for record in json.loads(shared_sample.read_text()) for w in record["clean_list"]]
+    assert words and [w for w in words if w not in lexicon] == []
+
+
 EXTRACTIVE = build_teacher(PARAMS, VOCABULARY, QC)
 
 
@@ -705,3 +714,15 @@ def test_a_person_out_of_view_is_no_object():
     summary = teacher.label_all([("s", chain)])[0].summary
     people = [o["description"] for o in summary["objects"] if o["category"] == "person"]
     assert people == ["a woman in a green sweater"]
+
+
+def test_a_person_only_quoted_is_no_object_but_a_seen_speaker_is():
+    quoted = EXTRACTIVE.summarize(
+        "A woman in a red dress sits on a sofa. She frowns at what the other person said, and her voice is sharp. "
+        "Her hands are clenched. She seems angry.")
+    assert [o["description"] for o in quoted["objects"] if o["category"] == "person"] == ["a woman in a red dress"]
+    seen = EXTRACTIVE.summarize(
+        "A man in a blue shirt talks to a woman in a green coat. The man says he is leaving. Her eyes are red. "
+        "She looks sad.")
+    assert [o["description"] for o in seen["objects"] if o["category"] == "person"] == [
+        "a man in a blue shirt", "a woman in a green coat"]

@@ -121,6 +121,7 @@ class ExtractiveTeacher:
             rf"\b(?P<prep>in|at|on)\s+(?:what (?:looks|seems) like\s+|what appears to be\s+)?(?:(?:a|an|the)\s+)?"
             rf"(?:(?P<adj>[\w-]+)\s+)??(?P<place>{_alternation(cfg['settings'])})\b", re.IGNORECASE)
         self.ruled_out = [re.compile(p, re.IGNORECASE) for p in cfg["ruled_out_patterns"]]
+        self.spoken_of = {side: re.compile(p, re.IGNORECASE) for side, p in cfg["spoken_of"].items()}
         self.watching = [re.compile(p, re.IGNORECASE) for p in cfg["narration_key_points"]]
         self.face_re = _words(cfg["face_words"])
         self.hand_re = _words(cfg["hand_words"])
@@ -134,6 +135,11 @@ class ExtractiveTeacher:
         self.noun_sense_re = re.compile(
             rf"\b(?:{_alternation(senses['determiners'])})\s+(?:{_alternation(senses['words'])})\b"
             rf"|\b(?:{_alternation(senses['words'])})\s+of\b", re.IGNORECASE)
+
+    def _spoken_of(self, sentence: str, m: re.Match) -> bool:
+        """A person only quoted, not seen: "what the other person said"."""
+        return bool(self.spoken_of["before"].search(sentence[:m.start()])
+                    and self.spoken_of["after"].search(sentence[m.end("noun"):]))
 
     def _kept(self, sentence: str) -> bool:
         return not any(p.search(sentence) for p in self.ruled_out)
@@ -180,6 +186,8 @@ class ExtractiveTeacher:
                 for _ in range(self.cfg["numbers"][m.group("count").lower()] - have):
                     add(singular, gender, s_index * 1000 + m.start())
             for m in self.person_re.finditer(sentence):
+                if self._spoken_of(sentence, m):
+                    continue
                 noun = m.group("noun").lower()
                 gender = self.gender.get(noun, "person")
                 another = bool(m.group("other") or m.group("across")) or \
