@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,9 +25,10 @@ def params(name: str) -> dict[str, Any]:
 
 
 def scratch() -> Path:
-    """A temporary project folder, made the working directory, whose `data/` holds the benchmark's models,
-    stores and files (tiny models are only ever built under a project's `data/`)."""
+    """A temporary project folder, made the working directory and removed at exit, whose `data/` holds the
+    benchmark's models, stores and files (tiny models are only ever built under a project's `data/`)."""
     root = Path(tempfile.mkdtemp(prefix="thinking-summarizer-bench-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # removed when the benchmark exits
     os.chdir(root)
     (root / "data").mkdir()
     return root / "data"

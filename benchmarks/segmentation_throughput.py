@@ -37,13 +37,14 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     import torch
 
-    from thinking_summarizer.segmentation.masks import overlay
+    from thinking_summarizer.segmentation.masks import OverlayStyle, overlay
     from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
     from thinking_summarizer.io.media import VideoWriter
     from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 
     tmp = scratch()
-    cfg = params("video_segmentation")["video_segmentation"]["sam3"]
+    segmentation = params("video_segmentation")["video_segmentation"]
+    cfg, style = segmentation["sam3"], OverlayStyle(**segmentation["render"])
     cfg |= {"model": args.model, "tiny": None} if args.model else {"model": str(tmp / "tiny-sam3")}
     segmenter = Sam3Segmenter(cfg)
     prompts = args.prompts.split(",")
@@ -51,11 +52,12 @@ def main() -> None:
     for name, frames in (("1x", args.frames), ("4x", 4 * args.frames)):
         path = video(tmp / f"{name}.mp4", frames, args.size)
         encode = {"seconds": 0.0}
-        writer = VideoWriter(tmp / f"{name}-masked.mp4", 8, args.size, args.size * 3 // 4)
+        factor = style.scale(args.size * 3 // 4)  # drawn as the pipeline draws it: small videos scaled up
+        writer = VideoWriter(tmp / f"{name}-masked.mp4", 8, args.size * factor, args.size * 3 // 4 * factor)
 
         def on_frame(index, frame, masks, so_far):
             started = time.perf_counter()
-            writer.write(overlay(frame, masks, {i: so_far.prompt_of.get(i, "") for i in masks}, 0.45))
+            writer.write(overlay(frame, masks, {i: so_far.prompt_of.get(i, "") for i in masks}, style))
             encode["seconds"] += time.perf_counter() - started
 
         reset_peak_memory(segmenter.device)
