@@ -518,6 +518,38 @@ def test_a_hung_server_costs_a_few_timeouts_not_samples_times_timeout(tmp_path):
     assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
 
 
+def test_a_server_that_answers_one_request_at_a_time_is_queueing_not_hung(tmp_path):
+    """vLLM on a CPU or a one-slot server: with 24 requests sent at once, the last ones time out while the server
+    keeps answering the first. That is a queue, not a hung server: the circuit stays closed, the limit is halved
+    once, and the timed-out samples are asked again and answered."""
+    import asyncio as aio
+
+    from aiohttp import web
+
+    from .openai_stub import serve_app
+
+    gate, answered = aio.Lock(), Counter()
+
+    async def one_at_a_time(request):
+        body = await request.json()
+        marker = re.search(r"MARK-\d+", json.dumps(body["messages"])).group(0)
+        async with gate:
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the client gave up: dropped, as vLLM aborts it
+            await aio.sleep(0.1)
+            answered[marker] += 1
+        return web.json_response({"choices": [{"message": {"role": "assistant",
+                                                           "content": json.dumps(summary_for(marker))}}],
+                                  "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
+
+    with serve_app([web.post("/v1/chat/completions", one_at_a_time)]) as url:
+        cfg = teacher_cfg(url, tmp_path, stream=False, concurrency=24, timeout_s=1.0, max_attempts=4)
+        labels, rejects, _ = label_thinking(records(24), cfg, CLIENT | {"circuit_breaker_timeouts": 4},
+                                            VOCABULARY, QC)
+    assert len(labels) == 24 and rejects == [], Counter(r["reason"] for r in rejects)
+    assert len(answered) == 24
+
+
 def test_an_empty_stream_and_a_drip(tmp_path):
     """An SSE stream with no `data:` line is an empty answer (JSON mode kept); a server that drips one byte at a
     time is cut at the whole answer's timeout, not kept waiting for as long as it drips."""
@@ -646,6 +678,11 @@ def test_a_burst_of_timeouts_halves_the_limit_once_and_it_grows_back():
     for _ in range(16 + 17):
         limit.succeeded()
     assert limit.limit == 18
+    # a server that answered 10 requests within the last timeout takes 8 at once (CAPACITY_MARGIN), not 9
+    limit.congested(limit.epoch, capacity=10)
+    assert limit.limit == 8
+    limit.congested(limit.epoch, capacity=0)  # nothing answered: halve
+    assert limit.limit == 4
 
 
 def test_the_label_check_counts_what_a_reader_would_not_keep():

@@ -15,6 +15,7 @@ student): one retry policy, one key rule, one reading of replies and errors.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import ipaddress
 import json
@@ -148,12 +149,16 @@ def is_local(url: str) -> bool:
         return False
 
 
+CAPACITY_MARGIN = 0.8  # of the answers a server gave within one timeout: what is sent at once after a timeout wave
+
+
 class AdaptiveLimit:
     """Requests in flight: halved on congestion (timeouts, 429), grown by one after as many successes.
 
     Congestion is answered once per wave: requests that were already in flight when the limit was last halved
     (`since` older than `epoch`) report the same overload, so a burst of 64 timeouts halves the limit once, not
-    down to 1."""
+    down to 1. When the caller knows how many answers the server gave within one timeout (`capacity`: a server
+    that generates one request at a time gives timeout / latency), the limit drops to what it can finish in time."""
 
     def __init__(self, maximum: int):
         self.maximum = self.limit = max(1, int(maximum))
@@ -170,13 +175,13 @@ class AdaptiveLimit:
             self.active -= 1
             self.cond.notify_all()
 
-    def congested(self, since: int) -> None:
-        """A request sent at `epoch == since` met congestion."""
+    def congested(self, since: int, capacity: int = 0) -> None:
+        """A request sent at `epoch == since` met congestion; `capacity`: answers within one timeout, if known."""
         if since < self.epoch:
             return
         self.epoch += 1
         if self.limit > 1:
-            self.limit = max(1, self.limit // 2)
+            self.limit = max(1, min(self.limit // 2, int(capacity * CAPACITY_MARGIN) or self.limit))
             log.warning("Server congested: at most %d requests in flight now", self.limit)
         self.successes = 0
 
@@ -216,7 +221,8 @@ class OpenAICompatibleClient:
                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
         self.fresh_calls = 0
         self.timeouts_in_a_row = 0
-        self.started = time.monotonic()
+        self.started = self.last_answer = time.monotonic()
+        self.answered_at: collections.deque[float] = collections.deque()  # when the last answers came
         self.unavailable: str | None = None  # why every further request fails at once (the circuit is open)
 
     async def __aenter__(self) -> OpenAICompatibleClient:
@@ -302,15 +308,23 @@ class OpenAICompatibleClient:
             raise CallFailed("invalid_response", f"the reply is not JSON (or nested too deep): {bytes(raw[:80])!r}") from err
         return reply_from(parsed)
 
+    def _answers_within(self, seconds: float) -> int:
+        """How many answers came in the last `seconds`: what the server can finish within one timeout."""
+        while self.answered_at and self.answered_at[0] < time.monotonic() - seconds:
+            self.answered_at.popleft()
+        return len(self.answered_at)
+
     def _check_available(self) -> None:
         """Fail at once, leaving the sample for a rerun, once the server looks hung (`circuit_breaker_timeouts`
-        timeouts in a row, from any requests) or the run's `deadline_s` has passed: a hung server costs minutes,
-        not samples x timeout."""
+        timeouts in a row, from any requests, and no answer to any request for a whole `timeout_s`) or the run's
+        `deadline_s` has passed: a hung server costs minutes, not samples x timeout. A server that keeps answering
+        while requests time out is queueing them (one generation at a time): those are asked again, fewer at once."""
         if self.unavailable is None:
             limit, deadline = self.cfg["circuit_breaker_timeouts"], self.cfg.get("deadline_s")
-            if limit and self.timeouts_in_a_row >= limit:
-                self.unavailable = (f"{self.base_url} timed out {self.timeouts_in_a_row} times in a row (no answer "
-                                    f"within {self.cfg['timeout_s']} s): it looks hung")
+            silent = time.monotonic() - self.last_answer
+            if limit and self.timeouts_in_a_row >= limit and silent >= self.cfg["timeout_s"]:
+                self.unavailable = (f"{self.base_url} timed out {self.timeouts_in_a_row} times in a row and answered "
+                                    f"nothing for {silent:.0f} s (timeout_s {self.cfg['timeout_s']}): it looks hung")
             elif deadline and time.monotonic() - self.started > deadline:
                 self.unavailable = f"the deadline of {deadline} s for {self.name} has passed"
             if self.unavailable:
@@ -345,7 +359,8 @@ class OpenAICompatibleClient:
                     self.fresh_calls += 1
                     reply = await self._attempt(body)
                 self.limit.succeeded()
-                self.timeouts_in_a_row = 0
+                self.timeouts_in_a_row, self.last_answer = 0, time.monotonic()
+                self.answered_at.append(self.last_answer)
                 return reply, attempt + 1
             except ServerConfigError:
                 raise
@@ -362,7 +377,7 @@ class OpenAICompatibleClient:
             except (TimeoutError, httpx.TimeoutException):
                 timeouts += 1
                 self.timeouts_in_a_row += 1
-                self.limit.congested(sent_in)
+                self.limit.congested(sent_in, self._answers_within(self.cfg["timeout_s"]))
                 failure = CallFailed("timeout", f"no complete answer within {self.cfg['timeout_s']} s")
                 if timeouts >= self.cfg["max_timeout_attempts"]:
                     raise CallFailed("timeout", f"{failure.detail}, {timeouts} times", attempt + 1) from None
