@@ -12,21 +12,36 @@ import pytest
 import torch
 import yaml
 from datasets import Dataset
+from kedro.io.core import DatasetError
 from mlflow import MlflowClient
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinking_summarizer.demo.scenes import make_scene
-from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, register_student, train_student
+from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, release_student, train_student
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.student import from_adapter, load_student, untrained
-from thinking_summarizer.student.registry import VERIFIED
+from thinking_summarizer.student.registry import VERIFIED, RegisteredStudentDataset
 from thinking_summarizer.student.training import TrainingDivergedError
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import render
 from thinking_summarizer.tracking.record import MlflowRecordDataset
 
 from .conftest import REPO, kill_when, tiny_model_dir, working_dir
+
+
+def register_student(training: dict, registry: dict) -> dict:
+    """As the pipeline does it: the node's release saved to the registered-student dataset, then loaded."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        dataset = RegisteredStudentDataset(filepath=f"{folder}/registered_student.json")
+        try:
+            dataset.save(release_student(training, registry))
+        except DatasetError as err:  # Kedro wraps what a save raises
+            raise err.__cause__ from None
+        return dataset.load()
+
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())

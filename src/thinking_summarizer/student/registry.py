@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from thinking_summarizer.io.datasets import JSONDataset
 from thinking_summarizer.student import Student, from_adapter
 
 log = logging.getLogger(__name__)
@@ -127,3 +128,13 @@ def load_registered(uri: str, merge: bool = False, device: str = "auto", dtype: 
     """The student behind a registry URI (`models:/name/3` or `models:/name@champion`)."""
     model = mlflow.pyfunc.load_model(uri, model_config={"merge": merge, "device": device, "dtype": dtype})
     return model.unwrap_python_model().student
+
+
+class RegisteredStudentDataset(JSONDataset):
+    """The student in the MLflow model registry, the way kedro-mlflow's model datasets do it: saving a release
+    (`register`'s arguments, as lora_training's `release_student` returns them) logs the pyfunc to the active run
+    and registers it; loading gives the registered version's pointer (`name`, `version`, `model_uri`, ...), which
+    the save wrote beside it as versioned JSON."""
+
+    def save(self, data: dict[str, Any]) -> None:
+        super().save(register(**data))

@@ -19,7 +19,6 @@ from thinking_summarizer.reporting.plots import loss_curve
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, TrackingRecord
 from thinking_summarizer.student import CARD, base_not_found, read_card
-from thinking_summarizer.student.registry import register
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 from thinking_summarizer.tiny_models import ensure_built
 
@@ -140,9 +139,10 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     return result, _record(result, data, train_chat, val_chat)
 
 
-def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
-    """Register the adapter as a new model version (described and tagged with its training); with
-    `verify_reload`, only a version that reloads to the trained logits gets the aliases."""
+def release_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
+    """What the registry is to hold for this training: the adapter as a new model version, described and tagged
+    with its training; with `verify_reload`, only a version that reloads to the trained logits gets the aliases.
+    Saving it to `registered_student` (a `RegisteredStudentDataset`) registers it."""
     metrics = training["metrics"]
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
                    f"{metrics['best_eval_loss']:.4f}, training {training['training_id']}.")
@@ -150,5 +150,6 @@ def register_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> 
             "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
     verify = registry_cfg if registry_cfg["verify_reload"] else None
-    return register(training["adapter_dir"], training["base_model"], registry_cfg["name"], registry_cfg["aliases"],
-                    registry_cfg["serving"], description, tags, verify)
+    return {"adapter_dir": training["adapter_dir"], "base_model": training["base_model"],
+            "name": registry_cfg["name"], "aliases": registry_cfg["aliases"], "serving": registry_cfg["serving"],
+            "description": description, "tags": tags, "verify": verify}

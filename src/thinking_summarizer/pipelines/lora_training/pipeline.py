@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from thinking_summarizer.tracking.hook import stage_tag
 
-from .nodes import prepare_base_model, register_student, train_student
+from .nodes import prepare_base_model, release_student, train_student
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -16,8 +16,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["sft_train_chat", "sft_val_chat", "student_base", "params:lora_training",
                   "params:dataset_build.instruction"],
                  ["training_result", "training_tracking"], name="train_student"),
-            Node(register_student, ["training_result", "params:lora_training.registry"], "registered_student",
-                 name="register_student"),
+            Node(release_student, ["training_result", "params:lora_training.registry"], "registered_student",
+                 name="register_student"),  # saving to registered_student registers the model version
         ],
         tags=stage_tag("training"),
     )
