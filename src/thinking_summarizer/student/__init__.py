@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
+)
 
 from thinking_summarizer.runtime.torch_runtime import resolve_device, resolve_dtype
 
@@ -119,6 +121,15 @@ def base_not_found(name_or_path: str, err: Exception) -> FileNotFoundError:
     return FileNotFoundError(
         f"base model {name_or_path!r} not found: it is neither a local model directory nor in the Hugging Face "
         f"cache (this machine may be offline; download it or point lora_training.base_model elsewhere): {err}")
+
+
+def base_config(name_or_path: str) -> PretrainedConfig:
+    """The base model's config (its architecture, without loading weights), with a clear error when it cannot be
+    found."""
+    try:
+        return AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:
+        raise base_not_found(name_or_path, err) from err
 
 
 def load_base(name_or_path: str, device: str = "auto", dtype: str = "auto") -> PreTrainedModel:

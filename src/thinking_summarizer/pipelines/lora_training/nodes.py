@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 from datasets import Dataset
-from transformers import AutoConfig, EarlyStoppingCallback
+from transformers import EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTTrainer
 
@@ -18,7 +18,7 @@ from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.reporting.plots import loss_curve
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, TrackingRecord
-from thinking_summarizer.student import CARD, base_not_found, read_card
+from thinking_summarizer.student import CARD, base_config, read_card
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 from thinking_summarizer.tiny_models import ensure_built
 
@@ -39,10 +39,7 @@ def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, An
         # what the base is built from: its recipe without the trainer knobs, and the train split (tokenizer)
         key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": content_hash(vocabulary)}
         tiny = ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise base_not_found(name, err) from err
+    config = base_config(name)
     return {"base_model": name, "model_type": config.model_type, "tiny": tiny,
             "fingerprint": content_hash({"name": name, "recipe": recipe if tiny else None, "config": config.to_dict()})}
 
