@@ -81,3 +81,14 @@ def test_a_run_the_caller_has_open_holds_the_kedro_run_and_stays_open(project):
         assert mlflow.active_run().info.run_id == outer.info.run_id
     (parent,) = runs(project)
     assert parent.data.tags["mlflow.parentRunId"] == outer.info.run_id and parent.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("pipeline", ["demo_data", "data_sampling", "thinking_generation", "teacher_labeling",
+                                      "dataset_build", "lora_training", "evaluation", "video_segmentation"])
+def test_a_misspelt_key_stops_every_pipeline_before_any_node(project, pipeline):
+    """`kedro run --pipelines <p> --params <p>.<misspelt>=1`: refused before a node runs, the key named."""
+    from thinking_summarizer.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=rf"{pipeline}\.batch_sise: not a parameter of conf/base"):
+        run_session(project, [pipeline], {pipeline: {"batch_sise": 1}})
+    assert not any((project / "data").rglob("*.json*")) and runs(project) == []
