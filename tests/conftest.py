@@ -137,12 +137,26 @@ def kill_when(code: str, condition, timeout: float = 120) -> None:
     child.wait()
 
 
+def think(samples: list[dict], config: dict, client: dict) -> dict:
+    """The generate_thinking node as the pipeline calls it, with the result cache the catalog opens (here at the
+    test config's own `cache_path`)."""
+    from thinking_summarizer.io.result_cache import ResponseCache
+    from thinking_summarizer.pipelines.thinking_generation.nodes import generate_thinking
+
+    return generate_thinking(samples, ResponseCache(config["cache_path"]), config, client)
+
+
 def kill_after_calls(node: str, args: list, server, calls: int, tmp_path: Path) -> dict:
     """Run `node(*args)` (a "module:function" path) in a child process, kill it once the stub server
-    has answered `calls` requests, and return the server's call counts at that moment."""
+    has answered `calls` requests, and return the server's call counts at that moment. An argument
+    `{"result_cache": path}` is the catalog's result cache at `path`, opened in the child."""
     module, function = node.split(":")
     (tmp_path / "child_args.json").write_text(json.dumps(args))
     kill_when(f"import json\nfrom {module} import {function}\n"
-              f"{function}(*json.load(open({str(tmp_path / 'child_args.json')!r})))\n",
+              "from thinking_summarizer.io.result_cache import ResponseCache\n"
+              f"args = json.load(open({str(tmp_path / 'child_args.json')!r}))\n"
+              "args = [ResponseCache(a['result_cache']) if isinstance(a, dict) and set(a) == {'result_cache'} else a "
+              "for a in args]\n"
+              f"{function}(*args)\n",
               lambda: sum(server.calls.values()) >= calls, timeout=60)
     return dict(server.calls)

@@ -9,9 +9,9 @@ from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
 from thinking_summarizer.io.media import probe
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
-from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking, generate_thinking
+from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
 
-from .conftest import REPO, tiny_model_dir, working_dir
+from .conftest import REPO, think, tiny_model_dir, working_dir
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
 CLIENT = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["openai_client"]
@@ -83,7 +83,7 @@ def test_generation_through_the_node_is_decoded_and_random_output_is_rejected(de
     broken = tmp_path / "truncated.mp4"
     broken.write_bytes(open(demo_samples[0]["video_path"], "rb").read()[:300])
     work = demo_samples[:4] + [demo_samples[4] | {"sample_id": "broken", "video_path": str(broken)}]
-    records = generate_thinking(work, config, CLIENT)["shard-000-of-001"]
+    records = think(work, config, CLIENT)["shard-000-of-001"]
     by_id = {r["sample_id"]: r for r in records}
     assert by_id["broken"]["error"].startswith("unreadable_video") and "truncated.mp4" in by_id["broken"]["error"]
     made = [r for r in records if r["sample_id"] != "broken"]
@@ -94,7 +94,7 @@ def test_generation_through_the_node_is_decoded_and_random_output_is_rejected(de
     # a rerun with the same model, prompt and media regenerates nothing
     caplog.clear()
     with caplog.at_level("INFO"):
-        again = generate_thinking(work, config, CLIENT)["shard-000-of-001"]
+        again = think(work, config, CLIENT)["shard-000-of-001"]
     assert "5 samples, 5 already generated" in caplog.text and ": generated" not in caplog.text
     assert again == records
 

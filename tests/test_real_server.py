@@ -25,10 +25,10 @@ import yaml
 
 from thinking_summarizer.io.openai_client import ServerConfigError
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
-from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking, generate_thinking
+from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, tiny_model_dir, working_dir
+from .conftest import REPO, think, tiny_model_dir, working_dir
 
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
 VOCABULARY, QC, CLIENT = SHARED["vocabulary"], SHARED["summary_qc"], SHARED["openai_client"]
@@ -165,7 +165,7 @@ def test_thinking_through_transformers_serve_with_the_video_by_path(serve, tiny_
     cfg["generation"]["max_new_tokens"] = 16
     cfg["openai"] |= {"base_urls": [url], "model": str(tiny_thinker), "video_transport": "path",
                       "audio_fields": None, "num_frames": 8, "concurrency": 2, "timeout_s": 120}
-    records_ = generate_thinking(samples, cfg, CLIENT)["shard-000-of-001"]
+    records_ = think(samples, cfg, CLIENT)["shard-000-of-001"]
     errors = [r["error"] for r in records_ if r["error"]]
     assert not errors, errors[:2]
     assert all(r["tokens"] > 0 for r in records_)

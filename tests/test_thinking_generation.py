@@ -6,11 +6,12 @@ import pytest
 import yaml
 
 from thinking_summarizer.io.media import VideoWriter
+from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.thinking_generation.nodes import (
-    answer_correct, gate_thinking, generate_thinking, merge_thinking_shards, shard_of,
+    answer_correct, gate_thinking, merge_thinking_shards, shard_of,
 )
 
-from .conftest import REPO, kill_after_calls
+from .conftest import REPO, kill_after_calls, think
 from .openai_stub import StubOpenAI
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
@@ -41,10 +42,10 @@ def lazy(partitions: dict) -> dict:
 
 def test_three_shards_merged_equal_one_unsharded_run(tmp_path):
     work = samples(tmp_path, 30)
-    whole = merge_thinking_shards(lazy(generate_thinking(work, cfg(tmp_path / "a"), CLIENT)), work, cfg(tmp_path))
+    whole = merge_thinking_shards(lazy(think(work, cfg(tmp_path / "a"), CLIENT)), work, cfg(tmp_path))
     parts = {}
     for shard in range(3):
-        parts |= generate_thinking(work, cfg(tmp_path / "b", shard_id=shard, num_shards=3), CLIENT)
+        parts |= think(work, cfg(tmp_path / "b", shard_id=shard, num_shards=3), CLIENT)
     assert sorted(parts) == ["shard-000-of-003", "shard-001-of-003", "shard-002-of-003"]
     assert all(parts.values()), "every shard gets work"
     merged = merge_thinking_shards(lazy(parts | {"shard-000-of-001": whole}), work, cfg(tmp_path, num_shards=3))
@@ -57,14 +58,14 @@ def test_merge_refuses_incomplete_or_overlapping_shards(tmp_path):
     work = samples(tmp_path, 10)
     parts = {}
     for shard in range(2):
-        parts |= generate_thinking(work, cfg(tmp_path, shard_id=shard, num_shards=2), CLIENT)
+        parts |= think(work, cfg(tmp_path, shard_id=shard, num_shards=2), CLIENT)
     with pytest.raises(ValueError, match=r"not generated yet: \['shard-001-of-002'\]"):
         merge_thinking_shards(lazy({"shard-000-of-002": parts["shard-000-of-002"]}), work, cfg(tmp_path, num_shards=2))
     doubled = {"shard-000-of-002": parts["shard-000-of-002"] * 2, "shard-001-of-002": parts["shard-001-of-002"]}
     with pytest.raises(ValueError, match="duplicated"):
         merge_thinking_shards(lazy(doubled), work, cfg(tmp_path, num_shards=2))
     with pytest.raises(ValueError, match="shard_id=2 must be in"):
-        generate_thinking(work, cfg(tmp_path, shard_id=2, num_shards=2), CLIENT)
+        think(work, cfg(tmp_path, shard_id=2, num_shards=2), CLIENT)
 
 
 def test_gates_reject_with_reasons_and_report_accuracy():
@@ -108,12 +109,12 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
         config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_attempts": 1, "timeout_s": 5}
         work = samples(tmp_path, 40)
         before = kill_after_calls("thinking_summarizer.pipelines.thinking_generation.nodes:generate_thinking",
-                                  [work, config, CLIENT], server, 16, tmp_path)
+                                  [work, {"result_cache": config["cache_path"]}, config, CLIENT], server, 16, tmp_path)
         assert 16 <= sum(before.values()) < 40
         assert server.media_types["video_url"] == sum(before.values())
         finished = sqlite3.connect(config["cache_path"]).execute("SELECT count(*) FROM outcomes").fetchone()[0]
         assert finished >= sum(before.values()) - 4 - 1  # at most the in-flight ones and the failing one are lost
-        records = generate_thinking(work, config, CLIENT)["shard-000-of-001"]
+        records = think(work, config, CLIENT)["shard-000-of-001"]
         # exactly the samples not finished before the kill are asked (once); finished ones never again
         assert sum(server.calls.values()) - sum(before.values()) == 40 - finished
         by_id = {r["sample_id"]: r for r in records}
@@ -134,11 +135,12 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
         config = cfg(tmp_path, backend="openai")
         config["openai"] |= {"base_urls": [url], "concurrency": 2, "timeout_s": 5}
         work = samples(tmp_path, 3)
-        generate_thinking(work, config, CLIENT)
+        think(work, config, CLIENT)
         asked = sum(server.calls.values())
         plan = [{k: s[k] for k in ("sample_id", "video_id", "video_path", "question", "options", "problem_type",
                                    "reference_thinking")} for s in work]
-        rows = think_and_summarize(plan, config, {"summarizer": "teacher", "max_prompts": 4}, {},
+        rows = think_and_summarize(plan, ResponseCache(config["cache_path"]), config,
+                                   {"summarizer": "teacher", "max_prompts": 4}, {},
                                    yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())[
                                        "teacher_labeling"], CLIENT, SHARED["vocabulary"], SHARED["summary_qc"], {})
         assert (asked, sum(server.calls.values())) == (3, 3)  # nothing generated twice

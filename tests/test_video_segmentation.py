@@ -11,6 +11,7 @@ import yaml
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.demo.video import render, write_video
 from thinking_summarizer.io.media import probe
+from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.video_segmentation.nodes import _prompts, plan_samples, segment_videos, think_and_summarize
 from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_encode
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
@@ -147,7 +148,8 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
     assert [p["problem_type"] for p in plan] == ["multiple choice", "free-form"]
     assert len({p["sample_id"] for p in plan}) == 2
     thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-    rows = think_and_summarize(plan, thinking, PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {}, {})
+    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), thinking,
+                               PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {}, {})
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)
 

@@ -35,13 +35,12 @@ def _request(model_id: str, cfg: dict[str, Any], sample: dict[str, Any]) -> dict
                          sample.get("reference_thinking")]}
 
 
-def generate_cached(samples: list[dict[str, Any]], cfg: dict[str, Any], client: dict[str, Any],
-                    label: str = "thinking") -> list[dict[str, Any]]:
+def generate_cached(samples: list[dict[str, Any]], cache: ResponseCache, cfg: dict[str, Any],
+                    client: dict[str, Any], label: str = "thinking") -> list[dict[str, Any]]:
     """One record per sample, in order (sample_id, generator_id, raw_text, tokens, error); finished ones come
     from the cache, new ones are written to it at once. A transient failure keeps its own message and is asked
     again on a rerun; a configuration error from a server stops the run."""
     generator = build_generator(cfg, client)
-    cache = ResponseCache(cfg["cache_path"])
     keys = {s["sample_id"]: request_key(_request(generator.model_id, cfg, s)) for s in samples}
     # the key is the content, so a hit may have been generated for a sample of another id (same video and question)
     done = {s["sample_id"]: hit | {"sample_id": s["sample_id"]}

@@ -12,10 +12,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io import AbstractDataset
+from kedro.io.core import DatasetError
 from kedro.io.core import get_filepath_str
 from kedro_datasets.huggingface import JSONDataset as _HFJSONDataset
 from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.text import TextDataset as _TextDataset
+
+from thinking_summarizer.io.result_cache import ResponseCache
 
 
 class AtomicSave:
@@ -93,6 +96,28 @@ class StagedFileDataset(AbstractDataset[str, str]):
     def save(self, data: str) -> None:
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(data, self._filepath)
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class ResponseCacheDataset(AbstractDataset[None, ResponseCache]):
+    """A content-keyed result cache (SQLite) as a catalog entry, so that the nodes sharing it are joined by an edge
+    kedro-viz shows: `load` opens it (creating it when missing); the nodes write through it, entry by entry, as
+    results come, so a killed run keeps what it finished. There is nothing to `save`."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> ResponseCache:
+        return ResponseCache(self._filepath)
+
+    def save(self, data: None) -> None:
+        raise DatasetError(f"{self._filepath}: a result cache is written through by the nodes that load it")
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

@@ -8,7 +8,8 @@ from .nodes import gate_thinking, generate_thinking, merge_thinking_shards
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(generate_thinking, ["sampled_samples", "params:thinking_generation", "params:openai_client"],
+            Node(generate_thinking,
+                 ["sampled_samples", "thinking_cache", "params:thinking_generation", "params:openai_client"],
                  "thinking_shards",
                  name="generate_thinking"),
             Node(merge_thinking_shards, ["thinking_shards", "sampled_samples", "params:thinking_generation"],

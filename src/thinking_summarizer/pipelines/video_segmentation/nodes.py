@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from thinking_summarizer.generators.cached import generate_cached
+from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.schemas import Summary, TrackingRecord
 from thinking_summarizer.segmentation.masks import MaskWriter, OverlayStyle, overlay, score_against_truth
@@ -57,14 +58,15 @@ def _prompts(text: str, limit: int) -> list[str]:
 
 
 def think_and_summarize(
-    plan: list[dict[str, Any]], thinking_cfg: dict[str, Any], cfg: dict[str, Any], registered: dict[str, Any],
+    plan: list[dict[str, Any]], cache: ResponseCache, thinking_cfg: dict[str, Any], cfg: dict[str, Any], registered: dict[str, Any],
     teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
     inference: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
     started = time.perf_counter()
-    # the same content-keyed cache as thinking_generation: a video already thought about is not thought about again
-    generations = {g["sample_id"]: g for g in generate_cached(plan, thinking_cfg, client_cfg, "segmentation thinking")}
+    # thinking_generation's own cache: a video and question already thought about is not thought about again
+    generations = {g["sample_id"]: g for g in generate_cached(plan, cache, thinking_cfg, client_cfg,
+                                                              "segmentation thinking")}
     rows = []
     for sample in plan:
         generation = generations[sample["sample_id"]]

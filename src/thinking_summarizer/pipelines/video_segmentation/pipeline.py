@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(plan_samples, ["val_examples", "sampled_samples", "params:video_segmentation"],
                  "segmentation_plan_samples", name="plan_samples"),
             Node(think_and_summarize,
-                 ["segmentation_plan_samples", "params:thinking_generation", "params:video_segmentation",
+                 ["segmentation_plan_samples", "thinking_cache", "params:thinking_generation", "params:video_segmentation",
                   "registered_student", "params:teacher_labeling", "params:openai_client", "params:vocabulary",
                   "params:summary_qc", "params:student_inference"],
                  "segmentation_plan", name="think_and_summarize"),
