@@ -275,3 +275,18 @@ def test_the_documented_commands_run_as_written(default_run, tmp_path):
     assert other.returncode == 0, other.stderr[-3000:]
     assert "Evaluating student models:/thinking-summarizer-lora@champion" in other.stdout + other.stderr
     assert load_latest(project, "evaluation_outputs")["student_source"] == "models:/thinking-summarizer-lora@champion"
+
+
+def test_the_documented_python_snippet_loads_the_champion_from_another_folder(default_run, client, tmp_path):
+    """docs/cli.md's Python block, run as written (only the store's path filled in) outside the project: it prints
+    the champion's greedy summary of the documented thinking."""
+    project, _ = default_run
+    block = re.search(r"```python\n(.*?)```", (Path(__file__).parents[1] / "docs/cli.md").read_text(), re.S).group(1)
+    code = block.replace("sqlite:////abs/path/to/thinking-summarizer/mlflow.db", f"sqlite:///{project / 'mlflow.db'}")
+    assert code != block
+    ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=user_env(),
+                         timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    thinking = re.search(r'thinking = \("(.*?)"\)', block).group(1)
+    champion = load_student("models:/thinking-summarizer-lora@champion", merge=True)  # the client fixture's store
+    assert ran.stdout.strip() == champion.summarize([thinking], 8, 384).texts[0].strip()
