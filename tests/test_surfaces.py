@@ -2,6 +2,7 @@
 and the MLflow UI on the project's store."""
 
 import json
+import re
 import os
 import random
 import shutil
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import cv2
+import mlflow
 import nbformat
 import numpy as np
 import pytest
@@ -156,3 +158,29 @@ def test_mlflow_ui_serves_the_project_store(default_run):
         assert {"candidate", "champion"} <= aliases
     finally:
         stop(process)
+
+
+def test_the_documented_serve_and_curl_lines_answer_with_the_champions_summary(default_run, tmp_path):
+    """docs/cli.md's bash block as written (the project's paths and a free port filled in): `mlflow models serve`
+    of the champion, then the curl line, whose prediction is the champion's greedy summary."""
+    from thinking_summarizer.student import load_student
+
+    project, _ = default_run
+    block = re.search(r"```bash\n(.*?)```", (REPO / "docs/cli.md").read_text(), re.S).group(1)
+    port = free_port()
+    block = (block.replace("/abs/path/to/thinking-summarizer/.venv/bin", str(Path(sys.executable).parent))
+             .replace("/abs/path/to/thinking-summarizer/mlflow.db", str(project / "mlflow.db"))
+             .replace("-p 5001", f"-p {port}").replace("127.0.0.1:5001", f"127.0.0.1:{port}"))
+    export, serve_line, curl_line = (line for line in block.replace("\\\n", "").splitlines()
+                                     if line.strip() and not line.startswith("#"))
+    server = serve(["bash", "-c", f"{export} && {serve_line}"], tmp_path, f"http://127.0.0.1:{port}/ping",
+                   timeout=300)
+    try:
+        answer = subprocess.run(["bash", "-c", curl_line], capture_output=True, text=True, timeout=300)
+    finally:
+        stop(server)
+    predictions = json.loads(answer.stdout)["predictions"]
+    thinking = json.loads(re.search(r"-d '(.*)'", curl_line).group(1))["inputs"][0]
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    champion = load_student("models:/thinking-summarizer-lora@champion")  # served unmerged, as the pyfunc loads it
+    assert predictions == [champion.summarize([thinking], 8, 384).texts[0]]
