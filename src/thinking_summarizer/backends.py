@@ -4,7 +4,7 @@ import paths of `from_config` factories, so a backend's heavy dependencies (torc
 
 Each stage calls its factories with the same arguments: generators `(section, client)`, teachers
 `(section, vocabulary, qc, client)`, students `(source, section, client, device)`, where `client` is the shared
-OpenAI-client policy (`params:openai_client`)."""
+OpenAI-client policy (`params:openai_client`, merged under a section's own by `io.openai_client.client_settings`)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,3 @@ def create(key: str, name: str, *args: Any) -> Any:
         factory = getattr(factory, part)
     return factory(*args)
 
-
-def client_settings(shared: dict[str, Any] | None, section: dict[str, Any]) -> dict[str, Any]:
-    """A backend's OpenAI-client settings: the shared policy, overridden by the stage's own `openai` section."""
-    return (shared or {}) | section

@@ -11,10 +11,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from thinking_summarizer.backends import client_settings
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.io.media import probe
-from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient, ServerConfigError
+from thinking_summarizer.io.openai_client import (
+    CallFailed, OpenAICompatibleClient, ServerConfigError, client_settings,
+)
 
 CONF_KEY = "thinking_generation.openai"
 

@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 TRANSIENT = {"rate_limited", "server_error", "timeout", "connection_error", "invalid_response", "server_unavailable"}
 
 
+def client_settings(shared: dict[str, Any] | None, section: dict[str, Any]) -> dict[str, Any]:
+    """A backend's client settings: the shared policy (`params:openai_client`), overridden by its own section."""
+    return (shared or {}) | section
+
+
 class ServerConfigError(UserFacingError, RuntimeError):
     """The server says the request can never succeed as configured; the message is the server's own."""
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import torch
 
-from thinking_summarizer.backends import client_settings, create
+from thinking_summarizer.backends import create
 from thinking_summarizer.errors import PreflightError, ServerUnreachableError
-from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient
+from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient, client_settings
 from thinking_summarizer.student import Inference, Summaries, load_student, read_card
 
 CONF_KEY = "student_inference.openai"
@@ -87,8 +87,9 @@ class ServedStudent:
         results = asyncio.run(self._all(thinkings, max_new_tokens))
         failed = [r for r in results if isinstance(r, CallFailed)]
         if thinkings and len(failed) == len(thinkings):
-            raise ServerUnreachableError(f"{CONF_KEY}: the student server at {self.cfg.get('base_url')} answered no request "
-                               f"({failed[0].reason}: {failed[0].detail}); start it or fix base_url")
+            raise ServerUnreachableError(
+                f"{CONF_KEY}: the student server at {self.cfg.get('base_url')} answered no request "
+                f"({failed[0].reason}: {failed[0].detail}); start it or fix base_url")
         done = [r if not isinstance(r, CallFailed) else ("", 0.0, 0) for r in results]
         return Summaries([r[0] for r in done], [r[1] for r in done], [r[2] for r in done])
 
@@ -103,7 +104,7 @@ class VLLMStudent:
     def __init__(self, source: str, card: dict[str, Any], cfg: dict[str, Any]):
         if importlib.util.find_spec("vllm") is None:
             raise PreflightError("student_inference.backend=vllm needs the vllm package, which is not installed "
-                               "(`pip install vllm` on a GPU machine), or choose transformers or openai")
+                                 "(`pip install vllm` on a GPU machine), or choose transformers or openai")
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
 

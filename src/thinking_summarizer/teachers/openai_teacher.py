@@ -19,9 +19,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from thinking_summarizer.backends import client_settings
 from thinking_summarizer.io.openai_client import (
-    TRANSIENT, CallFailed, OpenAICompatibleClient, Reply, ServerConfigError,
+    TRANSIENT, CallFailed, OpenAICompatibleClient, Reply, ServerConfigError, client_settings,
 )
 from thinking_summarizer.io.result_cache import ResponseCache, request_key
 from thinking_summarizer.schemas import Summary

@@ -25,7 +25,7 @@ def _stop_when_every_request_failed(labels: list[dict[str, Any]], rejects: list[
         where = (teacher_cfg.get(teacher_cfg["backend"]) or {}).get("base_url")
         counts = ", ".join(f"{reason} x{n}" for reason, n in Counter(r["reason"] for r in failed).items())
         raise ServerUnreachableError(f"teacher_labeling: no request to {where} was answered ({counts}); the first: "
-                           f"{failed[0]['sample_id']}: {failed[0]['reason']}: {failed[0]['detail']}")
+                                     f"{failed[0]['sample_id']}: {failed[0]['reason']}: {failed[0]['detail']}")
 
 
 def label_thinking(

@@ -58,9 +58,9 @@ def _prompts(text: str, limit: int) -> list[str]:
 
 
 def think_and_summarize(
-    plan: list[dict[str, Any]], cache: ResponseCache, thinking_cfg: dict[str, Any], cfg: dict[str, Any], registered: dict[str, Any],
-    teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
-    inference: dict[str, Any],
+    plan: list[dict[str, Any]], cache: ResponseCache, thinking_cfg: dict[str, Any], cfg: dict[str, Any],
+    registered: dict[str, Any], teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any],
+    qc: dict[str, Any], inference: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
     started = time.perf_counter()
