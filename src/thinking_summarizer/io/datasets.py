@@ -12,8 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io import AbstractDataset
-from kedro.io.core import DatasetError
-from kedro.io.core import get_filepath_str
+from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.huggingface import JSONDataset as _HFJSONDataset
 from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.text import TextDataset as _TextDataset
