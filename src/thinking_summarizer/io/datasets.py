@@ -81,13 +81,23 @@ class HFJSONDataset(AtomicSave, _HFJSONDataset):
     """`huggingface.JSONDataset`, saved atomically."""
 
 
-class StagedFileDataset(AbstractDataset[str, str]):
-    """`save` takes the path of a finished file and moves it into place (nothing is held in memory);
-    `load` returns the file's path, for opencv, PyAV or a notebook's video player."""
+class _LocalFile:
+    """A dataset of one local file at `filepath` (Kedro reads `_exists` and `_describe`)."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath)
         self.metadata = metadata
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class StagedFileDataset(_LocalFile, AbstractDataset[str, str]):
+    """`save` takes the path of a finished file and moves it into place (nothing is held in memory);
+    `load` returns the file's path, for opencv, PyAV or a notebook's video player."""
 
     def load(self) -> str:
         return str(self._filepath)
@@ -96,30 +106,14 @@ class StagedFileDataset(AbstractDataset[str, str]):
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(data, self._filepath)
 
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class ResponseCacheDataset(AbstractDataset[None, ResponseCache]):
+class ResponseCacheDataset(_LocalFile, AbstractDataset[None, ResponseCache]):
     """A content-keyed result cache (SQLite) as a catalog entry, so that the nodes sharing it are joined by an edge
     kedro-viz shows: `load` opens it (creating it when missing); the nodes write through it, entry by entry, as
     results come, so a killed run keeps what it finished. There is nothing to `save`."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> ResponseCache:
         return ResponseCache(self._filepath)
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{self._filepath}: a result cache is written through by the nodes that load it")
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
