@@ -267,9 +267,16 @@ def test_the_documented_commands_run_as_written(default_run, tmp_path):
     assert shard.returncode == 0, shard.stderr[-3000:]
     assert (project / "data/02_intermediate/thinking_shards/shard-001-of-004.json").is_file()
 
+    # the README's Daily-Omni line without its files fails, and the next documented command still gets the demo's
+    # numbers: the failed run destroyed nothing a later stage reads
+    failed = kedro_cli(project, *documented_kedro_command("sources.daily_omni.path="))
+    assert failed.returncode != 0
     chosen = kedro_cli(project, *documented_kedro_command("--pipelines lora_training,evaluation"))
     assert chosen.returncode == 0, chosen.stderr[-3000:]
     assert "(child runs evaluation" in chosen.stdout + chosen.stderr  # training reused: no empty training child
+    results = load_latest(project, "evaluation_results")
+    assert results["with_truth"] == results["samples"] > 0
+    assert results["systems"]["teacher"]["overall"]["object_f1/truth"] > 0.5
 
     other = kedro_cli(project, *documented_kedro_command("evaluation.student="))
     assert other.returncode == 0, other.stderr[-3000:]
