@@ -683,6 +683,8 @@ def test_a_burst_of_timeouts_halves_the_limit_once_and_it_grows_back():
     assert limit.limit == 8
     limit.congested(limit.epoch, capacity=0)  # nothing answered: halve
     assert limit.limit == 4
+    limit.congested(limit.epoch, capacity=1)  # one answer per timeout: one request at a time, not half of 4
+    assert limit.limit == 1
 
 
 def test_the_label_check_counts_what_a_reader_would_not_keep():

@@ -186,7 +186,8 @@ class AdaptiveLimit:
             return
         self.epoch += 1
         if self.limit > 1:
-            self.limit = max(1, min(self.limit // 2, int(capacity * CAPACITY_MARGIN) or self.limit))
+            fits = max(1, int(capacity * CAPACITY_MARGIN)) if capacity else self.limit  # 1 answer: 1 at a time
+            self.limit = max(1, min(self.limit // 2, fits))
             log.warning("Server congested: at most %d requests in flight now", self.limit)
         self.successes = 0
 
