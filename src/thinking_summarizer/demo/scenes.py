@@ -74,12 +74,16 @@ class Scene:
         )
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def _person(rng: random.Random, cfg: dict, colour: str, side: str, depth: str) -> PlacedObject:
     noun = rng.choice(cfg["people"]["nouns"])
     garment = rng.choice(cfg["people"]["garments"])
     return PlacedObject(
         category="person", noun=noun, colour=colour,
-        description=f"a {noun} in a {colour} {garment} {SIDE_PHRASE[side]} in the {depth}",
+        description=f"{_article(noun)} {noun} in {_article(colour)} {colour} {garment} {SIDE_PHRASE[side]} in the {depth}",
         prompt=f"{noun} in {colour} {garment}", priority="primary",
         side=side, depth=depth, size=(0.12, 0.4), velocity=(rng.uniform(-1.5, 1.5), rng.uniform(-0.4, 0.4)),
     )
@@ -90,7 +94,7 @@ def _thing(rng: random.Random, cfg: dict, category: str, colour: str, side: str,
     noun = rng.choice(spec["nouns"])
     return PlacedObject(
         category=category, noun=noun, colour=colour,
-        description=f"a {colour} {noun} {SIDE_PHRASE[side]} in the {depth}",
+        description=f"{_article(colour)} {colour} {noun} {SIDE_PHRASE[side]} in the {depth}",
         prompt=f"{colour} {noun}", priority="secondary",
         side=side, depth=depth, size=tuple(spec["size"]),
         velocity=(rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 0.3)),
