@@ -38,16 +38,17 @@ def chat_examples(count: int, instruction: str) -> list[dict[str, Any]]:
     """Chat-form training examples from demo scenes labelled by the extractive teacher."""
     from thinking_summarizer.demo.scenes import make_scene
     from thinking_summarizer.schemas import Summary
-    from thinking_summarizer.text.summary_format import render
+    from thinking_summarizer.text.summary_format import category_lookup, render
     from thinking_summarizer.teachers import build_teacher
 
     demo, shared = params("demo_data")["demo_data"], params("")
     teacher = build_teacher(params("teacher_labeling")["teacher_labeling"], shared["vocabulary"], shared["summary_qc"])
+    lookup = category_lookup(shared["vocabulary"])
     rows = []
     for i in range(count):
         thinking = make_scene(i, demo).thinking
         outcome = teacher.label_all([(str(i), thinking)])[0]
         if outcome.summary:
             rows.append({"messages": [{"role": "system", "content": instruction}, {"role": "user", "content": thinking},
-                                      {"role": "assistant", "content": render(Summary(**outcome.summary))}]})
+                                      {"role": "assistant", "content": render(Summary(**outcome.summary), lookup)}]})
     return rows

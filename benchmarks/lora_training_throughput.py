@@ -30,6 +30,7 @@ def main() -> None:
     from datasets import Dataset
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
+    from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
     from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, train_student, trainer_settings
 
     tmp = scratch()
@@ -50,7 +51,9 @@ def main() -> None:
         cfg["tiny"]["trainer"] = cfg["tiny"].get("trainer", {}) | {"num_train_epochs": args.epochs}
     cfg["trainer"]["num_train_epochs"] = args.epochs
     base = prepare_base_model(train, cfg)
-    result, _ = train_student(train, val, base, cfg, instruction)  # no MLflow run: nothing is logged
+    shared = params("")
+    grammar = summary_grammar(shared["vocabulary"], shared["summary_qc"])
+    result, _ = train_student(train, val, base, cfg, instruction, grammar)  # no MLflow run: nothing is logged
     m = result["metrics"]
     settings = trainer_settings(cfg, base)
     per_step = settings["per_device_train_batch_size"] * settings["gradient_accumulation_steps"]

@@ -42,7 +42,7 @@ def demo_examples(count: int, offset: int, instruction: str) -> list[dict[str, A
     from thinking_summarizer.demo.scenes import make_scene
     from thinking_summarizer.schemas import Summary
     from thinking_summarizer.teachers import build_teacher
-    from thinking_summarizer.text.summary_format import render
+    from thinking_summarizer.text.summary_format import category_lookup, render
 
     demo, shared = params("demo_data")["demo_data"], params("")
     teacher = build_teacher(params("teacher_labeling")["teacher_labeling"], shared["vocabulary"], shared["summary_qc"])
@@ -54,20 +54,21 @@ def demo_examples(count: int, offset: int, instruction: str) -> list[dict[str, A
         if not outcome.summary:
             continue
         summary = Summary(**outcome.summary)
-        rows.append({"thinking": scene.thinking, "summary": summary.model_dump(), "markdown": render(summary),
+        markdown = render(summary, category_lookup(shared["vocabulary"]))
+        rows.append({"thinking": scene.thinking, "summary": summary.model_dump(), "markdown": markdown,
                      "truth": [{"category": o.category, "description": o.description, "priority": o.priority}
                                for o in scene.objects],
                      "messages": [{"role": "system", "content": instruction},
                                   {"role": "user", "content": scene.thinking},
-                                  {"role": "assistant", "content": render(summary)}]})
+                                  {"role": "assistant", "content": markdown}]})
     return rows
 
 
 def copy_analysis(text: str, thinking: str) -> dict[str, dict[str, float]]:
     """Per section: share of items found verbatim in the thinking, and share with a content word it lacks."""
-    from thinking_summarizer.text.summary_format import parse_lenient
+    from thinking_summarizer.text.summary_format import category_lookup, parse_lenient
 
-    parsed = parse_lenient(text)
+    parsed = parse_lenient(text, category_lookup(params("")["vocabulary"]))
     source, words = thinking.lower(), set(_WORD.findall(thinking.lower()))
     out = {}
     for section in SECTIONS:
@@ -84,7 +85,7 @@ def copy_analysis(text: str, thinking: str) -> dict[str, dict[str, float]]:
 def score(texts: list[str], val: list[dict[str, Any]]) -> dict[str, float]:
     """The evaluation's metrics (vs truth and vs teacher) and the copy analysis, averaged over the val split."""
     from thinking_summarizer.pipelines.evaluation.nodes import score_sample
-    from thinking_summarizer.text.summary_qc import category_lookup
+    from thinking_summarizer.text.summary_format import category_lookup
 
     shared, evaluation = params(""), params("evaluation")["evaluation"]
     ctx = {"lookup": category_lookup(shared["vocabulary"]),
@@ -105,11 +106,11 @@ def score(texts: list[str], val: list[dict[str, Any]]) -> dict[str, float]:
     return result
 
 
-def _summarize(model, tokenizer, instruction: str, val: list[dict[str, Any]], max_new_tokens: int) -> list[str]:
+def _summarize(model, tokenizer, card: dict[str, Any], val: list[dict[str, Any]], max_new_tokens: int) -> list[str]:
     from thinking_summarizer.student import Student
 
     was_training = model.training
-    student = Student(model, tokenizer, {"instruction": instruction})
+    student = Student(model, tokenizer, card)
     texts = student.summarize([e["thinking"] for e in val], 16, max_new_tokens).texts
     tokenizer.padding_side = "right"
     model.train(was_training)
@@ -118,8 +119,12 @@ def _summarize(model, tokenizer, instruction: str, val: list[dict[str, Any]], ma
 
 def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]], cfg: dict[str, Any],
              instruction: str, every: int, max_new_tokens: int, base_dir: str | None, tmp: Path,
-             out: Path) -> list[dict[str, Any]]:
-    """Build the base for this train set, train it, score greedy val summaries every `every` epochs."""
+             out: Path, decodings: list[str]) -> list[dict[str, Any]]:
+    """Build the base for this train set, train it, score greedy val summaries every `every` epochs, held to the
+    format grammar (`grammar`, as the project decodes) and/or free (`free`)."""
+    from thinking_summarizer.text.summary_format import category_lookup, format_regex
+
+    grammar = format_regex(params("")["summary_qc"], category_lookup(params("")["vocabulary"]))
     from datasets import Dataset
     from transformers import TrainerCallback
 
@@ -149,12 +154,16 @@ def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]]
         def on_epoch_end(self, args, state, control, **kwargs):
             epoch = round(state.epoch or 0)
             if epoch % every == 0 or epoch == round(args.num_train_epochs):
-                texts = _summarize(kwargs["model"], built.tokenizer, instruction, val, max_new_tokens)
-                points.append({"train_examples": n_train, "epoch": epoch, "step": state.global_step,
-                               "seconds": round(time.perf_counter() - started, 1), **score(texts, val)})
-                samples.write_text(json.dumps([{"thinking": e["thinking"], "teacher": e["markdown"], "student": t}
-                                               for e, t in zip(val, texts)], indent=1))
-                log.info("%d examples, epoch %d (step %d): %s", n_train, epoch, state.global_step, points[-1])
+                for decoding in decodings:
+                    card = {"instruction": instruction, "grammar": grammar if decoding == "grammar" else None}
+                    texts = _summarize(kwargs["model"], built.tokenizer, card, val, max_new_tokens)
+                    points.append({"train_examples": n_train, "decoding": decoding, "epoch": epoch,
+                                   "step": state.global_step, "seconds": round(time.perf_counter() - started, 1),
+                                   **score(texts, val)})
+                    samples.with_name(f"{samples.stem}-{decoding}.json").write_text(json.dumps(
+                        [{"thinking": e["thinking"], "teacher": e["markdown"], "student": t}
+                         for e, t in zip(val, texts)], indent=1))
+                    log.info("%d examples, epoch %d (step %d): %s", n_train, epoch, state.global_step, points[-1])
 
     built.trainer.add_callback(Probe())
     built.trainer.train()
@@ -179,16 +188,17 @@ def write_table(points: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = ["train_examples", "epoch", "step", "format_valid", "object_f1/truth", "primary_f1/truth",
+    columns = ["train_examples", "decoding", "epoch", "step", "format_valid", "object_f1/truth", "primary_f1/truth",
                "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher", "objects/verbatim",
                "objects/novel", "key_points/verbatim", "emotion_indicators/novel", "seconds"]
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     lines += ["| " + " | ".join("" if p.get(c) is None else str(p[c]) for c in columns) + " |" for p in points]
     out.write_text("\n".join(lines) + "\n")
     figure, axis = plt.subplots(figsize=(6, 4))
-    for n in sorted({p["train_examples"] for p in points}):
-        series = [p for p in points if p["train_examples"] == n]
-        axis.plot([p["step"] for p in series], [p["object_f1/truth"] for p in series], marker="o", label=f"{n} examples")
+    for n, decoding in sorted({(p["train_examples"], p["decoding"]) for p in points}):
+        series = [p for p in points if (p["train_examples"], p["decoding"]) == (n, decoding)]
+        axis.plot([p["step"] for p in series], [p["object_f1/truth"] for p in series], marker="o",
+                  linestyle="-" if decoding == "grammar" else "--", label=f"{n} examples, {decoding}")
     axis.set_xlabel("training step")
     axis.set_ylabel("object F1 vs truth (val)")
     axis.set_ylim(0, 1)
@@ -210,6 +220,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="lora_training.tiny knob, e.g. pretrain.steps=0")
     parser.add_argument("--base", default=None, help="train this base model instead of building the tiny one")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "student_learning.md")
+    parser.add_argument("--decoding", nargs="+", choices=["grammar", "free"], default=["grammar", "free"],
+                        help="grammar: held to the format (as the project decodes); free: unconstrained")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "transformers", "datasets"):
@@ -227,7 +239,8 @@ def main() -> None:
     pool = demo_examples(max(args.examples), 10_000, instruction)
     points = []
     for n in args.examples:
-        points += run_size(n, pool, val, cfg, instruction, args.every, args.max_new_tokens, args.base, tmp, out)
+        points += run_size(n, pool, val, cfg, instruction, args.every, args.max_new_tokens, args.base, tmp, out,
+                           args.decoding)
         write_table(points, out)
 
 

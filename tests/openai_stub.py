@@ -78,7 +78,7 @@ class StubOpenAI:
                        f"{'Let me look at the face and the voice again. ' * 8}{marker}</think><answer>A</answer>")
         elif behaviour in ("ok", "placeholder", "usage_strings", "stream_garbage"):
             data = summary_for(marker, placeholder=behaviour == "placeholder")
-            content = json.dumps(data) if structured else render(Summary(**data))
+            content = json.dumps(data) if structured else render(Summary(**data), {})  # a teacher names every category
         elif behaviour == "invalid_json":
             content = '{"key_points": ["unterminated'
         elif behaviour == "truncated":
@@ -92,7 +92,7 @@ class StubOpenAI:
         elif behaviour == "control_chars":
             data = summary_for(marker)
             data["objects"][0]["description"] = "a woman\u202e in a red coat\x00 on the left"
-            content = json.dumps(data) if structured else render(Summary(**data))
+            content = json.dumps(data) if structured else render(Summary(**data), {})  # a teacher names every category
         prompt_tokens = sum(len(m.get("content") or "") for m in body["messages"]) // 4
         return {
             "id": f"chatcmpl-{marker}", "object": "chat.completion", "created": int(time.time()), "model": body["model"],

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from thinking_summarizer.pipelines.dataset_build.nodes import select_clean_examples, split_examples, to_training_forms
-from thinking_summarizer.text.summary_format import parse
+from thinking_summarizer.text.summary_format import category_lookup, parse
 
 from .conftest import REPO
 from .openai_stub import summary_for
@@ -47,7 +47,7 @@ def test_qc_keeps_clean_labels_and_names_every_rejection():
     assert [k["sample_id"] for k in kept] == ["ok"]
     assert kept[0]["thinking"] == "thinking of ok" and kept[0]["source"] == "daily"
     assert kept[0]["summary"]["objects"][0]["category"] == "person"  # "woman" normalised to the vocabulary
-    assert parse(kept[0]["markdown"]).model_dump() == kept[0]["summary"]
+    assert parse(kept[0]["markdown"], category_lookup(VOCABULARY)).model_dump() == kept[0]["summary"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {
         "refused": "teacher/refusal", "placeholder": "placeholder", "short": "short_description",
         "prompts": "schema", "category": "unknown_category", "points": "schema"}

@@ -18,13 +18,14 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinking_summarizer.demo.scenes import make_scene
+from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, release_student, train_student
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.student import from_adapter, load_student, untrained
 from thinking_summarizer.student.registry import VERIFIED, RegisteredStudentDataset
 from thinking_summarizer.student.training import TrainingDivergedError
 from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.text.summary_format import render
+from thinking_summarizer.text.summary_format import category_lookup, render
 from thinking_summarizer.tracking.record import MlflowRecordDataset
 
 from .conftest import REPO, kill_when, tiny_model_dir, working_dir
@@ -45,6 +46,7 @@ def register_student(training: dict, registry: dict) -> dict:
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+GRAMMAR = summary_grammar(SHARED["vocabulary"], SHARED["summary_qc"])
 TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
 DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
 INSTRUCTION = "Summarise the reasoning."
@@ -58,7 +60,7 @@ def chats(first: int, count: int) -> Dataset:
         summary = teacher.label_all([(str(i), thinking)])[0].summary
         rows.append({"sample_id": str(i), "messages": [{"role": "system", "content": INSTRUCTION},
                                                         {"role": "user", "content": thinking},
-                                                        {"role": "assistant", "content": render(Summary(**summary))}]})
+                                                        {"role": "assistant", "content": render(Summary(**summary), category_lookup(SHARED["vocabulary"]))}]})
     return Dataset.from_list(rows)
 
 
@@ -104,7 +106,7 @@ def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
 
 def train(data, cfg) -> tuple[dict, dict]:
     base = prepare_base_model(data[0], cfg)
-    return base, train_student(data[0], data[1], base, cfg, INSTRUCTION)[0]
+    return base, train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)[0]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict, str
     cfg = config(tmp_path_factory.mktemp("trained"), base_dir, num_train_epochs=4)
     base = prepare_base_model(data[0], cfg)
     with mlflow.start_run() as run:
-        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION)
+        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
         MlflowRecordDataset().save(record)
     return cfg, result, run.info.run_id
 
@@ -149,7 +151,7 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run_id, "adapter")}
     # a rerun with the same config and data reuses the finished training, and its record says so
     base = prepare_base_model(data[0], cfg)
-    again, record = train_student(data[0], data[1], base, cfg, INSTRUCTION)
+    again, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
     assert again == result and record.tags == {"training_id": result["training_id"], "reused": "true"}
 
 
@@ -213,14 +215,14 @@ def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, trac
         "import json\nfrom datasets import Dataset\n"
         "from thinking_summarizer.pipelines.lora_training.nodes import train_student\n"
         f"train, val = json.load(open({str(tmp_path / 'train.json')!r}))\n"
-        f"train_student(Dataset.from_list(train), Dataset.from_list(val), {base!r}, {cfg!r}, {INSTRUCTION!r})\n"
+        f"train_student(Dataset.from_list(train), Dataset.from_list(val), {base!r}, {cfg!r}, {INSTRUCTION!r}, {GRAMMAR!r})\n"
     )
     kill_when(code, lambda: any(runs.glob("*/checkpoint-6/trainer_state.json")), timeout=300)
     checkpoints = sorted(int(p.name.split("-")[1]) for p in runs.glob("*/checkpoint-*"))
     assert checkpoints and max(checkpoints) < 24, "the run must be killed halfway"
     assert not any(runs.glob("*/result.json"))
     with mlflow.start_run() as run:  # the next `kedro run`'s training stage
-        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION)
+        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
     assert result["resumed_from_step"] == max(checkpoints) and result["metrics"]["steps"] == 24
     assert record.tags["resumed_from_step"] == str(max(checkpoints))
     # the loss history runs from step 1 (restored with the checkpoint); this run logged only what it trained
@@ -263,7 +265,7 @@ def test_empty_train_split_is_refused(data, tmp_path, base_dir, tracking):
     cfg = config(tmp_path, base_dir)
     base = prepare_base_model(data[0], cfg)
     with pytest.raises(ValueError, match="train split is empty"):
-        train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION)
+        train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION, GRAMMAR)
 
 
 def test_long_examples_are_truncated_with_a_count(data, tmp_path, base_dir, tracking, caplog):

@@ -7,7 +7,7 @@ from thinking_summarizer.pipelines.evaluation.nodes import score_sample
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.text import metrics as m
 from thinking_summarizer.text.summary_format import parse_lenient, render
-from thinking_summarizer.text.summary_qc import category_lookup
+from thinking_summarizer.text.summary_format import category_lookup
 
 from .conftest import REPO
 
@@ -31,7 +31,7 @@ REFERENCE = {
 
 
 def text_of(summary: dict) -> str:
-    return render(Summary(**summary))
+    return render(Summary(**summary), CTX["lookup"])
 
 
 def with_objects(objects: list[dict], prompts: list[str] | None = None) -> dict:
@@ -69,7 +69,8 @@ def test_wrong_categories_match_nothing_and_lower_category_validity():
         {"category": "spaceship", "description": "a brown table in the middle", "priority": "secondary"},
         {"category": "cup", "description": "a white cup on the right", "priority": "secondary"},
     ])
-    parsed = parse_lenient(text_of(REFERENCE).replace("- person:", "- dog:").replace("- table:", "- spaceship:"))
+    text = text_of(REFERENCE).replace("- a woman", "- dog: a woman").replace("- a brown table", "- spaceship: a brown table")
+    parsed = parse_lenient(text, CTX["lookup"])
     assert m.category_validity(parsed["objects"], CTX["lookup"]) == pytest.approx(2 / 3)
     hits = m.match_objects(wrong["objects"], REFERENCE["objects"], CTX["lookup"], CTX["attribute_words"], 0.5)
     assert hits == 1  # only the cup

@@ -56,3 +56,26 @@ def test_backends_that_cannot_run_say_why(tmp_path):
         ServedStudent(card, served | {"base_url": "http://127.0.0.1:9/v1", "max_attempts": 1}).summarize(["a"], 1, 8)
     with pytest.raises(ValueError, match="unknown backend 'tgi'"):
         build_summarizer(str(tmp_path), SHARED["student_inference"] | {"backend": "tgi"}, SHARED["openai_client"])
+
+
+def test_decoding_held_to_the_grammar_writes_only_summaries_that_parse(base):
+    """Even an untrained model, held to the card's grammar, writes summaries `parse` accepts (vocabulary nouns,
+    counts, one prompt per object); the same model unconstrained writes none."""
+    from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
+    from thinking_summarizer.text.summary_format import category_lookup, parse
+    from thinking_summarizer.text.summary_qc import check_summary
+
+    vocabulary, qc = SHARED["vocabulary"], SHARED["summary_qc"]
+    student = untrained(base, "Summarise.", device="cpu")
+    free = student.summarize(THINKINGS[:2], 2, 400).texts
+    student.card["grammar"] = summary_grammar(vocabulary, qc | {"max_chars": {
+        "key_point": 40, "description": 40, "emotion_indicator": 20, "sam3_prompt": 20}})
+    held = student.summarize(THINKINGS[:2], 2, 2000)
+    assert all(n < 2000 for n in held.new_tokens), "it must finish within the grammar's bounds"
+    for text in held.texts:
+        summary = parse(text, category_lookup(vocabulary))
+        assert 3 <= len(summary.objects) == len(summary.sam3_prompts) <= 4
+        check_summary(text, vocabulary, qc)  # QC accepts its form too
+    assert not any(text.startswith("## Key points") for text in free)
+    student.inference = Inference(constrained=False)
+    assert student.summarize(THINKINGS[:2], 2, 400).texts == free

@@ -16,7 +16,7 @@ from thinking_summarizer.io.openai_client import CallFailed, ServerConfigError
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.text.summary_format import parse
+from thinking_summarizer.text.summary_format import category_lookup, parse
 from thinking_summarizer.text.summary_qc import find_placeholders
 from thinking_summarizer.text.tagged_output import extract
 
@@ -83,7 +83,7 @@ def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplo
     assert {m: server.calls[f"MARK-{m}"] for m in EXPECTED} == {m: e[2] for m, e in EXPECTED.items()}
     label = next(r for r in labels if r["sample_id"] == "s0")
     assert [o["category"] for o in label["summary"]["objects"]] == ["person", "table", "cup"]  # synonyms normalised
-    assert parse(label["markdown"]).model_dump() == label["summary"]
+    assert parse(label["markdown"], category_lookup(VOCABULARY)).model_dump() == label["summary"]
     assert usage["api_calls"] == sum(e[2] for e in EXPECTED.values()) and usage["prompt_tokens"] > 0
     assert usage["estimated_cost"] > 0
     assert server.auth_headers == {f"Bearer {SECRET}"}
@@ -477,7 +477,7 @@ def test_an_empty_answer_keeps_json_mode_and_a_markdown_answer_is_used_not_paid_
         if marker == "MARK-0":
             choice = {"message": {"content": ""}, "finish_reason": "content_filter"}
         else:
-            choice = {"message": {"content": render(Summary(**summary_for(marker)))}, "finish_reason": "stop"}
+            choice = {"message": {"content": render(Summary(**summary_for(marker)), category_lookup(VOCABULARY))}, "finish_reason": "stop"}
         return web.json_response({"choices": [choice], "usage": {"prompt_tokens": 5, "completion_tokens": 5}})
 
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:

@@ -15,6 +15,7 @@ from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.video_segmentation.nodes import _prompts, plan_samples, segment_videos, think_and_summarize
 from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_encode
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
+from thinking_summarizer.text.summary_format import category_lookup
 
 from .conftest import tiny_model_dir, working_dir, REPO
 
@@ -60,10 +61,12 @@ def test_rle_round_trip():
 
 
 def test_prompts_put_primary_objects_first():
-    summary = ("## Key points\n1. a\n2. b\n3. c\n\n## Visual objects\nPrimary Objects:\n- person: a man in red\n"
-               "Secondary Objects:\n- cup: a white cup\n\n## Emotion indicators\n- none\n\n## SAM3 prompts\n"
-               "- man in red\n- white cup\n- white cup\n- extra prompt")
-    assert _prompts(summary, 3) == ["man in red", "white cup", "extra prompt"]
+    summary = ("## Key points\n1. a\n2. b\n3. c\n\n## Visual objects\nSecondary Objects:\n- a white cup | white cup\n"
+               "- a white mug | white cup\n- a brown desk | brown desk\nPrimary Objects:\n- a man in red | man in red\n"
+               "- a blurry shape | shape\n\n## Emotion indicators\n- none")
+    lookup = category_lookup(yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["vocabulary"])
+    assert _prompts(summary, 3, lookup) == ["man in red", "shape", "white cup"]
+    assert _prompts(summary, 5, lookup) == ["man in red", "shape", "white cup", "brown desk"]
 
 
 def test_masks_video_and_results(cfg, tmp_path):

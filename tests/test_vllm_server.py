@@ -122,6 +122,32 @@ def test_served_student_with_its_adapter_writes_what_the_local_one_writes(vllm_s
     assert chat_requests(log_path) - before == 6
 
 
+def test_served_student_is_held_to_the_grammar_of_its_card(vllm_server, student_with_adapter):
+    """The card's format grammar travels to vLLM as structured outputs: the served summaries are the in-process
+    constrained ones, and they parse."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
+    from thinking_summarizer.student import Student
+    from thinking_summarizer.student.backends import ServedStudent
+    from thinking_summarizer.text.summary_format import category_lookup, parse
+
+    url, _ = vllm_server
+    base, adapter = student_with_adapter
+    limits = {"key_point": 30, "description": 30, "emotion_indicator": 15, "sam3_prompt": 15}
+    card = {"instruction": "Summarise the reasoning.", "base_model": str(base),
+            "grammar": summary_grammar(VOCABULARY, QC | {"max_chars": limits})}
+    thinkings = [t["thinking"] for t in records(3)]
+    local = Student(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter),
+                    AutoTokenizer.from_pretrained(base), card).summarize(thinkings, 3, 1500).texts
+    served = ServedStudent(card, CLIENT | {"base_url": url, "model": "student", "api_key_env": None,
+                                           "concurrency": 3, "timeout_s": 300}).summarize(thinkings, 3, 1500).texts
+    assert served == local
+    for text in served:
+        parse(text, category_lookup(VOCABULARY))
+
+
 def test_teacher_json_schema_is_honoured(vllm_server, student_with_adapter, tmp_path):
     """The teacher's own request (response_format json_schema): vLLM constrains even a random model to the
     summary's JSON; without it the same model writes no JSON. The teacher stays in JSON mode."""

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 from peft import PeftModel
 from transformers import (
-    AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
+    AutoConfig, AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, PretrainedConfig, PreTrainedModel,
+    PreTrainedTokenizerBase,
 )
 
 from thinking_summarizer.runtime.torch_runtime import resolve_device, resolve_dtype
@@ -43,6 +44,7 @@ class Inference:
     cache_implementation: str = "dynamic"  # static: a fixed-size KV cache, compiled on a GPU
     memory_fraction: float = 0.0         # > 0 on a GPU: batch size from this share of free memory
     max_batch_size: int = 256
+    constrained: bool = True             # held to the card's format grammar (`student.constrained`)
 
 
 class Student:
@@ -53,6 +55,17 @@ class Student:
         self.model, self.tokenizer, self.card = model.eval(), tokenizer, card
         self.inference = inference or Inference()
         self.tokenizer.padding_side = "left"
+        self._grammar: Any = None
+
+    def grammar(self) -> Any:
+        """The compiled format grammar when decoding is constrained and the card has one, else None."""
+        if not (self.inference.constrained and self.card.get("grammar")):
+            return None
+        if self._grammar is None:
+            from thinking_summarizer.student.constrained import FormatGrammar
+
+            self._grammar = FormatGrammar(self.card["grammar"], self.tokenizer, self.model.config.vocab_size)
+        return self._grammar
 
     @property
     def instruction(self) -> str:
@@ -92,10 +105,13 @@ class Student:
         texts, seconds, tokens = [""] * len(prompts), [0.0] * len(prompts), [0] * len(prompts)
         pad = self.tokenizer.pad_token_id
         extra = {"cache_implementation": "static"} if self.inference.cache_implementation == "static" else {}
+        grammar = self.grammar()
         for start in range(0, len(order), size):
             chosen = order[start:start + size]
             started = time.perf_counter()
             batch = self.tokenizer([prompts[i] for i in chosen], return_tensors="pt", padding=True).to(self.model.device)
+            if grammar is not None:
+                extra["logits_processor"] = LogitsProcessorList([grammar.processor()])
             generated = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                             pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id, **extra)
             new = generated[:, batch["input_ids"].shape[1]:]

@@ -47,7 +47,8 @@ def student_card(source: str) -> dict[str, Any]:
         version = client.get_model_version_by_alias(name, alias)
     else:
         version = client.get_model_version(name, ref)
-    return {"base_model": version.tags["base_model"], "instruction": version.tags["instruction"]}
+    return {"base_model": version.tags["base_model"], "instruction": version.tags["instruction"],
+            "grammar": version.tags.get("grammar", "")}
 
 
 def _messages(instruction: str, thinking: str) -> list[dict[str, str]]:
@@ -59,10 +60,13 @@ class ServedStudent:
 
     @classmethod
     def from_config(cls, source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> ServedStudent:
-        return cls(student_card(source), client_settings(client, cfg["openai"]))
+        return cls(student_card(source), client_settings(client, cfg["openai"]), cfg["constrained"])
 
-    def __init__(self, card: dict[str, Any], cfg: dict[str, Any]):
+    def __init__(self, card: dict[str, Any], cfg: dict[str, Any], constrained: bool = True):
         self.card, self.cfg = card, cfg
+        # vLLM's structured outputs hold the served student to the same grammar as the in-process one
+        grammar = card.get("grammar") if constrained else None
+        self.structured = {"structured_outputs": {"regex": grammar}} if grammar else {}
 
     @property
     def instruction(self) -> str:
@@ -74,7 +78,7 @@ class ServedStudent:
             async def one(thinking: str) -> tuple[str, float, int] | CallFailed:
                 started = time.perf_counter()
                 body = {"model": self.cfg["model"], "messages": _messages(self.instruction, thinking),
-                        "max_tokens": max_new_tokens, "temperature": 0.0}
+                        "max_tokens": max_new_tokens, "temperature": 0.0, **self.structured}
                 try:
                     reply, _ = await client.chat(body)
                 except CallFailed as err:
@@ -99,9 +103,9 @@ class VLLMStudent:
 
     @classmethod
     def from_config(cls, source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> VLLMStudent:
-        return cls(source, student_card(source), cfg["vllm"])
+        return cls(source, student_card(source), cfg["vllm"], cfg["constrained"])
 
-    def __init__(self, source: str, card: dict[str, Any], cfg: dict[str, Any]):
+    def __init__(self, source: str, card: dict[str, Any], cfg: dict[str, Any], constrained: bool = True):
         if importlib.util.find_spec("vllm") is None:
             raise PreflightError("student_inference.backend=vllm needs the vllm package, which is not installed "
                                  "(`pip install vllm` on a GPU machine), or choose transformers or openai")
@@ -116,6 +120,11 @@ class VLLMStudent:
             adapter = local / "artifacts" / "adapter"
             base = str(local / "artifacts" / "base") if (local / "artifacts" / "base").is_dir() else base
         self.card, self.sampling = card, SamplingParams
+        self.structured: dict[str, Any] = {}
+        if constrained and card.get("grammar"):
+            from vllm.sampling_params import StructuredOutputsParams
+
+            self.structured = {"structured_outputs": StructuredOutputsParams(regex=card["grammar"])}
         self.llm = LLM(model=base, enable_lora=True, max_lora_rank=cfg["max_lora_rank"],
                        gpu_memory_utilization=cfg["gpu_memory_utilization"])
         self.lora = LoRARequest("student", 1, str(adapter))
@@ -127,7 +136,8 @@ class VLLMStudent:
     def summarize(self, thinkings: list[str], batch_size: int, max_new_tokens: int) -> Summaries:
         started = time.perf_counter()
         outputs = self.llm.chat([_messages(self.instruction, t) for t in thinkings],
-                                self.sampling(temperature=0.0, max_tokens=max_new_tokens), lora_request=self.lora)
+                                self.sampling(temperature=0.0, max_tokens=max_new_tokens, **self.structured),
+                                lora_request=self.lora)
         elapsed = time.perf_counter() - started
         return Summaries([o.outputs[0].text.strip() for o in outputs], [elapsed] * len(outputs),
                          [len(o.outputs[0].token_ids) for o in outputs])
@@ -137,7 +147,7 @@ def transformers_student(source: str, cfg: dict[str, Any], client: dict[str, Any
     """The student in-process: adapter merged into its base, batched greedy generation."""
     student = load_student(source, merge=True, device=device)
     student.inference = Inference(**{k: cfg[k] for k in ("sort_by_length", "cache_implementation", "memory_fraction",
-                                                         "max_batch_size")})
+                                                         "max_batch_size", "constrained")})
     return student
 
 

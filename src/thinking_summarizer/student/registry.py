@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MODEL_CONFIG = {"merge": False, "device": "auto", "dtype": "auto"}
 # what the pyfunc imports when loaded where the project is not installed (the package travels as code)
 REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "mlflow", "pandas",
-                "numpy", "pydantic")
+                "numpy", "pydantic", "xgrammar")
 PACKAGE = Path(__file__).resolve().parents[1]
 EXAMPLE = ["The woman in a red coat on the left frowns; her voice is sharp. So the answer is angry."]
 

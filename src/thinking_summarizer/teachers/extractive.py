@@ -13,7 +13,8 @@ from typing import Any
 
 from thinking_summarizer.teachers import LabelOutcome
 from thinking_summarizer.text.negation import Negations
-from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary, content_words
+from thinking_summarizer.text.summary_format import category_lookup
+from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary, content_words
 
 _PRONOUNS = {"male": ("he", "his", "him"), "female": ("she", "her"), "person": ("they", "their", "them")}
 

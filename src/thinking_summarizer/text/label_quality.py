@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from thinking_summarizer.text.negation import Negations
-from thinking_summarizer.text.summary_qc import category_lookup, content_words
+from thinking_summarizer.text.summary_format import category_lookup
+from thinking_summarizer.text.summary_qc import content_words
 
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _SENTENCE_END = tuple('.!?"\')”')

@@ -15,10 +15,10 @@ _WORD = re.compile(r"[a-z][a-z'-]*")
 _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
-def format_valid(text: str) -> bool:
+def format_valid(text: str, lookup: dict[str, str]) -> bool:
     """Whether the text parses into the summary schema."""
     try:
-        parse(text)
+        parse(text, lookup)
         return True
     except SummaryParseError:
         return False

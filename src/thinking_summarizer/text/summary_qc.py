@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from thinking_summarizer.schemas import Summary, field_errors
-from thinking_summarizer.text.summary_format import SummaryParseError, parse
+from thinking_summarizer.text.summary_format import CONTROL_CHARACTERS, SummaryParseError, category_lookup, parse
 
 
 class SummaryQCError(ValueError):
@@ -18,14 +18,6 @@ class SummaryQCError(ValueError):
     def __init__(self, reason: str, detail: str):
         self.reason, self.detail = reason, detail
         super().__init__(f"{reason}: {detail}")
-
-
-def category_lookup(vocabulary: dict[str, Any]) -> dict[str, str]:
-    """Every accepted word (category or synonym, lower case) mapped to its standard category."""
-    lookup = {c: c for c in vocabulary["categories"]}
-    for category, words in vocabulary.get("synonyms", {}).items():
-        lookup.update({w.lower(): category for w in words})
-    return lookup
 
 
 def _strings(value: Any) -> list[str]:
@@ -48,7 +40,7 @@ def find_placeholders(value: Any, patterns: list[str]) -> list[str]:
             for m in re.finditer(p, _QUOTED.sub("", text), flags=re.IGNORECASE)]
 
 
-def _as_data(answer: str | dict[str, Any]) -> dict[str, Any]:
+def _as_data(answer: str | dict[str, Any], lookup: dict[str, str]) -> dict[str, Any]:
     if isinstance(answer, dict):
         return answer
     text = answer.strip()
@@ -62,14 +54,12 @@ def _as_data(answer: str | dict[str, Any]) -> dict[str, Any]:
         except RecursionError as err:  # a paid, complete answer: rejected like any bad one (and cached so)
             raise SummaryQCError("invalid_json", "nested deeper than a summary can be") from err
     try:
-        return parse(text).model_dump()
+        return parse(text, lookup).model_dump()
     except SummaryParseError as err:
         raise SummaryQCError("malformed", str(err)) from err
 
 
-# C0/C1 controls other than tab and newline, and the bidirectional overrides and isolates (text that reads
-# differently from how it is stored)
-_BAD_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BAD_CHARACTERS = re.compile(f"[{CONTROL_CHARACTERS}]")
 FIELD_LIMITS = {"key_points": "key_point", "emotion_indicators": "emotion_indicator", "sam3_prompts": "sam3_prompt"}
 
 
@@ -93,7 +83,8 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
     """Parse (JSON or markdown), normalise categories and enforce every QC rule, or raise `SummaryQCError`."""
     if isinstance(answer, str) and len(answer) > qc["max_answer_chars"]:
         raise SummaryQCError("oversized", f"{len(answer)} chars > {qc['max_answer_chars']}; not parsed")
-    data = _as_data(answer)
+    lookup = category_lookup(vocabulary)
+    data = _as_data(answer, lookup)
     if not isinstance(data, dict):
         raise SummaryQCError("malformed", f"the answer is a JSON {type(data).__name__}, not an object")
     bad = sorted({f"U+{ord(c):04X}" for text in _strings(data) for c in _BAD_CHARACTERS.findall(text)})
@@ -102,13 +93,14 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
     found = find_placeholders(data, qc["placeholder_patterns"])
     if found:
         raise SummaryQCError("placeholder", f"placeholder text {sorted(set(found))}")
-    lookup = category_lookup(vocabulary)
     for obj in data.get("objects") or []:
         if isinstance(obj, dict) and isinstance(obj.get("category"), str):
             word = obj["category"].strip().lower()
             if word not in lookup:
                 raise SummaryQCError("unknown_category", f"category {word!r} is not in the vocabulary")
             obj["category"] = lookup[word]
+    if isinstance(data.get("emotion_indicators"), list):
+        data["emotion_indicators"] = data["emotion_indicators"][: qc["max_emotion_indicators"]]
     try:
         summary = Summary.model_validate(data)
     except ValidationError as err:

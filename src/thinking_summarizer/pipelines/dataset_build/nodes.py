@@ -9,7 +9,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from thinking_summarizer.text.summary_format import render
+from thinking_summarizer.text.summary_format import category_lookup, format_regex, render
 from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def select_clean_examples(
         sample = meta[sid]
         kept.append({"sample_id": sid, "source": sample["source"], "problem_type": sample["problem_type"],
                      "video_id": sample["video_id"], "thinking": thinking[sid], "summary": summary.model_dump(),
-                     "markdown": render(summary), "teacher": label["teacher"]})
+                     "markdown": render(summary, category_lookup(vocabulary)), "teacher": label["teacher"]})
     source_of = {sid: s["source"] for sid, s in meta.items()}
     total = Counter(source_of.get(r["sample_id"], "unknown") for r in kept + rejects)
     kept_by = Counter(e["source"] for e in kept)
@@ -92,3 +92,8 @@ def to_training_forms(examples: list[dict[str, Any]], instruction: str) -> tuple
                                   {"role": "assistant", "content": e["markdown"]}]}
             for ident, e in zip(identity, examples)]
     return Dataset.from_list(alpaca), Dataset.from_list(chat)
+
+
+def summary_grammar(vocabulary: dict[str, Any], qc: dict[str, Any]) -> str:
+    """The regex every summary in the training data matches (`summary_format.format_regex`)."""
+    return format_regex(qc, category_lookup(vocabulary))

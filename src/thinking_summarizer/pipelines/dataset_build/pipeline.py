@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import select_clean_examples, split_examples, to_training_forms
+from .nodes import select_clean_examples, split_examples, summary_grammar, to_training_forms
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -21,5 +21,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["sft_train_instruction", "sft_train_chat"], name="format_train"),
             Node(to_training_forms, ["val_examples", "params:dataset_build.instruction"],
                  ["sft_val_instruction", "sft_val_chat"], name="format_val"),
+            Node(summary_grammar, ["params:vocabulary", "params:summary_qc"], "summary_grammar",
+                 name="summary_grammar"),
         ]
     )

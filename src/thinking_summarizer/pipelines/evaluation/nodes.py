@@ -21,8 +21,8 @@ from thinking_summarizer.student.backends import Summarizer, build_summarizer
 from thinking_summarizer.student.registry import version_by_alias
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
 from thinking_summarizer.text import metrics as m
-from thinking_summarizer.text.summary_format import parse_lenient, render
-from thinking_summarizer.text.summary_qc import SummaryQCError, category_lookup, check_summary
+from thinking_summarizer.text.summary_format import category_lookup, parse_lenient, render
+from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
 from .report import build_report
 
@@ -48,7 +48,8 @@ def _baseline_outputs(examples: list[dict[str, Any]], extractive_cfg: dict[str, 
     for example in examples:
         begin = time.perf_counter()
         try:
-            text = render(check_summary(teacher.summarize(example["thinking"]), vocabulary, qc))
+            text = render(check_summary(teacher.summarize(example["thinking"]), vocabulary, qc),
+                          category_lookup(vocabulary))
         except SummaryQCError:
             text = ""  # the baseline found no summary that passes QC
         rows.append({"sample_id": example["sample_id"], "text": text, "seconds": time.perf_counter() - begin,
@@ -101,10 +102,10 @@ def _object_scores(predicted: list[dict[str, Any]], reference: list[dict[str, An
 def score_sample(text: str, teacher: dict[str, Any] | None, truth: list[dict[str, Any]] | None,
                  ctx: dict[str, Any]) -> dict[str, Any]:
     """Every metric of one output; `/teacher` and `/truth` name the reference it is scored against."""
-    parsed = parse_lenient(text)
+    parsed = parse_lenient(text, ctx["lookup"])
     objects = parsed["objects"]
     row: dict[str, Any] = {
-        "format_valid": float(m.format_valid(text)),
+        "format_valid": float(m.format_valid(text, ctx["lookup"])),
         "placeholder": float(m.has_placeholder(text, ctx["placeholder_patterns"])),
         "category_validity": m.category_validity(objects, ctx["lookup"]),
         "prompt_coverage": m.prompt_coverage(objects, parsed["sam3_prompts"]),

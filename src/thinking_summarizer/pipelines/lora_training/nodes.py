@@ -57,7 +57,8 @@ def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, An
     adapter_dir = output_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # the best checkpoint: load_best_model_at_end
     tokenizer.save_pretrained(str(adapter_dir))
-    card = {"base_model": config["base"]["base_model"], "instruction": config["instruction"]}
+    card = {"base_model": config["base"]["base_model"], "instruction": config["instruction"],
+            "grammar": config["grammar"]}
     (adapter_dir / CARD).write_text(json.dumps(card, indent=1))
     (output_dir / "training_config.yml").write_text(yaml.safe_dump(config))
     loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
@@ -89,10 +90,11 @@ def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
 
 
 def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
-                  instruction: str) -> tuple[dict[str, Any], TrackingRecord]:
+                  instruction: str, grammar: str) -> tuple[dict[str, Any], TrackingRecord]:
     """Run the recipe's trainer (`student.training.build_trainer`) with resume: an identical finished training is
     reused (its record says so), an unfinished one resumes from its last checkpoint. Per-step losses go to the
-    active MLflow run as they come; the result and its tracking record are returned."""
+    active MLflow run as they come; the result and its tracking record are returned. The adapter's card carries
+    the instruction and the format grammar (`summary_grammar`) its decoder is held to."""
     if len(train_chat) == 0:
         raise ValueError("lora_training: the train split is empty; nothing to train on")
     settings = trainer_settings(cfg, base)
@@ -126,7 +128,8 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
         "steps": state.global_step, **built.counts,
     }
     adapter_dir = _save(trainer, built.tokenizer, output_dir, {
-        "base": base, "lora": cfg["lora"], "trainer": settings, "data": data, "instruction": instruction})
+        "base": base, "lora": cfg["lora"], "trainer": settings, "data": data, "instruction": instruction,
+        "grammar": grammar})
     result = {"training_id": output_dir.name, "run_key": run_key, "adapter_dir": str(adapter_dir),
               "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]),
               "best_checkpoint": state.best_model_checkpoint, "metrics": metrics, "loss_history": state.log_history}
@@ -143,7 +146,8 @@ def release_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> d
     metrics = training["metrics"]
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
                    f"{metrics['best_eval_loss']:.4f}, training {training['training_id']}.")
-    tags = {"base_model": training["base_model"], "instruction": read_card(training["adapter_dir"])["instruction"],
+    card = read_card(training["adapter_dir"])
+    tags = {"base_model": training["base_model"], "instruction": card["instruction"], "grammar": card.get("grammar", ""),
             "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
     verify = registry_cfg if registry_cfg["verify_reload"] else None

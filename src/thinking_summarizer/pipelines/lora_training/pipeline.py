@@ -14,7 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="prepare_base_model"),
             Node(train_student,
                  ["sft_train_chat", "sft_val_chat", "student_base", "params:lora_training",
-                  "params:dataset_build.instruction"],
+                  "params:dataset_build.instruction", "summary_grammar"],
                  ["training_result", "training_tracking"], name="train_student"),
             Node(release_student, ["training_result", "params:lora_training.registry"], "registered_student",
                  name="register_student"),  # saving to registered_student registers the model version

@@ -11,7 +11,7 @@ from thinking_summarizer.io.openai_client import TRANSIENT
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.text.label_quality import LabelChecker, quality_report
 from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.text.summary_format import render
+from thinking_summarizer.text.summary_format import category_lookup, render
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,13 @@ def label_thinking(
     The report's `quality` is the label quality check (`text.label_quality`) over the labels kept.
     """
     teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
+    lookup = category_lookup(vocabulary)
     outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in thinking_records])
     labels, rejects = [], []
     for outcome in outcomes:
         row = {"sample_id": outcome.sample_id, "teacher": teacher.model_id, "prompt_version": teacher.prompt_version}
         if outcome.status == "labelled":
-            labels.append(row | {"summary": outcome.summary, "markdown": render(Summary(**outcome.summary)),
+            labels.append(row | {"summary": outcome.summary, "markdown": render(Summary(**outcome.summary), lookup),
                                  "cached": outcome.cached})
         else:
             rejects.append(row | {"reason": outcome.reason, "detail": outcome.detail})

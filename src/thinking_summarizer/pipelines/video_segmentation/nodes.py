@@ -21,7 +21,7 @@ from thinking_summarizer.segmentation.masks import MaskWriter, OverlayStyle, ove
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
 from thinking_summarizer.teachers import build_teacher
-from thinking_summarizer.text.summary_format import parse_lenient, primary_first, render
+from thinking_summarizer.text.summary_format import category_lookup, parse_lenient, primary_first, render
 from thinking_summarizer.text.tagged_output import extract
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,9 @@ def plan_samples(val_examples: list[dict[str, Any]], samples: list[dict[str, Any
     return [by_id[e["sample_id"]] for e in val_examples[: cfg["from_val_split"]]]
 
 
-def _prompts(text: str, limit: int) -> list[str]:
+def _prompts(text: str, limit: int, lookup: dict[str, str]) -> list[str]:
     """SAM3 prompts of a summary, those of primary objects first, without repeats."""
-    parsed = parse_lenient(text)
-    objects, prompts = parsed["objects"], parsed["sam3_prompts"]
-    ordered = primary_first([(objects[i]["priority"] if i < len(objects) else "secondary", p)
-                             for i, p in enumerate(prompts)])
+    ordered = primary_first([(o["priority"], o["prompt"]) for o in parse_lenient(text, lookup)["objects"]])
     return list(dict.fromkeys(p for p in ordered if p.strip()))[:limit]
 
 
@@ -87,9 +84,9 @@ def think_and_summarize(
     elif ready:
         teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
-        texts = [_render_or_empty(o.summary) for o in outcomes]
+        texts = [_render_or_empty(o.summary, category_lookup(vocabulary)) for o in outcomes]
     for row, text in zip(ready, texts):
-        row |= {"summary": text, "prompts": _prompts(text, cfg["max_prompts"])}
+        row |= {"summary": text, "prompts": _prompts(text, cfg["max_prompts"], category_lookup(vocabulary))}
         if not row["prompts"]:
             row["error"] = "the summary names no SAM3 prompt"
     summary_seconds = time.perf_counter() - started
@@ -100,8 +97,8 @@ def think_and_summarize(
     return rows
 
 
-def _render_or_empty(summary: dict[str, Any] | None) -> str:
-    return render(Summary(**summary)) if summary else ""
+def _render_or_empty(summary: dict[str, Any] | None, lookup: dict[str, str]) -> str:
+    return render(Summary(**summary), lookup) if summary else ""
 
 
 def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, style: OverlayStyle,
