@@ -8,7 +8,7 @@ export DO_NOT_TRACK := true
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: install run test vllm test-vllm chromium ffmpeg viz mlflow-ui
+.PHONY: install run test vllm test-vllm test-learning chromium ffmpeg viz mlflow-ui
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ vllm: $(VLLM_VENV)/.installed
 # the tests against a real vLLM server (teacher, served student with its adapter); not part of `make test`
 test-vllm: install vllm
 	$(BIN)/pytest -m vllm
+
+test-learning: install
+	$(BIN)/pytest -m learning
 
 viz: install
 	$(BIN)/python -m thinking_summarizer.runtime.viz --host 127.0.0.1 --port $(VIZ_PORT)

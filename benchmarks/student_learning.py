@@ -3,13 +3,15 @@ as the number of training examples and steps grows, with a copy analysis per sec
 
     .venv/bin/python benchmarks/student_learning.py                          # 56, 112, 224, 448 examples, CPU
     .venv/bin/python benchmarks/student_learning.py --examples 224 --set pretrain.steps=0   # one suspect
-    .venv/bin/python benchmarks/student_learning.py --examples 224 --recipe benchmarks/recipes/copy_circuit.yml
+    .venv/bin/python benchmarks/student_learning.py --examples 256 --epochs 36 --every 12   # the default run's
+    .venv/bin/python benchmarks/student_learning.py --examples 224 --recipe benchmarks/recipes/without_circuit.yml
 
 Demo scenes are labelled by the extractive teacher (the default run's teacher); the first `--val` scenes are the
 val split (whole scenes: no video on both sides). Each size builds the tiny base from the recipe in
 `conf/base/parameters_lora_training.yml` (`--set key=value` changes one knob of `lora_training.tiny`, dotted),
 trains it with the project's trainer, and every `--every` epochs writes greedy summaries of the val split and
-scores them with the evaluation's own `score_sample`. `--base DIR` trains a given base instead (on a GPU, a
+scores them with the evaluation's own `score_sample`, decoded as the project decodes (held to the format's grammar)
+and/or free (`--decoding`). `--base DIR` trains a given base instead (on a GPU, a
 real-shaped one). The table goes to `--out` (markdown) with a plot of object F1 against steps.
 
 Copy analysis, per section: `verbatim` is the share of items the student wrote that occur word for word in its
@@ -151,6 +153,9 @@ def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]]
     samples = out.with_name(f"{out.stem}-{n_train}-samples.json")  # the latest probe's summaries, to read
 
     class Probe(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.on_epoch_end(args, state, control, **kwargs)  # the untrained student: step 0
+
         def on_epoch_end(self, args, state, control, **kwargs):
             epoch = round(state.epoch or 0)
             if epoch % every == 0 or epoch == round(args.num_train_epochs):

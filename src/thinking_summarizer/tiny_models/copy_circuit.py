@@ -5,9 +5,13 @@ lengths seen, which is position, not content).
 The residual stream is laid out in blocks of one head's width: `[token | previous token | free...]`.
 - Layer 0, head 0 attends to the previous position only (its query and key are constant biases whose rotary
   phases peak at a distance of one) and writes that token's vector into the second block.
+- With `second_token` > 0, layer 0, head 1 does the same at a distance of two and adds that token's vector, turned
+  by a fixed random rotation, into the same block: the block then says "W X" rather than only "X".
 - Layer 1, head 0 matches the current token (first block) against the previous-token block of every earlier
   position, on the rotary pairs slow enough to hold still over the context, and adds the vector of the token that
-  followed the match: "after X came Y before, so Y now".
+  followed the match: "after X came Y before, so Y now". With `second_token`, its query also carries the previous
+  token (turned the same way, weighted by `second_token`), so "W X" is matched on both tokens: after "on the",
+  the word that followed "jacket on the" rather than any "the".
 The input embeddings are frozen and isotropic (the match needs distinct vectors), the output head is untied and
 starts as their copy, so the copied vector is a vote for its token. Pre-training learns the language around the
 circuit without moving what it reads or writes (`freeze_copy_circuit`); LoRA then learns what to copy.
@@ -62,6 +66,21 @@ def wire_copy_circuit(model: Qwen2ForCausalLM, cfg: dict[str, Any]) -> int:
     first.o_proj.weight[previous, :width] = torch.eye(width)
     model.model.layers[0].mlp.down_proj.weight[:2 * width] = 0
 
+    # layer 0, head 1: the token two back, turned by `turn`, into the previous-token block as well
+    second_token, head1 = cfg.get("second_token", 0.0), slice(width, 2 * width)
+    first.o_proj.weight[:, head1] = 0
+    if second_token:
+        turn = torch.linalg.qr(torch.randn(width, width, generator=generator))[0]
+        first.q_proj.weight[head1] = 0
+        first.q_proj.bias[head1] = torch.cat([strength * torch.cos(2 * frequencies),
+                                              -strength * torch.sin(2 * frequencies)])
+        first.k_proj.weight[head1] = 0
+        first.k_proj.bias[head1] = torch.cat([torch.ones(width // 2), torch.zeros(width // 2)])
+        first.v_proj.weight[head1] = 0
+        first.v_proj.bias[head1] = 0
+        first.v_proj.weight[head1, token] = turn
+        first.o_proj.weight[previous, head1] = torch.eye(width)
+
     # layer 1, head 0: the current token against the previous-token block, on the slow rotary pairs only
     slow = (frequencies < cfg["low_frequency"]).nonzero().flatten()
     dims = torch.cat([slow, slow + width // 2])
@@ -70,6 +89,8 @@ def wire_copy_circuit(model: Qwen2ForCausalLM, cfg: dict[str, Any]) -> int:
         linear.weight[:width] = 0
         linear.bias[:width] = 0
     second.q_proj.weight[dims, token] = cfg["match_strength"] * projection
+    if second_token:  # the previous token, turned as layer 0 turned the one two back
+        second.q_proj.weight[dims, previous] = cfg["match_strength"] * second_token * projection @ turn
     second.k_proj.weight[dims, previous] = projection
     second.v_proj.weight[:width, token] = torch.eye(width)
     second.o_proj.weight[:, :width] = 0

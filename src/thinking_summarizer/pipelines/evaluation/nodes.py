@@ -73,6 +73,7 @@ def generate_summaries(
         systems["champion"] = _student_outputs(champ, val_examples, cfg) | {"version": champion}
     if cfg["include_untrained"]:
         base = untrained(student.card["base_model"], student.instruction, cfg["device"])
+        base.card["grammar"] = student.card.get("grammar")  # decoded as the student is
         systems["untrained"] = _student_outputs(base, val_examples, cfg)
     systems["teacher"] = {"rows": [{"sample_id": e["sample_id"], "text": e["markdown"], "seconds": None,
                                     "new_tokens": None} for e in val_examples],
