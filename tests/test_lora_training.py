@@ -97,7 +97,7 @@ def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
                                                   "max_positions": 1024, "rope_theta": 1e8,
                                                   "tie_embeddings": False},
                     "pretrain": cfg["tiny"]["pretrain"] | {"steps": 120}}
-    cfg["tiny"]["trainer"] = {"learning_rate": 3e-3, "num_train_epochs": 2, "per_device_train_batch_size": 4,
+    cfg["tiny"]["trainer"] = {"learning_rate": 1e-3, "num_train_epochs": 2, "per_device_train_batch_size": 4,
                               "per_device_eval_batch_size": 6, "gradient_accumulation_steps": 1,
                               "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 3,
                               "early_stopping_patience": 10} | trainer
