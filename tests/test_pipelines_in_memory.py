@@ -62,3 +62,36 @@ def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path
                         "params:summary_qc": SHARED["summary_qc"]})
     SequentialRunner().run(teacher_labeling(), labels)
     assert len(labels.load("teacher_labels")) == 4 and labels.load("teacher_usage")["api_calls"] == 0
+
+
+def test_teacher_labeling_then_dataset_build_writes_training_data_its_grammar_accepts():
+    """Demo chains (two questions per video) through the extractive teacher and dataset_build: no video on both
+    sides of the split, and every assistant turn matches `summary_grammar`, the regex the student is decoded with."""
+    import re
+
+    from thinking_summarizer.demo.scenes import make_scene
+    from thinking_summarizer.pipelines.dataset_build.pipeline import create_pipeline as dataset_build
+
+    build = yaml.safe_load((REPO / "conf/base/parameters_dataset_build.yml").read_text())["dataset_build"]
+    scenes = [make_scene(i, DEMO) for i in range(20)]
+    samples = [{"sample_id": f"{s.scene_id}-q{q}", "video_id": s.scene_id, "source": "demo",
+                "problem_type": "multiple choice"} for s in scenes for q in (1, 2)]
+    thinking = [{"sample_id": f"{s.scene_id}-q{q}", "thinking": s.thinking} for s in scenes for q in (1, 2)]
+    labels = catalog(**{"thinking_records": thinking, "params:teacher_labeling": TEACHER,
+                        "params:openai_client": SHARED["openai_client"], "params:vocabulary": SHARED["vocabulary"],
+                        "params:summary_qc": SHARED["summary_qc"]})
+    labels["teacher_labels"], labels["teacher_rejects"] = Kept(), Kept()
+    SequentialRunner().run(teacher_labeling(), labels)
+    run = catalog(**{"teacher_labels": labels.load("teacher_labels"), "teacher_rejects": labels.load("teacher_rejects"),
+                     "thinking_records": thinking, "sampled_samples": samples, "params:vocabulary": SHARED["vocabulary"],
+                     "params:summary_qc": SHARED["summary_qc"], "params:dataset_build.split": build["split"],
+                     "params:dataset_build.instruction": build["instruction"]})
+    for name in ("train_examples", "val_examples", "sft_train_chat", "sft_val_chat", "summary_grammar"):
+        run[name] = Kept()
+    SequentialRunner().run(dataset_build(), run)
+    train, val = run.load("train_examples"), run.load("val_examples")
+    assert len(train) + len(val) == 40 and val
+    assert not {e["video_id"] for e in train} & {e["video_id"] for e in val}
+    grammar = run.load("summary_grammar")
+    turns = [m[-1]["content"] for split in ("sft_train_chat", "sft_val_chat") for m in run.load(split)["messages"]]
+    assert len(turns) == 40 and all(re.fullmatch(grammar, turn) for turn in turns)
