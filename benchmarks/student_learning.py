@@ -98,7 +98,7 @@ def score(texts: list[str], val: list[dict[str, Any]]) -> dict[str, float]:
            "placeholder_patterns": shared["summary_qc"]["placeholder_patterns"]}
     rows = [score_sample(t, e["summary"], e["truth"], ctx) for t, e in zip(texts, val)]
     keys = ("format_valid", "object_f1/truth", "primary_f1/truth", "object_f1/teacher", "key_point_rouge_l/teacher",
-            "emotion_f1/teacher", "placeholder")
+            "emotion_f1/teacher", "prompt_grounding", "placeholder")
     result = {k: round(mean(r[k] for r in rows if r.get(k) is not None), 4) for k in keys}
     copies = [copy_analysis(t, e["thinking"]) for t, e in zip(texts, val)]
     for section in SECTIONS:
@@ -194,7 +194,8 @@ def write_table(points: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     columns = ["train_examples", "decoding", "epoch", "step", "format_valid", "object_f1/truth", "primary_f1/truth",
-               "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher", "objects/verbatim",
+               "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher", "prompt_grounding",
+               "objects/verbatim",
                "objects/novel", "key_points/verbatim", "emotion_indicators/novel", "seconds"]
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     lines += ["| " + " | ".join("" if p.get(c) is None else str(p[c]) for c in columns) + " |" for p in points]

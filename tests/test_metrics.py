@@ -142,3 +142,12 @@ def test_a_wrong_colour_on_the_right_side_is_not_the_object():
     assert m.match_objects(red, REFERENCE["objects"], *args) == 0
     brown = [{"category": "table", "description": "the brown table", "priority": "secondary"}]
     assert m.match_objects(brown, REFERENCE["objects"], *args) == 1
+
+
+def test_prompt_grounding_counts_prompts_that_say_only_what_their_description_says():
+    objects = [{"description": "a girl in a red sweater on the right", "prompt": "girl in red sweater"},
+               {"description": "the hands of the old man", "prompt": "man's hand"},
+               {"description": "a girl in a red sweater on the right", "prompt": "man man"},  # seen in a default run
+               {"description": "a white cup", "prompt": ""}]
+    assert m.prompt_grounding(objects) == pytest.approx(2 / 4)
+    assert m.prompt_grounding([]) is None

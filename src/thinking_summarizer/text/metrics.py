@@ -100,6 +100,21 @@ def bag_f1(predicted: list[str], reference: list[str]) -> float:
     return precision_recall_f1(len(pred & ref), len(pred), len(ref))[2]
 
 
+def prompt_grounding(objects: list[dict[str, Any]]) -> float | None:
+    """Share of objects whose SAM3 prompt says only what their own description says: every word of the prompt
+    ("'s" aside) is a word of the description, or its singular ("man's hand" for "the hands of the man"); what
+    SAM3 is asked for is then what the summary describes. None without objects."""
+    if not objects:
+        return None
+
+    def grounded(obj: dict[str, Any]) -> bool:
+        said = set(_WORD.findall(obj["description"].lower()))
+        words = [w.removesuffix("'s") for w in _WORD.findall(obj.get("prompt", "").lower())]
+        return bool(words) and all(w in said or f"{w}s" in said or f"{w}es" in said for w in words)
+
+    return sum(map(grounded, objects)) / len(objects)
+
+
 def prompt_coverage(objects: list[dict[str, Any]], prompts: list[str]) -> float | None:
     """Share of objects that have their own non-empty SAM3 prompt; None without objects."""
     if not objects:

@@ -110,6 +110,7 @@ def score_sample(text: str, teacher: dict[str, Any] | None, truth: list[dict[str
         "placeholder": float(m.has_placeholder(text, ctx["placeholder_patterns"])),
         "category_validity": m.category_validity(objects, ctx["lookup"]),
         "prompt_coverage": m.prompt_coverage(objects, parsed["sam3_prompts"]),
+        "prompt_grounding": m.prompt_grounding(objects),
         "objects": float(len(objects)),
     }
     if teacher is not None:

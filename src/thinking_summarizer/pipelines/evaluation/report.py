@@ -14,6 +14,7 @@ GLOSSARY = {  # the metric (without its reference) -> what it means; docs/metric
     "placeholder": "share of outputs with placeholder text ([color], TBD, ...); lower is better",
     "category_validity": "share of objects whose category is in the vocabulary",
     "prompt_coverage": "share of objects with their own SAM3 prompt",
+    "prompt_grounding": "share of objects whose SAM3 prompt says only what their description says",
     "object_recall": "reference objects found (same category, covering their colour/clothing/position words)",
     "object_precision": "predicted objects that match a reference object",
     "object_f1": "harmonic mean of object precision and recall",
@@ -28,7 +29,8 @@ GLOSSARY = {  # the metric (without its reference) -> what it means; docs/metric
 
 
 def _headline(reference: str) -> list[str]:
-    return ["format_valid", "placeholder", "category_validity", "prompt_coverage", f"object_recall/{reference}",
+    return ["format_valid", "placeholder", "category_validity", "prompt_coverage", "prompt_grounding",
+            f"object_recall/{reference}",
             f"object_precision/{reference}", f"object_f1/{reference}", f"primary_f1/{reference}",
             "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher"]
 
