@@ -28,7 +28,8 @@ def _evaluation(r: dict[str, Any]) -> str:
         o = r["systems"].get(system, {}).get("overall")
         if o is not None:
             parts.append(f"{system} format {_pct(o.get('format_valid'))}, object F1 vs {ref} "
-                         f"{o.get(f'object_f1/{ref}', 0):.3f}")
+                         f"{o.get(f'object_f1/{ref}', 0):.3f} (primary {o.get(f'primary_f1/{ref}', 0):.3f}), "
+                         f"prompts grounded {_pct(o.get('prompt_grounding'))}")
     return f"evaluation on {r['samples']} val samples: " + "; ".join(parts)
 
 
