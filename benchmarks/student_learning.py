@@ -99,7 +99,8 @@ def score(texts: list[str], val: list[dict[str, Any]]) -> dict[str, float]:
     rows = [score_sample(t, e["summary"], e["truth"], ctx) for t, e in zip(texts, val)]
     keys = ("format_valid", "object_f1/truth", "primary_f1/truth", "object_f1/teacher", "key_point_rouge_l/teacher",
             "emotion_f1/teacher", "prompt_grounding", "placeholder")
-    result = {k: round(mean(r[k] for r in rows if r.get(k) is not None), 4) for k in keys}
+    result = {k: round(mean(values), 4) if (values := [r[k] for r in rows if r.get(k) is not None]) else None
+              for k in keys}
     copies = [copy_analysis(t, e["thinking"]) for t, e in zip(texts, val)]
     for section in SECTIONS:
         for what in ("verbatim", "novel"):
