@@ -65,8 +65,19 @@ def test_prompts_put_primary_objects_first():
                "- a white mug | white cup\n- a brown desk | brown desk\nPrimary Objects:\n- a man in red | man in red\n"
                "- a blurry shape | shape\n\n## Emotion indicators\n- none")
     lookup = category_lookup(yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["vocabulary"])
-    assert _prompts(summary, 3, lookup) == ["man in red", "shape", "white cup"]
-    assert _prompts(summary, 5, lookup) == ["man in red", "shape", "white cup", "brown desk"]
+    assert _prompts(summary, 3, lookup, None) == (["man in red", "shape", "white cup"], 0)
+    assert _prompts(summary, 5, lookup, None) == (["man in red", "shape", "white cup", "brown desk"], 0)
+
+
+def test_a_prompt_that_says_what_its_description_does_not_is_replaced_by_the_descriptions_words():
+    summary = ("## Key points\n1. a\n2. b\n3. c\n\n## Visual objects\nPrimary Objects:\n"
+               "- a girl in a red sweater on the right in the background | man man\n"
+               "- the hands of the girl in a red sweater | man man's hand\nSecondary Objects:\n"
+               "- a black laptop in the middle | black laptop\n\n## Emotion indicators\n- none")
+    lookup = category_lookup(yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["vocabulary"])
+    prompts, replaced = _prompts(summary, 4, lookup, PARAMS["ungrounded_prompts"])
+    assert prompts == ["girl in a red sweater", "hands of the girl in a red sweater", "black laptop"]
+    assert replaced == 2
 
 
 def test_masks_video_and_results(cfg, tmp_path):
@@ -243,3 +254,16 @@ def test_labels_are_legible_and_each_sits_on_its_own_objects_largest_region():
     assert 360 <= (x0 + x1) / 2 <= 600 and 240 <= (y0 + y1) / 2 <= 440  # on the body, not at the corner speck
     a, b = boxes[1], boxes[2]
     assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]  # the two labels do not overlap
+
+
+def test_a_prompt_longer_than_the_text_encoder_takes_is_cut_to_a_word_prefix_not_a_stopped_run(cfg, tmp_path):
+    """Sam3VideoProcessor pads a prompt to 32 tokens and does not truncate: a student's run-on line stopped the
+    run ("Sequence length must be less than max_position_embeddings (got 126 ...)")."""
+    video, _ = scene_video(tmp_path / "long.mp4", 4, 4)
+    long = "surprised does not fit trembling " * 20
+    results, _, _ = segment_videos([row("s1", video, ["girl in a red sweater", long])], cfg, NO_TRUTH)
+    result = results["s1"]
+    assert result["status"] == "ok"
+    fitted = result["prompts"][1]
+    assert long.startswith(fitted) and 3 < len(fitted.split()) < 32
+    assert result["prompts"][0] == "girl in a red sweater"

@@ -152,6 +152,9 @@ class FastSam3VideoModel(Sam3VideoModel):
         return detections
 
 
+PROMPT_TOKENS = 32  # the length the processor pads a text prompt to
+
+
 class Sam3Segmenter:
     """Loads SAM3 once; `track` runs text prompts over one video, frame by frame."""
 
@@ -190,6 +193,14 @@ class Sam3Segmenter:
         self.processor.image_processor.mask_size = {"height": 4 * size // patch, "width": 4 * size // patch}
         self.processor.video_processor.size = square
         self.processor.target_size = size
+
+    def fit_prompt(self, prompt: str) -> str:
+        """The prompt's longest word prefix the text encoder takes: `Sam3VideoProcessor.add_text_prompt` pads to
+        PROMPT_TOKENS and does not truncate, so a longer prompt would stop the model."""
+        words = prompt.split()
+        while len(words) > 1 and len(self.processor.tokenizer(" ".join(words))["input_ids"]) > PROMPT_TOKENS:
+            words.pop()
+        return " ".join(words)
 
     @torch.inference_mode()
     def track(self, video_path: str, prompts: list[str], on_frame: FrameCallback) -> TrackResult:

@@ -21,6 +21,7 @@ from thinking_summarizer.segmentation.masks import MaskWriter, OverlayStyle, ove
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
 from thinking_summarizer.teachers import build_teacher
+from thinking_summarizer.text.metrics import prompt_grounding
 from thinking_summarizer.text.summary_format import category_lookup, parse_lenient, primary_first, render
 from thinking_summarizer.text.tagged_output import extract
 
@@ -48,10 +49,26 @@ def plan_samples(val_examples: list[dict[str, Any]], samples: list[dict[str, Any
     return [by_id[e["sample_id"]] for e in val_examples[: cfg["from_val_split"]]]
 
 
-def _prompts(text: str, limit: int, lookup: dict[str, str]) -> list[str]:
-    """SAM3 prompts of a summary, those of primary objects first, without repeats."""
-    ordered = primary_first([(o["priority"], o["prompt"]) for o in parse_lenient(text, lookup)["objects"]])
-    return list(dict.fromkeys(p for p in ordered if p.strip()))[:limit]
+def description_prompt(description: str, rule: dict[str, Any]) -> str:
+    """A SAM3 prompt made of the description's own words: without its leading article, cut before its first
+    position phrase ("a girl in a red sweater on the right" -> "girl in a red sweater")."""
+    words = description.strip().rstrip(".").split()
+    if words and words[0].lower() in rule["articles"]:
+        words = words[1:]
+    text = " ".join(words)
+    cuts = [i for phrase in rule["cut_at"] if (i := text.lower().find(f" {phrase}")) > 0]
+    return text[: min(cuts)] if cuts else text
+
+
+def _prompts(text: str, limit: int, lookup: dict[str, str], rule: dict[str, Any] | None) -> tuple[list[str], int]:
+    """SAM3 prompts of a summary, those of primary objects first, without repeats; with `rule`, a prompt that says
+    what its own description does not (`prompt_grounding`) is replaced by the description's words. Also how many
+    were replaced."""
+    objects = parse_lenient(text, lookup)["objects"]
+    ungrounded = [rule is not None and prompt_grounding([o]) == 0 for o in objects]
+    chosen = [description_prompt(o["description"], rule) if bad else o["prompt"] for o, bad in zip(objects, ungrounded)]
+    ordered = primary_first([(o["priority"], p) for o, p in zip(objects, chosen)])
+    return list(dict.fromkeys(p for p in ordered if p.strip()))[:limit], sum(ungrounded)
 
 
 def think_and_summarize(
@@ -86,14 +103,17 @@ def think_and_summarize(
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
         texts = [_render_or_empty(o.summary, category_lookup(vocabulary)) for o in outcomes]
     for row, text in zip(ready, texts):
-        row |= {"summary": text, "prompts": _prompts(text, cfg["max_prompts"], category_lookup(vocabulary))}
+        prompts, replaced = _prompts(text, cfg["max_prompts"], category_lookup(vocabulary), cfg["ungrounded_prompts"])
+        row |= {"summary": text, "prompts": prompts, "prompts_from_description": replaced}
         if not row["prompts"]:
             row["error"] = "the summary names no SAM3 prompt"
     summary_seconds = time.perf_counter() - started
     for row in rows:
         row["timings"] = {"thinking_s": round(thinking_seconds / max(1, len(rows)), 3),
                           "summary_s": round(summary_seconds / max(1, len(ready)), 3)}
-    log.info("Planned %d videos: %d with prompts", len(rows), sum(not r["error"] for r in rows))
+    log.info("Planned %d videos: %d with prompts; %d prompts said what their description does not and were "
+             "replaced by its words", len(rows), sum(not r["error"] for r in rows),
+             sum(r.get("prompts_from_description", 0) for r in rows))
     return rows
 
 
@@ -121,6 +141,7 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, s
         writer.write(shown)
         encode_seconds += time.perf_counter() - started
 
+    row = row | {"prompts": list(dict.fromkeys(segmenter.fit_prompt(p) for p in row["prompts"]))}
     try:
         result = segmenter.track(row["video_path"], row["prompts"], on_frame)
     finally:
@@ -132,7 +153,8 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, s
     return {
         "video_file": str(video_file), "masks_file": str(masks_file), "frames_tracked": result.frames,
         "fps": result.fps, "size": [result.width, result.height], "objects_per_prompt": found, "audio": with_audio,
-        "objects": len(result.prompt_of),
+        "prompts": row["prompts"],  # as SAM3 took them (`fit_prompt`)
+        "objects": len(result.prompt_of), "prompts_from_description": row.get("prompts_from_description", 0),
         "tracking_success_rate": round(sum(bool(v) for v in found.values()) / len(found), 4) if found else 0.0,
         "frame_coverage": round(result.frames_with_any / result.frames, 4) if result.frames else 0.0,
         "frames_per_object": {str(k): v for k, v in result.frames_with.items()},
@@ -195,6 +217,7 @@ def segmentation_statistics(
         "samples": len(results), "segmented": len(ok),
         "errors": {sid: r["error"] for sid, r in results.items() if r["status"] != "ok"},
         "objects_per_video": avg([r["objects"] for r in ok]),
+        "prompts_from_description": sum(r.get("prompts_from_description", 0) for r in ok),
         "tracking_success_rate": avg([r["tracking_success_rate"] for r in ok]),
         "frame_coverage": avg([r["frame_coverage"] for r in ok]),
         "propagation_fps": avg([r["timings"]["propagation_fps"] for r in ok]),
