@@ -765,3 +765,17 @@ def test_a_person_only_quoted_is_no_object_but_a_seen_speaker_is():
         "She looks sad.")
     assert [o["description"] for o in seen["objects"] if o["category"] == "person"] == [
         "a man in a blue shirt", "a woman in a green coat"]
+
+
+def test_qc_keeps_the_first_emotion_indicators_up_to_the_grammars_count():
+    """A teacher's longer list is cut to `summary_qc.max_emotion_indicators` (the concluded emotions come first),
+    the count the student's grammar allows."""
+    from thinking_summarizer.text.summary_qc import check_summary
+
+    cues = [f"cue {i}" for i in range(QC["max_emotion_indicators"] + 3)]
+    summary = {"key_points": ["A man sits.", "He frowns.", "He is sad."],
+               "objects": [{"category": "man", "description": "a man", "priority": "primary"},
+                           {"category": "face", "description": "his face", "priority": "secondary"},
+                           {"category": "table", "description": "a table by the window", "priority": "secondary"}],
+               "emotion_indicators": cues, "sam3_prompts": ["man", "man's face", "table"]}
+    assert check_summary(summary, VOCABULARY, QC).emotion_indicators == cues[: QC["max_emotion_indicators"]]
