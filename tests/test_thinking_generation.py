@@ -140,7 +140,7 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
         plan = [{k: s[k] for k in ("sample_id", "video_id", "video_path", "question", "options", "problem_type",
                                    "reference_thinking")} for s in work]
         rows = think_and_summarize(plan, ResponseCache(config["cache_path"]), config,
-                                   {"summarizer": "teacher", "max_prompts": 4}, {},
+                                   {"summarizer": "teacher", "max_prompts": 4, "ungrounded_prompts": None}, {},
                                    yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())[
                                        "teacher_labeling"], CLIENT, SHARED["vocabulary"], SHARED["summary_qc"], {})
         assert (asked, sum(server.calls.values())) == (3, 3)  # nothing generated twice
