@@ -21,7 +21,7 @@ from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, release_student, train_student
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.student import from_adapter, load_student, untrained
+from thinking_summarizer.student import from_adapter, load_student, read_card, untrained
 from thinking_summarizer.student.registry import VERIFIED, RegisteredStudentDataset
 from thinking_summarizer.student.training import TrainingDivergedError
 from thinking_summarizer.teachers import build_teacher
@@ -153,6 +153,11 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     base = prepare_base_model(data[0], cfg)
     again, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
     assert again == result and record.tags == {"training_id": result["training_id"], "reused": "true"}
+    # the grammar is no part of training: a reuse under another one (new QC limits) carries the new one
+    train_student(data[0], data[1], base, cfg, INSTRUCTION, "## Key points\\n.*")
+    assert read_card(result["adapter_dir"])["grammar"] == "## Key points\\n.*"
+    train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
+    assert read_card(result["adapter_dir"])["grammar"] == GRAMMAR
 
 
 def test_registered_student_reproduces_the_trained_logits(data, trained):

@@ -107,6 +107,10 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     if done.is_file():
         result = json.loads(done.read_text())
         log.info("Training %s already finished for this config and data; reusing its adapter", output_dir.name)
+        card_file = Path(result["adapter_dir"]) / CARD  # the grammar is no part of training: today's goes with it
+        card = json.loads(card_file.read_text())
+        if card.get("grammar") != grammar:
+            card_file.write_text(json.dumps(card | {"grammar": grammar}, indent=1))
         return result, TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"})
     output_dir.mkdir(parents=True, exist_ok=True)
     built = build_trainer(train_chat, val_chat, base["base_model"], cfg["lora"], settings, output_dir, cfg["device"])
