@@ -115,8 +115,9 @@ def freeze_copy_circuit(model: Qwen2ForCausalLM) -> list[torch.utils.hooks.Remov
 
     head, blocks = slice(0, width), slice(0, 2 * width)
     for param in (first.self_attn.q_proj.bias, first.self_attn.k_proj.bias, first.self_attn.v_proj.weight,
-                  first.self_attn.v_proj.bias, second.self_attn.q_proj.bias, second.self_attn.k_proj.bias,
-                  second.self_attn.v_proj.bias):
+                  first.self_attn.v_proj.bias):
+        keep(param, blocks)  # both of layer 0's heads: the second one writes the token two back (`second_token`)
+    for param in (second.self_attn.q_proj.bias, second.self_attn.k_proj.bias, second.self_attn.v_proj.bias):
         keep(param, head)
     keep(first.self_attn.o_proj.weight, blocks)
     keep(first.mlp.down_proj.weight, blocks)
