@@ -22,6 +22,7 @@ def select_clean_examples(
     """Keep labelled samples whose summary passes QC again; report the keep rate per source and reason."""
     thinking = {r["sample_id"]: r["thinking"] for r in thinking_records}
     meta = {s["sample_id"]: s for s in samples}
+    lookup = category_lookup(vocabulary)
     kept, rejects = [], []
     for reject in teacher_rejects:
         rejects.append({"sample_id": reject["sample_id"], "reason": f"teacher/{reject['reason']}",
@@ -38,7 +39,7 @@ def select_clean_examples(
         sample = meta[sid]
         kept.append({"sample_id": sid, "source": sample["source"], "problem_type": sample["problem_type"],
                      "video_id": sample["video_id"], "thinking": thinking[sid], "summary": summary.model_dump(),
-                     "markdown": render(summary, category_lookup(vocabulary)), "teacher": label["teacher"]})
+                     "markdown": render(summary, lookup), "teacher": label["teacher"]})
     source_of = {sid: s["source"] for sid, s in meta.items()}
     total = Counter(source_of.get(r["sample_id"], "unknown") for r in kept + rejects)
     kept_by = Counter(e["source"] for e in kept)

@@ -43,13 +43,12 @@ def _student_outputs(student: Summarizer, examples: list[dict[str, Any]], cfg: d
 
 def _baseline_outputs(examples: list[dict[str, Any]], extractive_cfg: dict[str, Any], vocabulary: dict[str, Any],
                       qc: dict[str, Any]) -> dict[str, Any]:
-    teacher = ExtractiveTeacher(extractive_cfg, vocabulary, qc)
+    teacher, lookup = ExtractiveTeacher(extractive_cfg, vocabulary, qc), category_lookup(vocabulary)
     rows, started = [], time.perf_counter()
     for example in examples:
         begin = time.perf_counter()
         try:
-            text = render(check_summary(teacher.summarize(example["thinking"]), vocabulary, qc),
-                          category_lookup(vocabulary))
+            text = render(check_summary(teacher.summarize(example["thinking"]), vocabulary, qc), lookup)
         except SummaryQCError:
             text = ""  # the baseline found no summary that passes QC
         rows.append({"sample_id": example["sample_id"], "text": text, "seconds": time.perf_counter() - begin,

@@ -93,6 +93,7 @@ def think_and_summarize(
             rows.append(row | {"thinking": parts.thinking, "answer": parts.answer, "error": ""})
     thinking_seconds = time.perf_counter() - started
     ready = [r for r in rows if not r["error"]]
+    lookup = category_lookup(vocabulary) if ready else {}
     started = time.perf_counter()
     texts: list[str] = []
     if ready and cfg["summarizer"] == "student":
@@ -101,9 +102,9 @@ def think_and_summarize(
     elif ready:
         teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
-        texts = [_render_or_empty(o.summary, category_lookup(vocabulary)) for o in outcomes]
+        texts = [_render_or_empty(o.summary, lookup) for o in outcomes]
     for row, text in zip(ready, texts):
-        prompts, replaced = _prompts(text, cfg["max_prompts"], category_lookup(vocabulary), cfg["ungrounded_prompts"])
+        prompts, replaced = _prompts(text, cfg["max_prompts"], lookup, cfg["ungrounded_prompts"])
         row |= {"summary": text, "prompts": prompts, "prompts_from_description": replaced}
         if not row["prompts"]:
             row["error"] = "the summary names no SAM3 prompt"
