@@ -73,6 +73,7 @@ def serve(tmp_path_factory):
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "true"})
         started.append(proc)
+        proc.log_path = Path(log.name)  # the server's own log: its access lines count what it answered
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
@@ -149,26 +150,37 @@ def tiny_thinker(tmp_path_factory) -> Path:
     return model
 
 
-def test_thinking_through_transformers_serve_with_the_video_by_path(serve, tiny_thinker, tmp_path):
+def chat_lines(proc: subprocess.Popen) -> list[str]:
+    return [line for line in proc.log_path.read_text().splitlines() if "POST /v1/chat/completions" in line]
+
+
+def test_thinking_through_transformers_serve_with_default_settings(serve, tiny_thinker, tmp_path):
+    """Only the server's URL and model set: the client sees it is a transformers serve (its routes), sends the
+    video by path, no vLLM fields, and a frame count the clip has (the server's own default, 32 frames, fails on
+    these 24-frame clips). A data_url, which it cannot load, is refused before any request reaches it."""
     if importlib.util.find_spec("torchcodec") is None or ctypes.util.find_library("avcodec") is None:
         pytest.skip("transformers serve decodes video with torchcodec and FFmpeg's libraries (`make test` "
                     "installs both); one is missing")
     from thinking_summarizer.demo.corpus import write_corpus
     from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 
-    url, _ = serve(tiny_thinker)  # the server's defaults: it would sample 32 frames of a 24-frame clip
+    url, proc = serve(tiny_thinker)
     demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
     write_corpus(demo | {"root": str(tmp_path / "demo"), "n_scenes": 4})
     samples, _ = load_sources({"b": {"path": str(tmp_path / "demo/intentbench.json"),
                                      "video_root": str(tmp_path / "demo/videos")}}, {})
     cfg = copy.deepcopy(THINKING) | {"backend": "openai", "cache_path": str(tmp_path / "cache.sqlite")}
     cfg["generation"]["max_new_tokens"] = 16
-    cfg["openai"] |= {"base_urls": [url], "model": str(tiny_thinker), "video_transport": "path",
-                      "audio_fields": None, "num_frames": 8, "concurrency": 2, "timeout_s": 120}
+    cfg["openai"] |= {"base_urls": [url], "model": str(tiny_thinker), "concurrency": 2, "timeout_s": 120}
+    with pytest.raises(ServerConfigError, match="data_url cannot reach .* transformers serve"):
+        think(samples, copy.deepcopy(cfg) | {"openai": cfg["openai"] | {"video_transport": "data_url"}}, CLIENT)
+    assert chat_lines(proc) == []
     records_ = think(samples, cfg, CLIENT)["shard-000-of-001"]
     errors = [r["error"] for r in records_ if r["error"]]
     assert not errors, errors[:2]
     assert all(r["tokens"] > 0 for r in records_)
+    answered = chat_lines(proc)
+    assert len(answered) == len(samples) and all(" 200" in line for line in answered), answered[:3]
     _, rejects, _ = gate_thinking(records_, samples, THINKING["gates"])
     assert {r["reason"] for r in rejects} <= {"no_tags", "too_short"}  # random weights write no tagged chain
 

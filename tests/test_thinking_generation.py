@@ -151,9 +151,9 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
 
 @pytest.mark.parametrize(("override", "sends_vllm_fields"), [("null", False), ("{}", True)])
 def test_documented_audio_fields_line_as_kedros_config_loader_merges_it(tmp_path, override, sends_vllm_fields):
-    """docs/scaling.md: `audio_fields: null` removes vLLM's fields for `transformers serve`; `{}` is merged into the
-    base value and changes nothing (so the docs do not offer it). `num_frames` is sent the way the server reads it,
-    capped by the video's own frame count."""
+    """docs/scaling.md: `audio_fields: null` removes vLLM's fields; `{}` is merged into the base value and changes
+    nothing (so the docs do not offer it). A transformers serve gets none of them, its video by path and the frame
+    count the way it reads it, capped by the video's own."""
     import shutil
 
     from kedro.config import OmegaConfigLoader
@@ -165,12 +165,40 @@ def test_documented_audio_fields_line_as_kedros_config_loader_merges_it(tmp_path
     shutil.copytree(REPO / "conf/base", tmp_path / "conf/base")
     (tmp_path / "conf/served").mkdir()
     (tmp_path / "conf/served/parameters_thinking_generation.yml").write_text(
-        "thinking_generation:\n  openai:\n    video_transport: path\n"
-        f"    audio_fields: {override}\n    num_frames: 8\n")
+        f"thinking_generation:\n  openai:\n    audio_fields: {override}\n    num_frames: 8\n")
     params = OmegaConfigLoader(str(tmp_path / "conf"), env="served", **CONFIG_LOADER_ARGS)["parameters"]
     thinking = params["thinking_generation"]
     sample = samples(tmp_path, 1)[0] | {"video_info": {"has_audio": True, "num_frames": 4}}
-    body = OpenAIServerGenerator(thinking["openai"], thinking["prompt"], thinking["generation"]).request(sample)
-    assert ("mm_processor_kwargs" in body) is sends_vllm_fields
+    generator = OpenAIServerGenerator(thinking["openai"], thinking["prompt"], thinking["generation"])
+    url = "http://127.0.0.1:8000/v1"
+    body = generator.request(sample, generator.plan(url, "vllm"))
+    assert ("mm_processor_kwargs" in body) is sends_vllm_fields and "chat_template_kwargs" not in body
+    assert body["messages"][1]["content"][0]["video_url"]["url"].startswith("data:video/mp4;base64,")
+    body = generator.request(sample, generator.plan(url, "transformers"))
+    assert "mm_processor_kwargs" not in body
     assert body["chat_template_kwargs"] == {"num_frames": 4}  # never more frames than the video has
     assert body["messages"][1]["content"][0]["video_url"]["url"] == str((tmp_path / "clip.mp4").resolve())
+
+
+def test_a_transport_the_server_cannot_take_is_refused_before_any_request():
+    """data_url to a transformers serve (it loads videos only from a URL or its own disk), a path to another
+    machine, a transformers serve elsewhere without a file server: each a ServerConfigError naming the key."""
+    from thinking_summarizer.generators.openai_server import OpenAIServerGenerator, identify
+    from thinking_summarizer.io.openai_client import ServerConfigError
+
+    assert identify({"/v1/chat/completions", "/load_model"}) == "transformers"
+    assert identify({"/v1/chat/completions", "/version"}) == "vllm"
+    assert identify(set()) == "other"
+
+    def generator(**openai):
+        return OpenAIServerGenerator(PARAMS["openai"] | openai, PARAMS["prompt"], PARAMS["generation"])
+
+    with pytest.raises(ServerConfigError, match=r"video_transport: data_url cannot reach .*transformers serve"):
+        generator(video_transport="data_url").plan("http://127.0.0.1:8000/v1", "transformers")
+    with pytest.raises(ServerConfigError, match=r"video_transport: path .* is another machine"):
+        generator(video_transport="path").plan("http://gpu1:8000/v1", "vllm")
+    with pytest.raises(ServerConfigError, match=r"video_base_url is required .*transformers serve on another"):
+        generator().plan("http://gpu1:8000/v1", "transformers")
+    plan = generator(video_base_url="http://files:9000/videos").plan("http://gpu1:8000/v1", "transformers")
+    assert (plan.transport, plan.audio, plan.frames) == ("http", False, True)
+    assert generator().plan("http://gpu1:8000/v1", "other").transport == "data_url"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import asdict
+import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,31 @@ from tqdm.auto import tqdm
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.io.media import probe
 from thinking_summarizer.io.openai_client import (
-    CallFailed, OpenAICompatibleClient, ServerConfigError, client_settings,
+    CallFailed, OpenAICompatibleClient, ServerConfigError, client_settings, is_local,
 )
 
 CONF_KEY = "thinking_generation.openai"
+log = logging.getLogger(__name__)
+# a route only that server publishes in its OpenAPI document
+SIGNATURE_ROUTES = {"transformers": "/load_model", "vllm": "/version"}
+TRANSPORTS = ("auto", "data_url", "path", "http")
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """What requests to one server carry: how the video travels, whether the audio fields (vLLM's) and a frame
+    count (`transformers serve` reads `chat_template_kwargs.num_frames`) go with it."""
+
+    url: str
+    kind: str
+    transport: str
+    audio: bool
+    frames: bool
+
+
+def identify(routes: set[str]) -> str:
+    """vllm, transformers (serve) or other, from the routes the server publishes."""
+    return next((kind for kind, route in SIGNATURE_ROUTES.items() if route in routes), "other")
 
 
 class OpenAIServerGenerator:
@@ -30,33 +52,61 @@ class OpenAIServerGenerator:
     def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], generation: dict[str, Any]):
         self.cfg, self.prompt, self.generation = cfg, prompt, generation
         self.model_id = cfg["model"]
-        if cfg["video_transport"] not in ("data_url", "path", "http"):
-            raise ValueError(f"{CONF_KEY}.video_transport: {cfg['video_transport']!r} is not data_url, path or http")
+        if cfg["video_transport"] not in TRANSPORTS:
+            raise ValueError(f"{CONF_KEY}.video_transport: {cfg['video_transport']!r} is not one of {TRANSPORTS}")
+        if cfg["server"] not in ("auto", "other", *SIGNATURE_ROUTES):
+            raise ValueError(f"{CONF_KEY}.server: {cfg['server']!r} is not auto, other or one of {list(SIGNATURE_ROUTES)}")
         if cfg["video_transport"] == "http" and not cfg.get("video_base_url"):
             raise ValueError(f"{CONF_KEY}.video_base_url is required with video_transport: http")
 
-    def _video_url(self, path: Path) -> str:
+    def plan(self, url: str, kind: str) -> ServerPlan:
+        """The requests one server can take, or a ServerConfigError saying why the configured ones cannot be."""
+        transport = self.cfg["video_transport"]
+        if transport == "auto":
+            transport = "data_url" if kind != "transformers" else "path" if is_local(url) else "http"
+        if kind == "transformers" and transport == "data_url":
+            raise ServerConfigError(
+                f"{CONF_KEY}.video_transport: data_url cannot reach {url}: transformers serve loads a video only "
+                "from an http(s) URL or a path on its own machine (its load_video answers 'Incorrect format used "
+                "for video'); use path (a server on this machine), http (with video_base_url) or auto")
+        if transport == "path" and not is_local(url):
+            raise ServerConfigError(f"{CONF_KEY}.video_transport: path sends this machine's file paths, and {url} "
+                                    "is another machine; use data_url or http")
+        if transport == "http" and not self.cfg.get("video_base_url"):
+            raise ServerConfigError(f"{CONF_KEY}.video_base_url is required to send videos by http to {url}"
+                                    + (" (a transformers serve on another machine)" if kind == "transformers" else ""))
+        return ServerPlan(url, kind, transport, audio=bool(self.cfg.get("audio_fields")) and kind != "transformers",
+                          frames=bool(self.cfg.get("num_frames")) and kind == "transformers")
+
+    async def _plan(self, client: OpenAICompatibleClient) -> ServerPlan:
+        kind = self.cfg["server"] if self.cfg["server"] != "auto" else identify(await client.routes())
+        plan = self.plan(client.base_url, kind)
+        log.info("Thinking server %s (%s): video by %s%s%s", plan.url, kind, plan.transport,
+                 ", audio fields" if plan.audio else "", f", {self.cfg['num_frames']} frames at most" if plan.frames else "")
+        return plan
+
+    def _video_url(self, path: Path, transport: str) -> str:
         """data_url: the bytes inline (vLLM); path: the file's path, for a server on this machine; http: the
         file under `video_base_url`, which the user serves."""
-        transport = self.cfg["video_transport"]
         if transport == "data_url":
             return f"data:video/mp4;base64,{base64.b64encode(path.read_bytes()).decode()}"
         if transport == "path":
             return str(path.resolve())
         return f"{self.cfg['video_base_url'].rstrip('/')}/{path.name}"
 
-    def request(self, sample: dict[str, Any]) -> dict[str, Any]:
-        """The chat-completions body for one sample; the audio fields (vLLM's) only where conf names them, and the
-        frame count (`num_frames`, at most the video's) where conf asks for one."""
+    def request(self, sample: dict[str, Any], plan: ServerPlan) -> dict[str, Any]:
+        """The chat-completions body for one sample to one server: the audio fields only where conf names them
+        and the server takes them, the frame count (`num_frames`, at most the video's) where the server reads
+        one."""
         path = Path(sample["video_path"])
         info = sample.get("video_info") or asdict(probe(path))
-        with_audio = bool(self.cfg.get("audio_fields")) and info["has_audio"]
+        with_audio = plan.audio and info["has_audio"]
         body = {
             "model": self.model_id,
             "messages": [
                 {"role": "system", "content": self.prompt["system"]},
                 {"role": "user", "content": [
-                    {"type": "video_url", "video_url": {"url": self._video_url(path)}},
+                    {"type": "video_url", "video_url": {"url": self._video_url(path, plan.transport)}},
                     {"type": "text", "text": user_text(sample, self.prompt, with_audio)},
                 ]},
             ],
@@ -64,15 +114,15 @@ class OpenAIServerGenerator:
             "top_p": self.generation["top_p"],
         }
         body |= (self.cfg["audio_fields"] if with_audio else {}) | (self.cfg.get("extra_fields") or {})
-        if self.cfg.get("num_frames"):
+        if plan.frames:
             frames = min(self.cfg["num_frames"], info["num_frames"] or self.cfg["num_frames"])
             body["chat_template_kwargs"] = (body.get("chat_template_kwargs") or {}) | {"num_frames": frames}
         return body
 
-    async def _one(self, client: OpenAICompatibleClient, sample: dict[str, Any]) -> Generation:
+    async def _one(self, client: OpenAICompatibleClient, plan: ServerPlan, sample: dict[str, Any]) -> Generation:
         sid = sample["sample_id"]
         try:
-            body = self.request(sample)
+            body = self.request(sample, plan)
         except OSError as err:
             return Generation(sid, error=f"unreadable_video: {err}")
         try:
@@ -87,17 +137,21 @@ class OpenAIServerGenerator:
 
     async def _all(self, samples: list[dict[str, Any]]) -> list[Generation]:
         clients = [OpenAICompatibleClient(self.cfg | {"base_url": url}, CONF_KEY) for url in self.cfg["base_urls"]]
-        bar = tqdm(total=len(samples), desc=f"thinking {self.model_id}", unit="sample")
-
-        async def run(index: int, sample: dict[str, Any]) -> Generation:
-            result = await self._one(clients[index % len(clients)], sample)
-            bar.update()
-            return result
-
+        bar = None
         try:
+            plans = [await self._plan(client) for client in clients]  # refused here, before any sample is sent
+            bar = tqdm(total=len(samples), desc=f"thinking {self.model_id}", unit="sample")
+
+            async def run(index: int, sample: dict[str, Any]) -> Generation:
+                at = index % len(clients)
+                result = await self._one(clients[at], plans[at], sample)
+                bar.update()
+                return result
+
             return list(await asyncio.gather(*(run(i, s) for i, s in enumerate(samples))))
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             for client in clients:
                 await client.http.aclose()
 

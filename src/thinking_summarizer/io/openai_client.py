@@ -397,6 +397,16 @@ class OpenAICompatibleClient:
         raise CallFailed(failure.reason, f"{failure.detail}; gave up after {self.cfg['max_attempts']} attempts",
                          self.cfg["max_attempts"])
 
+    async def routes(self) -> set[str]:
+        """The paths the server lists in its OpenAPI document (FastAPI's `/openapi.json`, which vLLM and
+        `transformers serve` both publish); empty where it has none."""
+        root = self.base_url.removesuffix("/v1")
+        try:
+            response = await self.http.get(f"{root}/openapi.json", headers=self.headers)
+            return set(response.json().get("paths", {})) if response.status_code == 200 else set()
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return set()
+
     # --- Batch API ---------------------------------------------------------------------------------------
 
     async def _batch_call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
