@@ -177,7 +177,7 @@ class Suite:
         from thinking_summarizer.tiny_models.sam3 import _prompt_tokenizer, build_tiny_sam3
 
         path = self.scratch / "sam3"
-        recipe = copy.deepcopy(conf("video_segmentation")["sam3"]["tiny"])
+        recipe = copy.deepcopy(conf("tiny_models")["sam3"])
         if self.smoke:
             build_tiny_sam3(path, recipe, recipe["prompt_texts"])
             return path
@@ -207,7 +207,7 @@ class Suite:
     def sam3(self) -> None:
         from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
 
-        base = conf("video_segmentation")["sam3"] | {"model": str(self.sam3_model()), "tiny": None,
+        base = conf("video_segmentation")["sam3"] | {"model": str(self.sam3_model()),
                                                        "device": self.device.type, "dtype": "auto"}
         width, height = (160, 120) if self.smoke else (640, 480)
         short, prompts = (8, 4) if self.smoke else (48, 4)
@@ -239,13 +239,13 @@ class Suite:
         from thinking_summarizer.tiny_models.omni import build_tiny_omni
 
         cfg = copy.deepcopy(conf("thinking_generation"))
-        recipe = copy.deepcopy(cfg["transformers"]["tiny"]) | (SMOKE if self.smoke else SHAPES)["thinker"]
+        recipe = copy.deepcopy(conf("tiny_models")["thinker"]) | (SMOKE if self.smoke else SHAPES)["thinker"]
         path = self.scratch / "thinker"
         path.mkdir()
         with torch.device(self.device):  # built where it runs: seconds, not minutes, for 7B random weights
             build_tiny_omni(path, recipe | {"vocab_size": 1200}, [words(300, i) for i in range(50)])
         video = {"fps": 2.0, "max_frames": 32, "min_pixels": 3136, "max_pixels": 448 * 448}
-        transformers_cfg = cfg["transformers"] | {"model": str(path), "tiny": None, "video": video,
+        transformers_cfg = cfg["transformers"] | {"model": str(path), "video": video,
                                                   "batch_size": 2 if self.smoke else 8, "device": self.device.type}
         generation = cfg["generation"] | {"max_new_tokens": 16 if self.smoke else 512}
         generator = OmniTransformersGenerator(transformers_cfg, cfg["prompt"], generation)

@@ -31,6 +31,7 @@ def main() -> None:
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
+    from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
     from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, train_student, trainer_settings
 
     tmp = scratch()
@@ -39,18 +40,20 @@ def main() -> None:
     instruction = params("dataset_build")["dataset_build"]["instruction"]
     rows = chat_examples(args.samples + 16, instruction)
     train, val = Dataset.from_list(rows[:-16]), Dataset.from_list(rows[-16:])
-    cfg["tiny"]["pretrain"]["steps"] = 0  # speed does not depend on what the weights know
+    recipe = params("tiny_models")["tiny_models"]["student"]
+    recipe["pretrain"]["steps"] = 0  # speed does not depend on what the weights know
     if args.full_size:
         # the tiny recipe's tokenizer (trained on these texts) with a full-size random model
-        prepare_base_model(train, cfg)
+        build_tiny_student(train, recipe, cfg["base_model"])
         tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
         shape = QWEN25_3B | {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
         Qwen2ForCausalLM(Qwen2Config(**shape)).save_pretrained(cfg["base_model"])
-        cfg["tiny"] = None
+        tiny = {}
     else:
-        cfg["tiny"]["trainer"] = cfg["tiny"].get("trainer", {}) | {"num_train_epochs": args.epochs}
+        recipe["trainer"] = recipe.get("trainer", {}) | {"num_train_epochs": args.epochs}
+        tiny = build_tiny_student(train, recipe, cfg["base_model"])
     cfg["trainer"]["num_train_epochs"] = args.epochs
-    base = prepare_base_model(train, cfg)
+    base = prepare_base_model(tiny, cfg)
     shared = params("")
     grammar = summary_grammar(shared["vocabulary"], shared["summary_qc"])
     result, _ = train_student(train, val, base, cfg, instruction, grammar)  # no MLflow run: nothing is logged

@@ -38,6 +38,7 @@ def main() -> None:
     import torch
 
     from thinking_summarizer.segmentation.masks import OverlayStyle, overlay
+    from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_models
     from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
     from thinking_summarizer.io.media import VideoWriter
     from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
@@ -45,7 +46,9 @@ def main() -> None:
     tmp = scratch()
     segmentation = params("video_segmentation")["video_segmentation"]
     cfg, style = segmentation["sam3"], OverlayStyle(**segmentation["render"])
-    cfg |= {"model": args.model, "tiny": None} if args.model else {"model": str(tmp / "tiny-sam3")}
+    cfg["model"] = args.model or str(tmp / "tiny-sam3")
+    if not args.model:  # the tiny one, as demo_data builds it
+        build_tiny_models({"sam3": params("tiny_models")["tiny_models"]["sam3"]}, "", {}, cfg["model"])
     segmenter = Sam3Segmenter(cfg)
     prompts = args.prompts.split(",")
     rows = {}

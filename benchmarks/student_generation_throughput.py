@@ -31,7 +31,7 @@ def main() -> None:
     from datasets import Dataset
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model
+    from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
     from thinking_summarizer.student import load_student, untrained
 
     instruction = params("dataset_build")["dataset_build"]["instruction"]
@@ -41,8 +41,9 @@ def main() -> None:
         student = load_student(args.student, merge=True)
     else:
         cfg = params("lora_training")["lora_training"] | {"base_model": str(scratch() / "base")}
-        cfg["tiny"]["pretrain"]["steps"] = 0  # speed does not depend on what the weights learned
-        prepare_base_model(Dataset.from_list(rows), cfg)
+        recipe = params("tiny_models")["tiny_models"]["student"]
+        recipe["pretrain"]["steps"] = 0  # speed does not depend on what the weights learned
+        build_tiny_student(Dataset.from_list(rows), recipe, cfg["base_model"])
         if args.full_size:
             tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
             shape = QWEN25_3B | {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}

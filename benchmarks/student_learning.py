@@ -8,7 +8,7 @@ as the number of training examples and steps grows, with a copy analysis per sec
 
 Demo scenes are labelled by the extractive teacher (the default run's teacher); the first `--val` scenes are the
 val split (whole scenes: no video on both sides). Each size builds the tiny base from the recipe in
-`conf/base/parameters_lora_training.yml` (`--set key=value` changes one knob of `lora_training.tiny`, dotted),
+`conf/base/parameters_tiny_models.yml` (`--set key=value` changes one knob of `tiny_models.student`, dotted),
 trains it with the project's trainer, and every `--every` epochs writes greedy summaries of the val split and
 scores them with the evaluation's own `score_sample`, decoded as the project decodes (held to the format's grammar)
 and/or free (`--decoding`). `--base DIR` trains a given base instead (on a GPU, a
@@ -121,16 +121,17 @@ def _summarize(model, tokenizer, card: dict[str, Any], val: list[dict[str, Any]]
 
 
 def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]], cfg: dict[str, Any],
-             instruction: str, every: int, max_new_tokens: int, base_dir: str | None, tmp: Path,
+             tiny: dict[str, Any], instruction: str, every: int, max_new_tokens: int, base_dir: str | None, tmp: Path,
              out: Path, decodings: list[str]) -> list[dict[str, Any]]:
-    """Build the base for this train set, train it, score greedy val summaries every `every` epochs, held to the
-    format grammar (`grammar`, as the project decodes) and/or free (`free`)."""
+    """Build the base for this train set from the `tiny` recipe (or take `base_dir`), train it, score greedy val
+    summaries every `every` epochs, held to the format grammar (`grammar`, as the project decodes) and/or free."""
     from thinking_summarizer.text.summary_format import category_lookup, format_regex
 
     grammar = format_regex(params("")["summary_qc"], category_lookup(params("")["vocabulary"]))
     from datasets import Dataset
     from transformers import TrainerCallback
 
+    from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
     from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, trainer_settings
     from thinking_summarizer.student.training import build_trainer
 
@@ -138,11 +139,11 @@ def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]]
     val_chat = Dataset.from_list([{"messages": e["messages"]} for e in val])
     cfg = json.loads(json.dumps(cfg))
     if base_dir:
-        cfg["base_model"], cfg["tiny"] = base_dir, None
+        cfg["base_model"], recipe = base_dir, None
     else:
-        cfg["base_model"] = str(tmp / f"base-{n_train}")
+        cfg["base_model"], recipe = str(tmp / f"base-{n_train}"), tiny
     started = time.perf_counter()
-    base = prepare_base_model(train, cfg)
+    base = prepare_base_model(build_tiny_student(train, recipe, cfg["base_model"]), cfg)
     built_s = time.perf_counter() - started
     settings = trainer_settings(cfg, base) | {"eval_strategy": "no", "save_total_limit": None,
                                              "early_stopping_patience": None}
@@ -223,8 +224,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=4, help="score the val split every this many epochs")
     parser.add_argument("--epochs", type=float, default=None, help="override the tiny recipe's epochs")
     parser.add_argument("--max-new-tokens", type=int, default=384)
-    parser.add_argument("--recipe", type=Path, default=None, help="a YAML file merged over lora_training.tiny")
-    parser.add_argument("--set", action="append", default=[], help="lora_training.tiny knob, e.g. pretrain.steps=0")
+    parser.add_argument("--recipe", type=Path, default=None, help="a YAML file merged over tiny_models.student")
+    parser.add_argument("--set", action="append", default=[], help="tiny_models.student knob, e.g. pretrain.steps=0")
     parser.add_argument("--base", default=None, help="train this base model instead of building the tiny one")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "student_learning.md")
     parser.add_argument("--decoding", nargs="+", choices=["grammar", "free"], default=["grammar", "free"],
@@ -235,18 +236,19 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     out = args.out.resolve()
     cfg = params("lora_training")["lora_training"]
+    tiny = params("tiny_models")["tiny_models"]["student"]
     if args.recipe:
-        cfg["tiny"] |= yaml.safe_load(args.recipe.read_text())
-    _apply(cfg["tiny"], args.set)
+        tiny |= yaml.safe_load(args.recipe.read_text())
+    _apply(tiny, args.set)
     if args.epochs is not None:
-        cfg["tiny"]["trainer"]["num_train_epochs"] = args.epochs
+        tiny["trainer"]["num_train_epochs"] = args.epochs
     instruction = params("dataset_build")["dataset_build"]["instruction"]
     tmp = scratch()
     val = demo_examples(args.val, 0, instruction)
     pool = demo_examples(max(args.examples), 10_000, instruction)
     points = []
     for n in args.examples:
-        points += run_size(n, pool, val, cfg, instruction, args.every, args.max_new_tokens, args.base, tmp, out,
+        points += run_size(n, pool, val, cfg, tiny, instruction, args.every, args.max_new_tokens, args.base, tmp, out,
                            args.decoding)
         write_table(points, out)
 

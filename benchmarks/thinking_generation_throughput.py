@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from thinking_summarizer.demo.corpus import write_corpus  # noqa: E402
 from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator  # noqa: E402
+from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_models  # noqa: E402
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources  # noqa: E402
 
 
@@ -47,7 +48,10 @@ def main() -> None:
                                       ("intenttrain", "intenttrain.json"))}
         samples = load_sources(sources, {"on_invalid": "fail", "on_missing_video": "reject"})[0][: args.samples]
         cfg = json.loads(json.dumps(params["transformers"]))
-        cfg |= {"model": args.model, "tiny": None} if args.model else {"model": f"{tmp}/tiny-humanomni"}
+        cfg["model"] = args.model or f"{tmp}/tiny-humanomni"
+        if not args.model:  # the tiny one, as demo_data builds it
+            tiny = yaml.safe_load((ROOT / "conf/base/parameters_tiny_models.yml").read_text())["tiny_models"]
+            build_tiny_models({"thinker": tiny["thinker"]}, cfg["model"], params["prompt"], "")
         generation = params["generation"] | {"max_new_tokens": args.new_tokens}
         generator = OmniTransformersGenerator(cfg, params["prompt"], generation)
         generator.model.generation_config.min_new_tokens = args.new_tokens

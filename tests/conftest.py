@@ -15,11 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "intenttrain_emer_sample.json"
+# the tiny models' recipes, as demo_data builds them (tests build smaller ones from them)
+TINY_MODELS = yaml.safe_load((REPO / "conf/base/parameters_tiny_models.yml").read_text())["tiny_models"]
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: a missing model must fail at once, not after retries
@@ -73,7 +76,7 @@ def documented_kedro_command(fragment: str) -> list[str]:
 # The default run, shrunk to test size: the same pipelines, nodes and models, less data and fewer steps.
 FAST_PARAMS = ",".join([
     "demo_data.n_scenes=48", "data_sampling.n_samples=36",
-    "lora_training.tiny.pretrain.steps=40", "lora_training.tiny.trainer.num_train_epochs=2",
+    "tiny_models.student.pretrain.steps=40", "tiny_models.student.trainer.num_train_epochs=2",
     "evaluation.max_new_tokens=160",
     # a student this briefly trained writes no usable prompts yet: segment from the teacher's summary
     "video_segmentation.summarizer=teacher",
@@ -139,11 +142,23 @@ def kill_when(code: str, condition, timeout: float = 120) -> None:
 
 def think(samples: list[dict], config: dict, client: dict) -> dict:
     """The generate_thinking node as the pipeline calls it, with the result cache the catalog opens (here at the
-    test config's own `cache_path`)."""
+    test config's own `cache_path`); the thinker, if in-process, is the test's own (`{}`: not demo_data's)."""
     from thinking_summarizer.io.result_cache import ResponseCache
     from thinking_summarizer.pipelines.thinking_generation.nodes import generate_thinking
 
-    return generate_thinking(samples, ResponseCache(config["cache_path"]), config, client)
+    return generate_thinking(samples, ResponseCache(config["cache_path"]), {}, config, client)
+
+
+def build_tiny(tmp_path_factory, role: str, prompt: dict | None = None) -> Path:
+    """A tiny thinker or SAM3 from its recipe in conf, built as demo_data's build_tiny_models builds it, in a
+    project-like folder's data/ (`tiny_model_dir`)."""
+    from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_models
+
+    model = tiny_model_dir(tmp_path_factory, f"tiny-{role}")
+    with working_dir(model.parents[2]):
+        thinker, sam3 = build_tiny_models({role: TINY_MODELS[role]}, str(model), prompt or {}, str(model))
+    assert (thinker if role == "thinker" else sam3) == {"model": str(model)}
+    return model
 
 
 def kill_after_calls(node: str, args: list, server, calls: int, tmp_path: Path) -> dict:

@@ -25,11 +25,10 @@ def test_conf_gpu_names_the_real_models_and_valid_knobs():
     base = OmegaConfigLoader(str(REPO / "conf"), env="base", **CONFIG_LOADER_ARGS | {"default_run_env": "base"})
     assert unknown_keys(params, base["parameters"], params["parameter_check"]["open_mappings"]) == []
     thinking = params["thinking_generation"]
-    assert (thinking["backend"], thinking["transformers"]["model"], thinking["transformers"]["tiny"]) == (
-        "transformers", "PhilipC/HumanOmniV2", None)
-    assert (params["lora_training"]["base_model"], params["lora_training"]["tiny"]) == ("Qwen/Qwen2.5-3B-Instruct", None)
-    assert (params["video_segmentation"]["sam3"]["model"], params["video_segmentation"]["sam3"]["tiny"]) == (
-        "facebook/sam3", None)
+    assert (thinking["backend"], thinking["transformers"]["model"]) == ("transformers", "PhilipC/HumanOmniV2")
+    assert params["lora_training"]["base_model"] == "Qwen/Qwen2.5-3B-Instruct"
+    assert params["video_segmentation"]["sam3"]["model"] == "facebook/sam3"
+    assert params["tiny_models"] == {"thinker": None, "sam3": None, "student": None}  # nothing is built
     assert params["lora_training"]["trainer"]["optim"] in {o.value for o in OptimizerNames}
     assert params["preflight"]["require_cuda"] is True
     # base knobs survive the soft merge

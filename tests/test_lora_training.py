@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
+from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, release_student, train_student
 from thinking_summarizer.schemas import Summary
 from thinking_summarizer.student import from_adapter, load_student, read_card, untrained
@@ -45,6 +46,7 @@ def register_student(training: dict, registry: dict) -> dict:
 
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
+TINY = yaml.safe_load((REPO / "conf/base/parameters_tiny_models.yml").read_text())["tiny_models"]
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
 GRAMMAR = summary_grammar(SHARED["vocabulary"], SHARED["summary_qc"])
 TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
@@ -85,12 +87,18 @@ def base_dir(data, tmp_path_factory) -> Path:
     """One tiny pre-trained base for every test here, built in a project-like folder's data/."""
     base = tiny_model_dir(tmp_path_factory, "base")
     with working_dir(base.parents[2]):
-        prepare_base_model(data[0], config(base.parent, base))
+        prepare(data[0], config(base.parent, base))
     return base
 
 
+def prepare(train_chat: Dataset, cfg: dict) -> dict:
+    """The base as the default run gets it: demo_data builds the tiny one from the test's recipe (`cfg["tiny"]`,
+    None: none), lora_training takes it."""
+    return prepare_base_model(build_tiny_student(train_chat, cfg["tiny"], cfg["base_model"]), cfg)
+
+
 def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
-    cfg = json.loads(json.dumps(PARAMS))
+    cfg = json.loads(json.dumps(PARAMS)) | {"tiny": json.loads(json.dumps(TINY["student"]))}
     cfg["base_model"] = str(base_dir)
     cfg["output_dir"] = str(tmp_path / "runs")
     cfg["tiny"] |= {"vocab_size": 600, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
@@ -105,7 +113,7 @@ def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
 
 
 def train(data, cfg) -> tuple[dict, dict]:
-    base = prepare_base_model(data[0], cfg)
+    base = prepare(data[0], cfg)
     return base, train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)[0]
 
 
@@ -114,7 +122,7 @@ def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict, str
     """Trained and logged as `kedro run` does it: inside the training stage's run, the record saved through
     its catalog dataset."""
     cfg = config(tmp_path_factory.mktemp("trained"), base_dir, num_train_epochs=4)
-    base = prepare_base_model(data[0], cfg)
+    base = prepare(data[0], cfg)
     with mlflow.start_run() as run:
         result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
         MlflowRecordDataset().save(record)
@@ -150,7 +158,7 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     assert {"adapter", "loss_curve.png", "training_config.yml"} <= artifacts
     assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run_id, "adapter")}
     # a rerun with the same config and data reuses the finished training, and its record says so
-    base = prepare_base_model(data[0], cfg)
+    base = prepare(data[0], cfg)
     again, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
     assert again == result and record.tags == {"training_id": result["training_id"], "reused": "true"}
     # the grammar is no part of training: a reuse under another one (new QC limits) carries the new one
@@ -213,7 +221,7 @@ def test_registered_student_loads_where_the_project_is_not(data, trained, tmp_pa
 
 def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, tracking):
     cfg = config(tmp_path, base_dir, num_train_epochs=4, learning_rate=1e-3)
-    base = prepare_base_model(data[0], cfg)
+    base = prepare(data[0], cfg)
     (tmp_path / "train.json").write_text(json.dumps([data[0].to_list(), data[1].to_list()]))
     runs = Path(cfg["output_dir"])
     code = (
@@ -239,7 +247,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, trac
 def test_missing_base_model_is_named(data, tmp_path, base_dir):
     cfg = config(tmp_path, base_dir) | {"tiny": None, "base_model": "no-such-org/no-such-model"}
     with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model"):
-        prepare_base_model(data[0], cfg)
+        prepare(data[0], cfg)
 
 
 def test_a_folder_the_project_did_not_build_is_never_removed(data, tmp_path, base_dir):
@@ -250,25 +258,25 @@ def test_a_folder_the_project_did_not_build_is_never_removed(data, tmp_path, bas
     (users / "weights.txt").write_text("precious")
     with working_dir(project):
         with pytest.raises(FileNotFoundError, match="my-model"):
-            prepare_base_model(data[0], config(tmp_path, base_dir) | {"base_model": str(users)})
+            prepare(data[0], config(tmp_path, base_dir) | {"base_model": str(users)})
         assert (users / "weights.txt").read_text() == "precious"
         # a real model folder of the user's is trained as it is, without the tiny recipe's CPU overrides
-        assert prepare_base_model(data[0], config(tmp_path, base_dir))["tiny"] is True
+        assert prepare(data[0], config(tmp_path, base_dir))["tiny"] is True
         (base_dir / "tiny_recipe.json").rename(tmp_path / "recipe.json")  # now it looks like the user's own
         try:
-            assert prepare_base_model(data[0], config(tmp_path, base_dir))["tiny"] is False
+            assert prepare(data[0], config(tmp_path, base_dir))["tiny"] is False
         finally:
             (tmp_path / "recipe.json").rename(base_dir / "tiny_recipe.json")
         # nothing is built outside the project's data/
         outside = tmp_path / "nope"
         with pytest.raises(FileNotFoundError, match="nope"):
-            prepare_base_model(data[0], config(tmp_path, base_dir) | {"base_model": str(outside)})
+            prepare(data[0], config(tmp_path, base_dir) | {"base_model": str(outside)})
         assert not outside.exists() and not (tmp_path / "nope.building").exists()
 
 
 def test_empty_train_split_is_refused(data, tmp_path, base_dir, tracking):
     cfg = config(tmp_path, base_dir)
-    base = prepare_base_model(data[0], cfg)
+    base = prepare(data[0], cfg)
     with pytest.raises(ValueError, match="train split is empty"):
         train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION, GRAMMAR)
 
@@ -283,7 +291,7 @@ def test_long_examples_are_truncated_with_a_count(data, tmp_path, base_dir, trac
 
 def test_nan_loss_stops_training_at_its_step(data, tmp_path, base_dir, tracking):
     cfg = config(tmp_path, base_dir)
-    prepare_base_model(data[0], cfg)
+    prepare(data[0], cfg)
     poisoned = AutoModelForCausalLM.from_pretrained(base_dir)
     with torch.no_grad():
         poisoned.model.norm.weight[0] = float("nan")  # what a corrupted checkpoint or an fp16 overflow leaves

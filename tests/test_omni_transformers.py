@@ -11,7 +11,7 @@ from thinking_summarizer.io.media import probe
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
 
-from .conftest import REPO, think, tiny_model_dir, working_dir
+from .conftest import REPO, build_tiny, think
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
 CLIENT = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["openai_client"]
@@ -31,12 +31,10 @@ def demo_samples(tmp_path_factory) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> dict:
-    model = tiny_model_dir(tmp_path_factory, "tiny-humanomni")
+    model = build_tiny(tmp_path_factory, "thinker", PARAMS["prompt"])
     cfg = json.loads(json.dumps(PARAMS)) | {"backend": "transformers", "cache_path": str(model.parent / "cache.sqlite")}
     cfg["transformers"] |= {"model": str(model), "batch_size": 3}
     cfg["generation"]["max_new_tokens"] = 24
-    with working_dir(model.parents[2]):
-        OmniTransformersGenerator(cfg["transformers"], cfg["prompt"], cfg["generation"])  # builds the tiny thinker once
     return cfg
 
 

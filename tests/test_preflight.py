@@ -32,9 +32,10 @@ def test_a_partial_run_checks_only_the_models_its_nodes_load(project):
     assert "PhilipC/HumanOmniV2" not in output and "facebook/sam3" not in output
 
 
-def test_every_name_conf_and_the_run_summary_give_is_a_real_node_or_dataset():
-    """Couplings by name that nothing else checks: a renamed node would silently lose its model check, a renamed
-    dataset its line in the run summary."""
+def test_every_name_conf_and_the_run_summary_give_is_a_real_dataset():
+    """Couplings by name that nothing else checks: a renamed model dataset would silently lose its model check
+    (each is built by demo_data and read by the nodes that load the model), a renamed dataset its line in the run
+    summary."""
     import yaml
     from kedro.framework.project import configure_project, pipelines
 
@@ -44,10 +45,9 @@ def test_every_name_conf_and_the_run_summary_give_is_a_real_node_or_dataset():
 
     configure_project("thinking_summarizer")
     default = pipelines["__default__"]
-    nodes = {node.name for node in default.nodes}
     rules = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["preflight"]["models"]
-    named = {name for rule in rules for name in rule["nodes"]}
-    assert named <= nodes, named - nodes
+    read = {name for node in default.nodes for name in node.inputs}
+    assert set(rules) <= read & default.all_outputs(), set(rules) - (read & default.all_outputs())
     summarised = set(LINES) | {name for name, _ in WHERE}
     assert summarised <= default.all_outputs(), summarised - default.all_outputs()
 
@@ -75,3 +75,33 @@ def test_every_registered_backend_resolves_and_an_unknown_one_names_its_key():
         create("teacher_labeling.backend", "gpt", {}, {}, {}, None)
     assert parameter_errors({"thinking_generation": {"backend": "vllm"}}) == [
         "thinking_generation.backend: unknown backend 'vllm' (one of openai, reference, transformers)"]
+
+
+def test_a_run_that_loads_a_tiny_model_it_does_not_build_is_stopped_with_the_way_to_build_it(project):
+    """The adapters never build a model: a fresh project's thinking_generation with the in-process thinker (whose
+    tiny one demo_data builds) stops before any node, naming the key and the pipeline that builds it; a run with
+    demo_data builds it itself, so it passes the check."""
+    import pytest
+
+    from thinking_summarizer.errors import PreflightError
+    from thinking_summarizer.runtime import preflight
+
+    from .conftest import run_session
+
+    with pytest.raises(PreflightError, match=r"thinking_generation.transformers.model = 'data/06_models/tiny/humanomni'"
+                                             r".* built from tiny_models.thinker by the demo_data pipeline"):
+        run_session(project, ["thinking_generation"], {"thinking_generation": {"backend": "transformers"}})
+    assert not (project / "data/06_models/tiny").exists()
+    params = load_params(project, {"thinking_generation": {"backend": "transformers"}})
+    builds = {"tiny_thinker", "tiny_sam3"}
+    assert preflight.problems(params, {"tiny_thinker"}, builds, params["preflight"]) == []
+    assert preflight.problems(params | {"tiny_models": {}}, {"tiny_thinker"}, builds, params["preflight"])
+
+
+def load_params(project, runtime: dict) -> dict:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, runtime_params=runtime) as session:
+        return session.load_context().params

@@ -28,13 +28,12 @@ from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, think, tiny_model_dir, working_dir
+from .conftest import REPO, TINY_MODELS, build_tiny, think, tiny_model_dir
 
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
 VOCABULARY, QC, CLIENT = SHARED["vocabulary"], SHARED["summary_qc"], SHARED["openai_client"]
 TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
 THINKING = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-LORA = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
 
 
 def free_port() -> int:
@@ -91,7 +90,7 @@ def serve(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_student(tmp_path_factory) -> Path:
-    recipe = copy.deepcopy(LORA["tiny"])
+    recipe = copy.deepcopy(TINY_MODELS["student"])
     recipe["pretrain"]["steps"] = 0
     recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
                                              "max_positions": 4096, "rope_theta": 1e8,
@@ -141,13 +140,7 @@ def test_pinned_model_400_fails_the_run_with_the_servers_message(serve, tiny_stu
 
 @pytest.fixture(scope="module")
 def tiny_thinker(tmp_path_factory) -> Path:
-    from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
-
-    model = tiny_model_dir(tmp_path_factory, "humanomni")
-    cfg = copy.deepcopy(THINKING["transformers"]) | {"model": str(model)}
-    with working_dir(model.parents[2]):
-        OmniTransformersGenerator(cfg, THINKING["prompt"], THINKING["generation"])
-    return model
+    return build_tiny(tmp_path_factory, "thinker", THINKING["prompt"])
 
 
 def chat_lines(proc: subprocess.Popen) -> list[str]:

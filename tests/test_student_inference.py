@@ -11,10 +11,9 @@ from thinking_summarizer.student import Inference, untrained
 from thinking_summarizer.student.backends import ServedStudent, VLLMStudent, build_summarizer
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, tiny_model_dir
+from .conftest import REPO, TINY_MODELS, tiny_model_dir
 
 SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-LORA = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
 THINKINGS = ["The man in a grey coat frowns.",
              "A woman in a red dress on the left smiles while the man opposite her looks away and sighs deeply.",
              "Two children laugh.", "The old man sits on a brown sofa in the middle; his voice trembles as he speaks."]
@@ -22,7 +21,7 @@ THINKINGS = ["The man in a grey coat frowns.",
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    recipe = copy.deepcopy(LORA["tiny"])
+    recipe = copy.deepcopy(TINY_MODELS["student"])
     recipe["pretrain"]["steps"] = 0
     recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
                                              "max_positions": 1024, "rope_theta": 1e8,

@@ -109,7 +109,7 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
         config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_attempts": 1, "timeout_s": 5}
         work = samples(tmp_path, 40)
         before = kill_after_calls("thinking_summarizer.pipelines.thinking_generation.nodes:generate_thinking",
-                                  [work, {"result_cache": config["cache_path"]}, config, CLIENT], server, 16, tmp_path)
+                                  [work, {"result_cache": config["cache_path"]}, {}, config, CLIENT], server, 16, tmp_path)
         assert 16 <= sum(before.values()) < 40
         assert server.media_types["video_url"] == sum(before.values())
         finished = sqlite3.connect(config["cache_path"]).execute("SELECT count(*) FROM outcomes").fetchone()[0]
@@ -139,7 +139,7 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
         asked = sum(server.calls.values())
         plan = [{k: s[k] for k in ("sample_id", "video_id", "video_path", "question", "options", "problem_type",
                                    "reference_thinking")} for s in work]
-        rows = think_and_summarize(plan, ResponseCache(config["cache_path"]), config,
+        rows = think_and_summarize(plan, ResponseCache(config["cache_path"]), {}, config,
                                    {"summarizer": "teacher", "max_prompts": 4, "ungrounded_prompts": None}, {},
                                    yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())[
                                        "teacher_labeling"], CLIENT, SHARED["vocabulary"], SHARED["summary_qc"], {})

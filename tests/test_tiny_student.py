@@ -9,19 +9,18 @@ import yaml
 
 from thinking_summarizer.tiny_models import CHAT_SPECIALS, train_tokenizer
 from thinking_summarizer.tiny_models.student import CHAT_TEMPLATE, _repeat_task, copy_accuracy, pretrain, tiny_qwen2
-from .conftest import REPO
+from .conftest import REPO, TINY_MODELS
 
 WORDS = ("red blue green yellow cup table dog woman man coat left right middle smiles frowns sofa chair laptop "
          "bottle girl boy hoodie dress sweater calm sad happy angry voice eyes").split()
 TEXTS = [" ".join(random.Random(i).choice(WORDS) for _ in range(30)) + "." for i in range(40)]
-LORA = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
-CIRCUIT = LORA["tiny"]["copy_circuit"]
+CIRCUIT = TINY_MODELS["student"]["copy_circuit"]
 SIZE = {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2, "max_positions": 1024, "rope_theta": 1e8,
         "tie_embeddings": False}
 
 
 def _recipe(**changes) -> dict:
-    recipe = copy.deepcopy(LORA["tiny"])
+    recipe = copy.deepcopy(TINY_MODELS["student"])
     recipe["model"] = SIZE | changes.pop("model", {})
     return recipe | {"copy_circuit": CIRCUIT} | changes
 
@@ -55,7 +54,7 @@ def test_pre_training_learns_around_the_circuit_without_moving_it(tokenizer):
               "induction": model.model.layers[1].self_attn.q_proj.weight[:32, :64].clone(),
               "free": model.model.layers[1].mlp.down_proj.weight.clone()}
     hooks = freeze_copy_circuit(model)
-    cfg = LORA["tiny"]["pretrain"] | {"steps": 12, "batch_size": 8, "vocabulary": 30, "loss_on": "answer",
+    cfg = TINY_MODELS["student"]["pretrain"] | {"steps": 12, "batch_size": 8, "vocabulary": 30, "loss_on": "answer",
                                       "tasks": {"repeat": 1, "follow": 1, "restructure": 1}}
     result = pretrain(model, tokenizer, TEXTS, cfg)
     for hook in hooks:
@@ -77,7 +76,7 @@ def test_a_recipe_the_circuit_cannot_live_in_is_refused(tokenizer, change, messa
 
 def test_an_unknown_pre_training_task_is_named(tokenizer):
     model = tiny_qwen2(tokenizer, _recipe(copy_circuit=None))
-    cfg = LORA["tiny"]["pretrain"] | {"steps": 1, "tasks": {"summarise": 1}}
+    cfg = TINY_MODELS["student"]["pretrain"] | {"steps": 1, "tasks": {"summarise": 1}}
     with pytest.raises(ValueError, match="unknown task 'summarise'"):
         pretrain(model, tokenizer, TEXTS, cfg)
 

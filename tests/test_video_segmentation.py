@@ -17,7 +17,7 @@ from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_e
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
 from thinking_summarizer.text.summary_format import category_lookup
 
-from .conftest import tiny_model_dir, working_dir, REPO
+from .conftest import REPO, build_tiny
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_video_segmentation.yml").read_text())["video_segmentation"]
 DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
@@ -35,10 +35,8 @@ def scene_video(path: Path, index: int, frames: int, sound: bool = False) -> tup
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory) -> dict:
-    model = tiny_model_dir(tmp_path_factory, "tiny-sam3")
+    model = build_tiny(tmp_path_factory, "sam3")
     sam3 = json.loads(json.dumps(PARAMS["sam3"])) | {"model": str(model)}
-    with working_dir(model.parents[2]):
-        Sam3Segmenter(sam3)  # builds the tiny SAM3 once for the module
     return PARAMS | {"sam3": sam3, "staging_dir": str(model.parent / "staging")}
 
 
@@ -83,7 +81,7 @@ def test_a_prompt_that_says_what_its_description_does_not_is_replaced_by_the_des
 def test_masks_video_and_results(cfg, tmp_path):
     video, scene = scene_video(tmp_path / "scene.mp4", 3, 16)
     prompts = [o.prompt for o in scene.objects[:2]]
-    results, videos, masks = segment_videos([row("s1", video, prompts)], cfg, NO_TRUTH)
+    results, videos, masks = segment_videos([row("s1", video, prompts)], {}, cfg, NO_TRUTH)
     result = results["s1"]
     assert result["status"] == "ok" and result["frames_tracked"] == 16 and result["prompts"] == prompts
     stored = list(read_masks(masks["s1"]))
@@ -142,7 +140,7 @@ def test_broken_videos_fail_alone(cfg, tmp_path):
     write_video(str(empty), np.zeros((0, 120, 160, 3), np.uint8), 8, None, 16000)
     rows = [row("missing", tmp_path / "missing.mp4", ["cup"]), row("truncated", truncated, ["cup"]),
             row("empty", empty, ["cup"]), row("good", good, [scene.objects[0].prompt])]
-    results, videos, masks = segment_videos(rows, cfg, NO_TRUTH)
+    results, videos, masks = segment_videos(rows, {}, cfg, NO_TRUTH)
     assert {k: r["status"] for k, r in results.items()} == {"missing": "error", "truncated": "error",
                                                              "empty": "error", "good": "ok"}
     assert "missing.mp4" in results["missing"]["error"] and "no such video file" in results["missing"]["error"]
@@ -162,7 +160,7 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
     assert [p["problem_type"] for p in plan] == ["multiple choice", "free-form"]
     assert len({p["sample_id"] for p in plan}) == 2
     thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), thinking,
+    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), {}, thinking,
                                PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {}, {})
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)
@@ -172,7 +170,7 @@ def test_the_masked_video_keeps_the_sources_sound(cfg, tmp_path):
     loud, _ = scene_video(tmp_path / "loud.mp4", 3, 8, sound=True)
     quiet, _ = scene_video(tmp_path / "quiet.mp4", 4, 8)
     rows = [row("loud", loud, ["person"]), row("quiet", quiet, ["person"])]
-    results, videos, _ = segment_videos(rows, cfg, NO_TRUTH)
+    results, videos, _ = segment_videos(rows, {}, cfg, NO_TRUTH)
     assert probe(loud).has_audio and not probe(quiet).has_audio
     assert (probe(videos["loud"]).has_audio, results["loud"]["audio"]) == (True, True)
     assert (probe(videos["quiet"]).has_audio, results["quiet"]["audio"]) == (False, False)
@@ -261,7 +259,7 @@ def test_a_prompt_longer_than_the_text_encoder_takes_is_cut_to_a_word_prefix_not
     run ("Sequence length must be less than max_position_embeddings (got 126 ...)")."""
     video, _ = scene_video(tmp_path / "long.mp4", 4, 4)
     long = "surprised does not fit trembling " * 20
-    results, _, _ = segment_videos([row("s1", video, ["girl in a red sweater", long])], cfg, NO_TRUTH)
+    results, _, _ = segment_videos([row("s1", video, ["girl in a red sweater", long])], {}, cfg, NO_TRUTH)
     result = results["s1"]
     assert result["status"] == "ok"
     fitted = result["prompts"][1]

@@ -23,8 +23,8 @@ from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, tiny_model_dir
-from .test_real_server import CLIENT, LORA, QC, TEACHER, VOCABULARY, free_port, records
+from .conftest import REPO, TINY_MODELS, tiny_model_dir
+from .test_real_server import CLIENT, QC, TEACHER, VOCABULARY, free_port, records
 
 pytestmark = pytest.mark.vllm
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
@@ -39,7 +39,7 @@ def student_with_adapter(tmp_path_factory) -> tuple[Path, Path]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    recipe = copy.deepcopy(LORA["tiny"])
+    recipe = copy.deepcopy(TINY_MODELS["student"])
     recipe["pretrain"]["steps"] = 0
     recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
                                              "max_positions": 2048, "rope_theta": 1e4, "tie_embeddings": False}}

@@ -69,7 +69,8 @@ class ParameterCheckHook:
             errors += unknown_keys(params, self.reference, params["parameter_check"]["open_mappings"])
         if errors:
             raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
-        missing = preflight.problems(params, {node.name for node in pipeline.nodes}, params["preflight"])
+        reads = {name for node in pipeline.nodes for name in node.inputs}
+        missing = preflight.problems(params, reads, pipeline.all_outputs(), params["preflight"])
         if missing:
             raise PreflightError("Preflight: this run cannot load what it needs:\n  " + "\n  ".join(missing))
 

@@ -12,18 +12,12 @@ from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalG
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.io.media import MediaError, read_audio, read_frames
 from thinking_summarizer.runtime.torch_runtime import resolve_attention, resolve_device, resolve_dtype
-from thinking_summarizer.tiny_models import ensure_built
 
 log = logging.getLogger(__name__)
 
 
 def load_omni(cfg: dict[str, Any], prompt: dict[str, Any]):
-    """(processor, model) from `cfg['model']`; a `tiny` recipe builds a random model there first."""
-    if cfg.get("tiny"):
-        from thinking_summarizer.tiny_models.omni import build_tiny_omni
-
-        texts = [prompt["system"], *prompt["type_instructions"].values(), "<context> </context><think> </think><answer>"]
-        ensure_built(cfg["model"], cfg["tiny"], lambda path: build_tiny_omni(path, cfg["tiny"], texts))
+    """(processor, model) from `cfg['model']` (a hub id or a folder: demo_data's tiny one on the CPU default)."""
     device = resolve_device(cfg["device"])
     processor = Qwen2_5OmniProcessor.from_pretrained(cfg["model"])
     processor.tokenizer.padding_side = "left"

@@ -73,6 +73,14 @@ class JSONDataset(AtomicSave, _JSONDataset):
     """`json.JSONDataset`, saved atomically."""
 
 
+class TinyModelDataset(JSONDataset):
+    """Which tiny model demo_data built for a role (`{"model": folder, ...}`), `{}` for none: also what a run
+    that did not build one reads (a GPU machine's first `--pipelines thinking_generation`), not an error."""
+
+    def load(self) -> Any:
+        return super().load() if self._exists() else {}
+
+
 class TextDataset(AtomicSave, _TextDataset):
     """`text.TextDataset`, saved atomically."""
 

@@ -40,32 +40,36 @@ def _hub_reachable(endpoint: str, timeout_s: float) -> bool:
         return False
 
 
-def models_needed(params: dict[str, Any], nodes: set[str], cfg: dict[str, Any]) -> dict[str, str]:
-    """conf key -> model name, for the models the run's nodes will load (a tiny recipe builds its own)."""
+def models_needed(params: dict[str, Any], reads: set[str], builds: set[str], cfg: dict[str, Any]) -> dict[str, str]:
+    """conf key -> model name, for the models the run will load: those whose dataset (`preflight.models`) one of
+    its nodes reads, unless the run builds it (its demo_data node is in the run and tiny_models has a recipe)."""
     needed = {}
-    for rule in cfg["models"]:
-        if not nodes & set(rule["nodes"]) or (rule.get("when") and _get(params, rule["when"]["key"]) not in
-                                               rule["when"]["in"]):
+    for dataset, rule in cfg["models"].items():
+        if dataset not in reads or (rule.get("when") and _get(params, rule["when"]["key"]) not in rule["when"]["in"]):
             continue
-        if rule.get("tiny") and _get(params, rule["tiny"]):
+        if dataset in builds and _get(params, rule["tiny"]):
             continue
         if name := _get(params, rule["key"]):
             needed[rule["key"]] = str(name)
     return needed
 
 
-def problems(params: dict[str, Any], nodes: set[str], cfg: dict[str, Any]) -> list[str]:
-    """Every reason the run would fail to load a model or find its GPU, each naming its conf key."""
+def problems(params: dict[str, Any], reads: set[str], builds: set[str], cfg: dict[str, Any]) -> list[str]:
+    """Every reason the run would fail to load a model or find its GPU, each naming its conf key; `reads` and
+    `builds`: the datasets the run's nodes read and write."""
     found = []
     hub: bool | None = None
-    for key, name in models_needed(params, nodes, cfg).items():
+    tiny = {rule["key"]: rule["tiny"] for rule in cfg["models"].values()}
+    for key, name in models_needed(params, reads, builds, cfg).items():
         if Path(name).exists() or name.startswith("models:/") or _in_hf_cache(name):
             continue
         if hub is None:
             hub = _hub_reachable(cfg["hub_endpoint"], cfg["hub_timeout_s"])
         if not hub:
+            built_by = (f" (the tiny one is built from {tiny[key]} by the demo_data pipeline: add it, e.g. "
+                        "`--pipelines demo_data,...`, or run `make run` once)") if _get(params, tiny[key]) else ""
             found.append(f"{key} = {name!r}: not a local folder, not in the Hugging Face cache, and the hub is not "
-                         "reachable (offline machine?): download it first, or point the key at a local copy")
+                         f"reachable (offline machine?): download it first, or point the key at a local copy{built_by}")
     if cfg.get("require_cuda"):
         import torch
 

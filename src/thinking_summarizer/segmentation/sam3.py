@@ -24,7 +24,6 @@ from transformers.models.sam3_video.modeling_sam3_video import nms_masks
 
 from thinking_summarizer.io.media import iter_frames, probe
 from thinking_summarizer.runtime.torch_runtime import resolve_device, resolve_dtype
-from thinking_summarizer.tiny_models import ensure_built
 
 log = logging.getLogger(__name__)
 # (frame index, RGB frame, {object id: bool mask}, the result so far)
@@ -160,11 +159,6 @@ class Sam3Segmenter:
 
     def __init__(self, cfg: dict[str, Any]):
         self.cfg = cfg
-        if cfg.get("tiny"):
-            from thinking_summarizer.tiny_models.sam3 import build_tiny_sam3
-
-            texts = cfg["tiny"]["prompt_texts"]
-            ensure_built(cfg["model"], cfg["tiny"], lambda path: build_tiny_sam3(path, cfg["tiny"], texts))
         self.device = resolve_device(cfg["device"])
         self.dtype = resolve_dtype(cfg["dtype"], self.device)
         self.processor = Sam3VideoProcessor.from_pretrained(cfg["model"])

@@ -82,3 +82,37 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], 
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, **roles, chat_template=chat_template, extra_special_tokens=named_specials or {},
     )
+
+
+def build_thinker(path: str, recipe: dict[str, Any], prompt: dict[str, Any]) -> bool:
+    """The tiny HumanOmniV2 stand-in at `path`, its tokenizer trained on the prompt's own words."""
+    from thinking_summarizer.tiny_models.omni import build_tiny_omni
+
+    texts = [prompt["system"], *prompt["type_instructions"].values(), "<context> </context><think> </think><answer>"]
+    return ensure_built(path, recipe, lambda folder: build_tiny_omni(folder, recipe, texts))
+
+
+def build_sam3(path: str, recipe: dict[str, Any]) -> bool:
+    """The tiny SAM3 stand-in at `path`, its prompt tokenizer trained on the recipe's prompt words."""
+    from thinking_summarizer.tiny_models.sam3 import build_tiny_sam3
+
+    return ensure_built(path, recipe, lambda folder: build_tiny_sam3(folder, recipe, recipe["prompt_texts"]))
+
+
+def build_student(path: str, recipe: dict[str, Any], conversations: list[list[dict[str, str]]]) -> bool:
+    """The tiny student base at `path`: its tokenizer trained on the train split's turns, pre-trained on its
+    thinkings (never their summaries). Rebuilt when the recipe (but its trainer knobs) or the split changes."""
+    from thinking_summarizer.tiny_models.student import build_tiny_student
+
+    thinkings = [m["content"] for c in conversations for m in c if m["role"] == "user"]
+    vocabulary = [m["content"] for c in conversations for m in c]
+    key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": content_hash(vocabulary)}
+    return ensure_built(path, key, lambda folder: build_tiny_student(folder, recipe, vocabulary, thinkings))
+
+
+def announce_stand_in(built: dict[str, Any], name: str, role: str) -> None:
+    """Say so when the model a node is about to load is the tiny random one demo_data built (`built`, its
+    dataset): what it writes shows that the chain runs, not what the real model would write."""
+    if built.get("model") == name:
+        log.info("%s is the tiny random %s demo_data built: a stand-in, its outputs are not a real model's",
+                 name, role)

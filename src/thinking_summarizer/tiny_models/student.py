@@ -114,7 +114,7 @@ def _task(kind: str, rng: random.Random, texts: list[str], words: list[str],
         return _follow_task(rng, rng.choice(texts))
     if kind == "restructure":
         return _restructure_task(rng, rng.choice(texts))
-    raise ValueError(f"lora_training.tiny.pretrain.tasks: unknown task {kind!r} (repeat, follow, restructure)")
+    raise ValueError(f"tiny_models.student.pretrain.tasks: unknown task {kind!r} (repeat, follow, restructure)")
 
 
 def pretrain(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, texts: list[str],

@@ -3,7 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from thinking_summarizer.pipelines.demo_data.nodes import ground_truth_by_video
-from thinking_summarizer.pipelines.demo_data.pipeline import create_pipeline as demo_data
+from thinking_summarizer.pipelines.demo_data.pipeline import demo_corpus
 
 from .nodes import (
     dedupe_samples, load_sources, sample_by_ratio, sampling_report, select_sources,
@@ -12,7 +12,7 @@ from .nodes import (
 
 def create_pipeline(**kwargs) -> Pipeline:
     # with no source configured, sampling reads demo_data's corpus: running data_sampling alone makes it too
-    return demo_data() + Pipeline(
+    return demo_corpus() + Pipeline(
         [
             Node(select_sources, ["params:data_sampling", "demo_manifest"], "selected_sources", name="select_sources"),
             Node(

@@ -1,4 +1,5 @@
-"""The synthetic demo corpus the default run makes for itself, and its ground truth keyed for the pipelines."""
+"""The synthetic demo corpus the default run makes for itself, its ground truth keyed for the pipelines, and the
+tiny random models that stand in for the real ones on a CPU."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
+
 from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.schemas import video_id
+from thinking_summarizer.tiny_models import build_sam3, build_student, build_thinker
 
 
 def prepare_demo_corpus(demo: dict[str, Any], sampling: dict[str, Any]) -> dict[str, Any]:
@@ -29,3 +33,21 @@ def ground_truth_by_video(demo_manifest: dict[str, Any], samples: list[dict[str,
     truth = {video_id(Path(scene["video"]).name): {"scene_id": scene["scene_id"], "objects": scene["objects"],
                                                     "masks": str(root / scene["masks"])} for scene in scenes}
     return {key: value for key, value in truth.items() if key in sampled}
+
+
+def build_tiny_models(recipes: dict[str, Any], thinker: str, prompt: dict[str, Any],
+                      sam3: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The tiny thinker and SAM3, each at the folder its section names, where `tiny_models` has a recipe for it
+    (a real model's name, or a folder this project did not build, is left alone): `{"model": folder}` per role
+    built, `{}` otherwise."""
+    thinker_built = bool(recipes.get("thinker")) and build_thinker(thinker, recipes["thinker"], prompt)
+    sam3_built = bool(recipes.get("sam3")) and build_sam3(sam3, recipes["sam3"])
+    return ({"model": thinker} if thinker_built else {}), ({"model": sam3} if sam3_built else {})
+
+
+def build_tiny_student(train_chat: Dataset, recipe: dict[str, Any] | None, base_model: str) -> dict[str, Any]:
+    """The tiny student base at `lora_training.base_model` when `tiny_models.student` has a recipe, with the
+    trainer knobs it changes; {} when the base is a real model."""
+    if not recipe or not build_student(base_model, recipe, list(train_chat["messages"])):
+        return {}
+    return {"model": base_model, "recipe": recipe}

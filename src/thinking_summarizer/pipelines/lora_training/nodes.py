@@ -20,36 +20,24 @@ from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak
 from thinking_summarizer.schemas import LoggedInput, TrackingRecord
 from thinking_summarizer.student import CARD, base_config, read_card
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
-from thinking_summarizer.tiny_models import ensure_built
 
 log = logging.getLogger(__name__)
 
 
-def prepare_base_model(train_chat: Dataset, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The base to fine-tune: the configured checkpoint, or the tiny one built (and cached) from the recipe."""
+def prepare_base_model(tiny_student: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """The base to fine-tune, as configured; when it is the tiny one demo_data built (`tiny_student` names it),
+    with the trainer knobs its recipe changes."""
     name = cfg["base_model"]
-    recipe = cfg.get("tiny")
-    tiny = False
-    if recipe:
-        from thinking_summarizer.tiny_models.student import build_tiny_student
-
-        conversations = list(train_chat["messages"])
-        thinkings = [m["content"] for c in conversations for m in c if m["role"] == "user"]
-        vocabulary = [m["content"] for c in conversations for m in c]
-        # what the base is built from: its recipe without the trainer knobs, and the train split (tokenizer)
-        key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": content_hash(vocabulary)}
-        tiny = ensure_built(name, key, lambda path: build_tiny_student(path, recipe, vocabulary, thinkings))
+    recipe = tiny_student.get("recipe") if tiny_student.get("model") == name else None
     config = base_config(name)
-    return {"base_model": name, "model_type": config.model_type, "tiny": tiny,
-            "fingerprint": content_hash({"name": name, "recipe": recipe if tiny else None, "config": config.to_dict()})}
+    return {"base_model": name, "model_type": config.model_type, "tiny": recipe is not None,
+            "trainer": (recipe or {}).get("trainer") or {},
+            "fingerprint": content_hash({"name": name, "recipe": recipe, "config": config.to_dict()})}
 
 
 def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """The design's trainer knobs, with the tiny recipe's CPU overrides when the tiny base is used."""
-    settings = dict(cfg["trainer"])
-    if base["tiny"]:
-        settings |= cfg["tiny"].get("trainer", {})
-    return settings
+    """The design's trainer knobs, with the tiny base's CPU overrides when it is the one trained."""
+    return dict(cfg["trainer"]) | base.get("trainer", {})
 
 
 def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, Any]) -> Path:

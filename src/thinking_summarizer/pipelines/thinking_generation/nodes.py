@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.result_cache import ResponseCache
+from thinking_summarizer.tiny_models import announce_stand_in
 from thinking_summarizer.text.tagged_output import extract
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,16 @@ def partition_name(shard_id: int, num_shards: int) -> str:
     return f"shard-{shard_id:03d}-of-{num_shards:03d}"
 
 
-def generate_thinking(samples: list[dict[str, Any]], cache: ResponseCache, cfg: dict[str, Any],
-                      client_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def generate_thinking(samples: list[dict[str, Any]], cache: ResponseCache, tiny_thinker: dict[str, Any],
+                      cfg: dict[str, Any], client_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Generate this shard's samples through the content-keyed `thinking_cache` (finished ones are never generated
-    again)."""
+    again); `tiny_thinker` is the stand-in demo_data built, if any."""
     shard_id, num_shards = cfg["shard_id"], cfg["num_shards"]
     if not 0 <= shard_id < num_shards:
         raise ValueError(f"thinking_generation.shard_id={shard_id} must be in [0, num_shards={num_shards})")
     mine = [s for s in samples if shard_of(s["sample_id"], num_shards) == shard_id]
+    if cfg["backend"] == "transformers":
+        announce_stand_in(tiny_thinker, cfg["transformers"]["model"], "thinker")
     records = generate_cached(mine, cache, cfg, client_cfg, f"thinking shard {shard_id}/{num_shards}")
     return {partition_name(shard_id, num_shards): records}
 

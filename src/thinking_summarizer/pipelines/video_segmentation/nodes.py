@@ -24,6 +24,7 @@ from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.metrics import prompt_grounding
 from thinking_summarizer.text.summary_format import category_lookup, parse_lenient, primary_first, render
 from thinking_summarizer.text.tagged_output import extract
+from thinking_summarizer.tiny_models import announce_stand_in
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,14 @@ def _prompts(text: str, limit: int, lookup: dict[str, str], rule: dict[str, Any]
 
 
 def think_and_summarize(
-    plan: list[dict[str, Any]], cache: ResponseCache, thinking_cfg: dict[str, Any], cfg: dict[str, Any],
+    plan: list[dict[str, Any]], cache: ResponseCache, tiny_thinker: dict[str, Any], thinking_cfg: dict[str, Any],
+    cfg: dict[str, Any],
     registered: dict[str, Any], teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any],
     qc: dict[str, Any], inference: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
+    if thinking_cfg["backend"] == "transformers":
+        announce_stand_in(tiny_thinker, thinking_cfg["transformers"]["model"], "thinker")
     started = time.perf_counter()
     # thinking_generation's own cache: a video and question already thought about is not thought about again
     generations = {g["sample_id"]: g for g in generate_cached(plan, cache, thinking_cfg, client_cfg,
@@ -168,10 +172,11 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, s
 
 
 def segment_videos(
-    rows: list[dict[str, Any]], cfg: dict[str, Any], ground_truth: dict[str, dict[str, Any]],
+    rows: list[dict[str, Any]], tiny_sam3: dict[str, Any], cfg: dict[str, Any], ground_truth: dict[str, dict[str, Any]],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, str]]:
     """Track each sample's prompts; a broken video fails its own sample only. Returns the JSON result per
     sample and the finished masked videos and mask files (moved into the catalog's folders on save)."""
+    announce_stand_in(tiny_sam3, cfg["sam3"]["model"], "SAM3")
     segmenter = Sam3Segmenter(cfg["sam3"])
     staging = Path(cfg["staging_dir"])
     shutil.rmtree(staging, ignore_errors=True)
