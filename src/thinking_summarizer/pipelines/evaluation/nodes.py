@@ -243,10 +243,9 @@ def report_evaluation(
     """The HTML report (for its versioned and its latest copy) and its tracking record: every number it shows,
     the per-sample table, the plots, the report itself and the val split as the run's input."""
     flat = flatten_results(results)
-    where = (f"MLflow: experiment {tracking_cfg['experiment']}, the evaluation child run of this kedro run "
-             f"(`make mlflow-ui`)")
     with tempfile.TemporaryDirectory() as tmp:
-        report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp), where)
+        report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp),
+                              tracking_cfg["experiment"])
         plots = {path.name: path.read_bytes() for path in Path(tmp).iterdir()}
     record = TrackingRecord(
         metrics=flat, tags={"student": outputs["student_source"], "samples": str(results["samples"])},

@@ -65,7 +65,7 @@ def _meaning(metric: str) -> str:
 
 def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any],
                  outputs: dict[str, Any], val_examples: list[dict[str, Any]], cfg: dict[str, Any],
-                 flat: dict[str, float], folder: Path, mlflow_run: str) -> str:
+                 flat: dict[str, float], folder: Path, experiment: str) -> str:
     """The HTML page; its plots are also written to `folder`. Every number shown is `flat[cell's key]`.
     Tables list metrics down and systems across, so they fit a page whatever the number of metrics."""
     systems = list(results["systems"])
@@ -90,7 +90,8 @@ def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision:
                     f"with a reference object of the same category when it covers at least "
                     f"{cfg['min_attribute_overlap']:.0%} of the reference's colour, clothing and position words, at "
                     f"least as much of its own are right, and a person noun it names (man, woman, ...) is the "
-                    f"reference's. Every number is logged in {mlflow_run}."),
+                    f"reference's. Every number is logged in MLflow: experiment {experiment}, the evaluation "
+                    "child run of this kedro run (`make mlflow-ui`)."),
         *same,
         r.heading("Promotion"),
         r.key_values({k: decision[k] for k in ("metric", "candidate_score", "champion_score", "promoted", "reason")}),
