@@ -95,3 +95,37 @@ def test_teacher_labeling_then_dataset_build_writes_training_data_its_grammar_ac
     grammar = run.load("summary_grammar")
     turns = [m[-1]["content"] for split in ("sft_train_chat", "sft_val_chat") for m in run.load(split)["messages"]]
     assert len(turns) == 40 and all(re.fullmatch(grammar, turn) for turn in turns)
+
+
+def test_thinking_generation_in_memory_from_the_records_own_chains(tmp_path):
+    """The reference backend replays each sample's chain through the thinking cache; the gate keeps what fits,
+    the report carries its own line for the run summary; a second run gets the same from the cache, storing
+    nothing twice."""
+    import sqlite3
+
+    from kedro_datasets.partitions import PartitionedDataset
+
+    from thinking_summarizer.io.result_cache import ResponseCache
+    from thinking_summarizer.pipelines.thinking_generation.pipeline import create_pipeline as thinking_generation
+
+    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())[
+        "thinking_generation"]
+    chain = "She looks at the man in a grey coat and smiles; her eyes are bright. " * 6
+    samples = [{"sample_id": f"s{i}", "source": "bench", "video_id": f"v{i}", "video_path": str(tmp_path / "v.mp4"),
+                "question": "How does she feel?", "options": [], "problem_type": "free-form", "answer": "happy",
+                "reference_context": "A room.", "reference_thinking": f"{chain}Clip {i}." if i < 3 else "Too short."}
+               for i in range(4)]
+    for attempt in range(2):
+        run = catalog(**{"sampled_samples": samples, "tiny_thinker": {}, "params:thinking_generation": thinking,
+                         "params:openai_client": SHARED["openai_client"],
+                         "params:thinking_generation.gates": thinking["gates"]})
+        run["thinking_cache"] = MemoryDataset(ResponseCache(str(tmp_path / "cache.sqlite")), copy_mode="assign")
+        run["thinking_shards"] = PartitionedDataset(path=str(tmp_path / "shards"), filename_suffix=".json",
+                                                    dataset="thinking_summarizer.io.datasets.JSONDataset")
+        SequentialRunner().run(thinking_generation(), run)
+        records, report = run.load("thinking_records"), run.load("thinking_report")
+        assert [r["sample_id"] for r in records] == ["s0", "s1", "s2"] and records[0]["thinking"].endswith("Clip 0.")
+        assert (report["generated"], report["kept"], report["rejected"]) == (4, 3, {"too_short": 1})
+        assert report["summary"].startswith("thinking_generation: 3 of 4 kept (length gate 200-6000 chars)")
+        stored = sqlite3.connect(tmp_path / "cache.sqlite").execute("SELECT count(*) FROM outcomes").fetchone()[0]
+        assert stored == 4, attempt

@@ -96,10 +96,10 @@ class RunSummaryHook:
 
     @hook_impl
     def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        produced = pipeline.all_outputs()
-        lines = summary_lines(produced, catalog.load)
+        produced = list(dict.fromkeys(name for node in pipeline.nodes for name in node.outputs))  # in run order
+        lines, where_line = summary_lines(produced, catalog)
         if lines:
             tracked = self.tracking.describe() if self.tracking else None
-            where = [where_line(produced)] + ([tracked] if tracked else [])
+            where = [where_line] + ([tracked] if tracked else [])
             block = "\n".join(f"  {line}" for line in [*lines, *where])
             self._plain_logger().info("\nRun summary (%d nodes)\n%s\n", len(pipeline.nodes), block)

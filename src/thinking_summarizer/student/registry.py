@@ -104,7 +104,8 @@ def register(adapter_dir: str | Path, base_model: str, name: str, aliases: list[
             client.set_model_version_tag(name, version, key, value)
         log.info("Registered %s version %s from run %s", name, version, run_id)
     uri = f"models:/{name}/{version}"
-    registered = {"name": name, "version": version, "model_uri": uri, "run_id": run_id,
+    registered = {"summary": f"registry: {uri} (MLflow run {run_id})", "name": name, "version": version,
+                  "model_uri": uri, "run_id": run_id,
                   "bundled_base": Path(base_model).is_dir()}
     if verify:
         if verified is None:

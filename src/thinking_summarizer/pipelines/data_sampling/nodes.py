@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from thinking_summarizer.io.media import MediaError, VideoInfo, probe
 from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
+from thinking_summarizer.reporting.run_summary import counts
 from thinking_summarizer.errors import UserFacingError
 from thinking_summarizer.schemas import (
     DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors, video_id,
@@ -322,13 +323,17 @@ def sampling_report(
 ) -> dict[str, Any]:
     """Counts per source, reasons for rejection, and the sampled set's make-up."""
     lengths = sorted(len(s["reference_thinking"] or "") for s in sampled)
+    demo = any(s["demo"] for s in sources.values())
+    by_source = dict(Counter(s["source"] for s in sampled))
     return {
-        "demo": any(s["demo"] for s in sources.values()),
+        "summary": f"data_sampling: {len(sampled)} samples ({counts(by_source)}) from "
+                   f"{'the synthetic demo corpus (no source configured)' if demo else 'your sources'}",
+        "demo": demo,
         "sources": {name: s["path"] for name, s in sources.items()},
         "valid_records": dict(Counter(s["source"] for s in loaded)),
         "rejected": dict(Counter(f"{r['source']}/{r['reason']}" for r in rejects + duplicates)),
         "sampled": len(sampled),
-        "sampled_by_source": dict(Counter(s["source"] for s in sampled)),
+        "sampled_by_source": by_source,
         "sampled_by_problem_type": dict(Counter(s["problem_type"] for s in sampled)),
         "with_reference_thinking": sum(1 for s in sampled if s["reference_thinking"]),
         "reference_thinking_chars": {"min": lengths[0], "median": lengths[len(lengths) // 2],

@@ -9,6 +9,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from thinking_summarizer.reporting.run_summary import counts, pct
 from thinking_summarizer.text.summary_format import category_lookup, format_regex, render
 from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
@@ -49,6 +50,8 @@ def select_clean_examples(
         "keep_rate_by_source": {s: round(kept_by[s] / n, 4) for s, n in sorted(total.items())},
         "rejected_by_reason": dict(Counter(r["reason"] for r in rejects).most_common()),
     }
+    report["summary"] = (f"dataset_build: kept {len(kept)} ({pct(report['keep_rate'])}), rejected "
+                         f"{counts(report['rejected_by_reason'])}")
     log.info("dataset_build QC: kept %d of %d (%.1f%%); rejected %s", len(kept), report["labelled_or_rejected"],
              100 * report["keep_rate"], report["rejected_by_reason"])
     return kept, rejects, report
@@ -74,6 +77,7 @@ def split_examples(
         raise ValueError(f"the train split is empty ({len(examples)} clean examples, "
                          f"val_fraction={split['val_fraction']})")
     report = {
+        "summary": f"dataset_build: {len(train)} train / {len(val)} val",
         "train": len(train), "val": len(val),
         "videos_by_stratum": {"/".join(map(str, k)): {"train": sum(1 for v in ids if v not in val_videos),
                                                        "val": sum(1 for v in ids if v in val_videos)}

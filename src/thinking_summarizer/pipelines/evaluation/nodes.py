@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from thinking_summarizer.io.hashing import content_hash
+from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 from thinking_summarizer.schemas import LoggedInput, RegistryUpdate, TrackingRecord
 from thinking_summarizer.student import untrained
@@ -172,11 +173,25 @@ def score_systems(
             "overall": _aggregate(rows, keys), "speed": _speed(result),
             **{name: {g: _aggregate(rs, keys) for g, rs in sorted(grouped.items())} for name, grouped in groups.items()},
         }
+    results["summary"] = evaluation_line(results)
     student = results["systems"]["student"]["overall"]
     log.info("Student on %d val samples: format valid %.2f, object F1 vs truth %s, vs teacher %s",
              len(val_examples), student.get("format_valid", 0), student.get("object_f1/truth"),
              student.get("object_f1/teacher"))
     return table, results
+
+
+def evaluation_line(results: dict[str, Any]) -> str:
+    """The run summary's line: per system, format, object and primary F1 against the reference, grounding."""
+    ref = "truth" if results["with_truth"] else "teacher"
+    parts = []
+    for system in ("student", "untrained", "teacher", "baseline"):
+        o = results["systems"].get(system, {}).get("overall")
+        if o is not None:
+            parts.append(f"{system} format {pct(o.get('format_valid'))}, object F1 vs {ref} "
+                         f"{o.get(f'object_f1/{ref}', 0):.3f} (primary {o.get(f'primary_f1/{ref}', 0):.3f}), "
+                         f"prompts grounded {pct(o.get('prompt_grounding'))}")
+    return f"evaluation on {results['samples']} val samples: " + "; ".join(parts)
 
 
 def _primary(results: dict[str, Any], system: str, cfg: dict[str, Any]) -> tuple[str, float | None]:
@@ -209,6 +224,8 @@ def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registere
         decision |= {"promoted": True, "reason": f"{metric} {candidate:.4f} >= champion {champion:.4f} + {margin}"}
     else:
         decision |= {"promoted": False, "reason": f"{metric} {candidate:.4f} < champion {champion:.4f} + {margin}"}
+    decision["summary"] = (f"promotion: {'promoted' if decision['promoted'] else 'kept champion'} "
+                           f"({decision['reason']})")
     version_tags = {}
     if outputs["student_source"] == registered["model_uri"]:  # the version's own evaluation, where users look
         version_tags = {f"eval.{key}": f"{value:.4f}" for key, value in results["systems"]["student"]["overall"].items()

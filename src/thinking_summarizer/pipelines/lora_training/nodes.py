@@ -16,6 +16,7 @@ from trl import SFTTrainer
 
 from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.reporting.plots import loss_curve
+from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, TrackingRecord
 from thinking_summarizer.student import CARD, base_config, read_card
@@ -51,6 +52,14 @@ def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, An
     (output_dir / "training_config.yml").write_text(yaml.safe_dump(config))
     loss_curve(trainer.state.log_history, output_dir / "loss_curve.png")
     return adapter_dir
+
+
+def _with_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The result with its line for the run summary (also for a training finished before this run)."""
+    m = result["metrics"]
+    return result | {"summary": f"lora_training: {m['steps']} steps, best val loss {m['best_eval_loss']:.4f}, "
+                                f"{m['tokens_per_second']:.0f} tokens/s, {m['trainable_parameters']:,} trainable "
+                                f"parameters ({pct(m['trainable_fraction'])}); adapter {result['adapter_dir']}"}
 
 
 def _record(result: dict[str, Any], data: dict[str, Any], train_chat: Dataset, val_chat: Dataset) -> TrackingRecord:
@@ -99,7 +108,7 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
         card = json.loads(card_file.read_text())
         if card.get("grammar") != grammar:
             card_file.write_text(json.dumps(card | {"grammar": grammar}, indent=1))
-        return result, TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"})
+        return _with_summary(result), TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"})
     output_dir.mkdir(parents=True, exist_ok=True)
     built = build_trainer(train_chat, val_chat, base["base_model"], cfg["lora"], settings, output_dir, cfg["device"])
     trainer, device = built.trainer, built.device
@@ -128,7 +137,7 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     done.write_text(json.dumps(result, indent=1))
     log.info("Trained %s: %d steps, best eval loss %.4f, %.0f tokens/s, peak memory %.0f MB", output_dir.name,
              state.global_step, metrics["best_eval_loss"], metrics["tokens_per_second"], metrics["peak_memory_mb"])
-    return result, _record(result, data, train_chat, val_chat)
+    return _with_summary(result), _record(result, data, train_chat, val_chat)
 
 
 def release_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:

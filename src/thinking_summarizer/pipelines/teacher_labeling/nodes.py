@@ -9,7 +9,7 @@ from typing import Any
 from thinking_summarizer.errors import ServerUnreachableError
 from thinking_summarizer.io.openai_client import TRANSIENT
 from thinking_summarizer.schemas import Summary
-from thinking_summarizer.text.label_quality import LabelChecker, quality_report
+from thinking_summarizer.text.label_quality import CHECKS, LabelChecker, quality_report
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import category_lookup, render
 
@@ -64,6 +64,9 @@ def label_thinking(
     checker = LabelChecker(teacher_cfg["extractive"], vocabulary, qc["empty_description_words"])
     report["quality"] = quality_report(labels, {r["sample_id"]: r["thinking"] for r in thinking_records}, checker,
                                        teacher_cfg["quality_check"]["max_examples"])
+    report["summary"] = (f"teacher_labeling ({teacher.model_id}): {len(labels)} labelled, {len(rejects)} rejected, "
+                         f"{report['api_calls']} API calls, est. cost {report['estimated_cost']}; label check: "
+                         + ", ".join(f"{k.replace('_', ' ')} {report['quality'][k]}" for k in CHECKS))
     log.info("Teacher %s: %d labelled, %d rejected %s, %d API calls, %d+%d tokens, est. cost %.4f",
              teacher.model_id, len(labels), len(rejects), report["rejected_by_reason"], report["api_calls"],
              tokens_in, tokens_out, report["estimated_cost"])

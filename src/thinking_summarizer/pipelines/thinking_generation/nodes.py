@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.result_cache import ResponseCache
-from thinking_summarizer.tiny_models import announce_stand_in
+from thinking_summarizer.reporting.run_summary import counts, shares
 from thinking_summarizer.text.tagged_output import extract
+from thinking_summarizer.tiny_models import announce_stand_in
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ def gate_thinking(
         "thinking_chars": {"min": min((len(k["thinking"]) for k in kept), default=0),
                            "max": max((len(k["thinking"]) for k in kept), default=0)},
     }
+    report["summary"] = (f"thinking_generation: {len(kept)} of {len(raw)} kept (length gate {gates['min_chars']}-"
+                         f"{gates['max_chars']} chars), rejected {counts(report['rejected'])}, answer accuracy "
+                         f"{shares(report['accuracy_by_problem_type'])}")
     log.info("Thinking gates (%d-%d chars): %d kept of %d, rejected %s, accuracy %s", gates["min_chars"],
              gates["max_chars"], len(kept), len(raw), report["rejected"], report["accuracy_by_problem_type"])
     return kept, rejects, report

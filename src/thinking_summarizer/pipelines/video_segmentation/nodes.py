@@ -233,6 +233,8 @@ def segmentation_statistics(
         "truth_mean_j_and_f": avg([s["mean_j_and_f"] for s in scored]),
         "truth_frame_iou": avg([v for s in scored for v in s["frame_iou"]]),
     }
+    stats["summary"] = (f"video_segmentation: {len(ok)} of {len(results)} videos, {stats['objects_per_video']} objects "
+                        f"per video, coverage {stats['frame_coverage']}, J&F vs truth {stats['truth_mean_j_and_f']}")
     record = TrackingRecord(
         metrics={k: v for k, v in stats.items() if isinstance(v, (int, float)) and v is not None},
         tags={"sam3": next(iter(results.values()), {}).get("sam3", "")},
