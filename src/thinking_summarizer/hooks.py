@@ -10,7 +10,7 @@ from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 
 from thinking_summarizer.errors import ConfigurationError, PreflightError
-from thinking_summarizer.reporting.run_summary import summary_lines, where_line
+from thinking_summarizer.reporting.run_summary import summary_lines
 from thinking_summarizer.runtime import preflight
 from thinking_summarizer.schemas import parameter_errors, unknown_keys
 
