@@ -92,3 +92,29 @@ def test_a_misspelt_key_stops_every_pipeline_before_any_node(project, pipeline):
     with pytest.raises(ConfigurationError, match=rf"{pipeline}\.batch_sise: not a parameter of conf/base"):
         run_session(project, [pipeline], {pipeline: {"batch_sise": 1}})
     assert not any((project / "data").rglob("*.json*")) and runs(project) == []
+
+
+def test_a_value_of_the_wrong_kind_stops_the_run_before_any_node_and_documented_ones_pass(project):
+    """What `--params` gives as text where conf/base has a number (or a list where it has text) is named before a
+    node runs, not found by the trainer minutes later; null, and any kind where conf/base says `auto`, pass."""
+    from kedro.config import OmegaConfigLoader
+    from omegaconf import OmegaConf
+
+    from thinking_summarizer.errors import ConfigurationError
+    from thinking_summarizer.schemas import type_errors
+    from thinking_summarizer.settings import CONFIG_LOADER_ARGS
+
+    wrong = OmegaConf.to_container(OmegaConf.from_dotlist([  # as `kedro run --params` parses them
+        "lora_training.trainer.learning_rate=abc", "thinking_generation.openai.concurrency=[4]",
+        "lora_training.retrain=1"]))
+    with pytest.raises(ConfigurationError) as refused:
+        run_session(project, ["lora_training"], wrong)
+    assert "lora_training.trainer.learning_rate: 'abc' is text, conf/base has a number (0.0002)" in str(refused.value)
+    assert "thinking_generation.openai.concurrency: [4] is a list, conf/base has a number (16)" in str(refused.value)
+    assert "lora_training.retrain: 1 is a number, conf/base has true or false (False)" in str(refused.value)
+    assert not any((project / "data").rglob("*.json*")) and runs(project) == []
+    base = OmegaConfigLoader(str(project / "conf"), env="base", **CONFIG_LOADER_ARGS | {"default_run_env": "base"})
+    fine = OmegaConf.to_container(OmegaConf.from_dotlist([
+        "lora_training.retrain=true", "lora_training.trainer.learning_rate=1e-4", "lora_training.trainer.padding_free=false",
+        "thinking_generation.openai.num_frames=null", "evaluation.student=models:/thinking-summarizer-lora@champion"]))
+    assert type_errors(fine, base["parameters"]) == []

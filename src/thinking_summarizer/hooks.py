@@ -12,7 +12,7 @@ from kedro.framework.hooks import hook_impl
 from thinking_summarizer.errors import ConfigurationError, PreflightError
 from thinking_summarizer.reporting.run_summary import summary_lines
 from thinking_summarizer.runtime import preflight
-from thinking_summarizer.schemas import parameter_errors, unknown_keys
+from thinking_summarizer.schemas import parameter_errors, type_errors, unknown_keys
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class ParameterCheckHook:
         errors = parameter_errors(params)
         if self.reference:
             errors += unknown_keys(params, self.reference, params["parameter_check"]["open_mappings"])
+            errors += type_errors(params, self.reference)
         if errors:
             raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
         reads = {name for node in pipeline.nodes for name in node.inputs}

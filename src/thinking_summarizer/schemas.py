@@ -243,3 +243,30 @@ def unknown_keys(params: dict[str, Any], reference: dict[str, Any], open_paths: 
                 and path not in open_paths:
             errors += unknown_keys(value, reference[key], open_paths, f"{path}.")
     return errors
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "text", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def type_errors(params: dict[str, Any], reference: dict[str, Any], at: str = "") -> list[str]:
+    """Values of `params` whose kind is not the kind of conf/base's value for the key (a number where a number
+    is, true/false, text, a list, a mapping), each naming the key: `--params lora_training.trainer.learning_rate=
+    abc` stops the run before any node instead of failing in the trainer minutes later. null is always allowed
+    (a knob switched off), and so is anything where conf/base has null or `auto` (a knob that takes several)."""
+    errors = []
+    for key, value in params.items():
+        if key not in reference:
+            continue  # unknown_keys names it
+        base, path = reference[key], f"{at}{key}"
+        if value is None or base is None or base == "auto":
+            continue
+        if isinstance(base, dict) and isinstance(value, dict):
+            errors += type_errors(value, base, f"{path}.")
+        elif _kind(value) != _kind(base):
+            errors.append(f"{path}: {value!r} is {_kind(value)}, conf/base has {_kind(base)} ({base!r})")
+    return errors
