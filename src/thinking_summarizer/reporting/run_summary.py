@@ -7,6 +7,7 @@ report that carries its own line (its `summary` field, written by the node that 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kedro.io import DataCatalog
@@ -30,6 +31,14 @@ def role(catalog: DataCatalog, name: str) -> Any:
     return (getattr(catalog.get(name), "metadata", None) or {}).get("run_summary")
 
 
+def _shown_path(described: dict[str, Any]) -> str:
+    """A dataset's file, or its folder with a trailing slash, relative to the project when inside it."""
+    path = Path(str(described.get("filepath") or described.get("path")))
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())
+    return f"{path}/" if "path" in described and "filepath" not in described else str(path)
+
+
 def summary_lines(produced: list[str], catalog: DataCatalog) -> tuple[list[str], str]:
     """The lines of the reports this run produced (`produced`: in pipeline order), and where its outputs are:
     data/ always, and each output marked `where` that the run made."""
@@ -37,6 +46,5 @@ def summary_lines(produced: list[str], catalog: DataCatalog) -> tuple[list[str],
     places = []
     for name in produced:
         if isinstance(where := role(catalog, name), dict):
-            described = catalog.get(name)._describe()
-            places.append(f"{where['where']} {described.get('filepath') or described.get('path')}")
+            places.append(f"{where['where']} {_shown_path(catalog.get(name)._describe())}")
     return lines, "outputs: data/ (versioned per run)" + "".join(f"; {place}" for place in places)

@@ -59,15 +59,17 @@ def problems(params: dict[str, Any], reads: set[str], builds: set[str], cfg: dic
     `builds`: the datasets the run's nodes read and write."""
     found = []
     hub: bool | None = None
-    tiny = {rule["key"]: rule["tiny"] for rule in cfg["models"].values()}
+    rules = {rule["key"]: rule for rule in cfg["models"].values()}
     for key, name in models_needed(params, reads, builds, cfg).items():
         if Path(name).exists() or name.startswith("models:/") or _in_hf_cache(name):
             continue
         if hub is None:
             hub = _hub_reachable(cfg["hub_endpoint"], cfg["hub_timeout_s"])
         if not hub:
-            built_by = (f" (the tiny one is built from {tiny[key]} by the demo_data pipeline: add it, e.g. "
-                        "`--pipelines demo_data,...`, or run `make run` once)") if _get(params, tiny[key]) else ""
+            rule = rules[key]
+            built_by = (f" (the tiny one is built from {rule['tiny']} by the {rule['built_by']} pipeline: add it, "
+                        f"e.g. `--pipelines {rule['built_by']},...`, or run `make run` once)") \
+                if _get(params, rule["tiny"]) else ""
             found.append(f"{key} = {name!r}: not a local folder, not in the Hugging Face cache, and the hub is not "
                          f"reachable (offline machine?): download it first, or point the key at a local copy{built_by}")
     if cfg.get("require_cuda"):
