@@ -129,3 +129,30 @@ def test_thinking_generation_in_memory_from_the_records_own_chains(tmp_path):
         assert report["summary"].startswith("thinking_generation: 3 of 4 kept (length gate 200-6000 chars)")
         stored = sqlite3.connect(tmp_path / "cache.sqlite").execute("SELECT count(*) FROM outcomes").fetchone()[0]
         assert stored == 4, attempt
+
+
+def test_demo_data_in_memory_builds_the_tiny_models_once_and_names_them(tmp_path, monkeypatch):
+    """demo_data's build writes the tiny thinker and SAM3 where their sections point (under a project's data/),
+    says which it built, reuses them on a second run, and builds nothing where a section names a real model."""
+    from thinking_summarizer.pipelines.demo_data.pipeline import create_pipeline as demo_data
+    from thinking_summarizer.tiny_models import RECIPE_FILE
+
+    from .conftest import TINY_MODELS
+
+    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())[
+        "thinking_generation"]
+    monkeypatch.chdir(tmp_path)
+    thinker, sam3 = "data/06_models/tiny/humanomni", "data/06_models/tiny/sam3"
+    sampling = SAMPLING | {"sources": {"own": {"path": "own.json"}}}  # a user's source: no demo corpus is written
+    built = []
+    for recipes in (TINY_MODELS, TINY_MODELS, {"thinker": None, "sam3": None, "student": None}):
+        run = catalog(**{"params:tiny_models": recipes, "params:thinking_generation.transformers.model": thinker,
+                         "params:thinking_generation.prompt": thinking["prompt"],
+                         "params:video_segmentation.sam3.model": sam3, "params:demo_data": DEMO,
+                         "params:data_sampling": sampling})
+        SequentialRunner().run(demo_data(), run)
+        built.append((run.load("tiny_thinker"), run.load("tiny_sam3"),
+                      (tmp_path / thinker / RECIPE_FILE).stat().st_mtime_ns))
+    assert built[0][:2] == ({"model": thinker}, {"model": sam3}) and (tmp_path / sam3 / "config.json").is_file()
+    assert built[1] == built[0]  # the same recipe: the folder is reused, not rebuilt
+    assert built[2][:2] == ({}, {})  # conf/gpu's nulls: real models, nothing built or claimed
