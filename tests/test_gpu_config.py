@@ -8,7 +8,7 @@ from kedro.config import OmegaConfigLoader
 from transformers.training_args import OptimizerNames
 
 from thinking_summarizer.runtime.torch_runtime import resolve_attention
-from thinking_summarizer.schemas import parameter_errors, unknown_keys
+from thinking_summarizer.schemas import override_errors, parameter_errors
 from thinking_summarizer.settings import CONFIG_LOADER_ARGS
 
 from .conftest import REPO
@@ -23,7 +23,7 @@ def test_conf_gpu_names_the_real_models_and_valid_knobs():
     params = gpu_params()
     assert parameter_errors(params) == []
     base = OmegaConfigLoader(str(REPO / "conf"), env="base", **CONFIG_LOADER_ARGS | {"default_run_env": "base"})
-    assert unknown_keys(params, base["parameters"], params["parameter_check"]["open_mappings"]) == []
+    assert override_errors(params, base["parameters"], params["parameter_check"]["open_mappings"]) == []
     thinking = params["thinking_generation"]
     assert (thinking["backend"], thinking["transformers"]["model"]) == ("transformers", "PhilipC/HumanOmniV2")
     assert params["lora_training"]["base_model"] == "Qwen/Qwen2.5-3B-Instruct"

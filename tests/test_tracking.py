@@ -101,7 +101,7 @@ def test_a_value_of_the_wrong_kind_stops_the_run_before_any_node_and_documented_
     from omegaconf import OmegaConf
 
     from thinking_summarizer.errors import ConfigurationError
-    from thinking_summarizer.schemas import type_errors
+    from thinking_summarizer.schemas import override_errors
     from thinking_summarizer.settings import CONFIG_LOADER_ARGS
 
     wrong = OmegaConf.to_container(OmegaConf.from_dotlist([  # as `kedro run --params` parses them
@@ -117,4 +117,4 @@ def test_a_value_of_the_wrong_kind_stops_the_run_before_any_node_and_documented_
     fine = OmegaConf.to_container(OmegaConf.from_dotlist([
         "lora_training.retrain=true", "lora_training.trainer.learning_rate=1e-4", "lora_training.trainer.padding_free=false",
         "thinking_generation.openai.num_frames=null", "evaluation.student=models:/thinking-summarizer-lora@champion"]))
-    assert type_errors(fine, base["parameters"]) == []
+    assert override_errors(fine, base["parameters"], []) == []

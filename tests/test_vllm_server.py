@@ -24,7 +24,7 @@ from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
 from .conftest import REPO, TINY_MODELS, tiny_model_dir
-from .test_real_server import CLIENT, QC, TEACHER, VOCABULARY, free_port, records
+from .test_real_server import CLIENT, QC, TEACHER, VOCABULARY, chat_requests, free_port, records
 
 pytestmark = pytest.mark.vllm
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
@@ -89,11 +89,6 @@ def vllm_server(student_with_adapter, tmp_path_factory):
         proc.wait()
 
 
-def chat_requests(log_path: Path) -> int:
-    """Chat requests the server itself logged as answered."""
-    return sum(f'"POST {CHAT} HTTP/1.1" 200' in line for line in log_path.read_text().splitlines())
-
-
 def test_served_student_with_its_adapter_writes_what_the_local_one_writes(vllm_server, student_with_adapter):
     """student_inference.backend=openai against `--enable-lora --lora-modules student=<adapter>`: the same greedy
     summaries as the adapter in-process, and not those of the bare base."""
@@ -111,7 +106,7 @@ def test_served_student_with_its_adapter_writes_what_the_local_one_writes(vllm_s
                     AutoTokenizer.from_pretrained(base), {"instruction": instruction})
     expected = local.summarize(thinkings, 6, 24).texts
     bare = untrained(str(base), instruction, device="cpu").summarize(thinkings, 6, 24).texts
-    before = chat_requests(log_path)
+    before = chat_requests(log_path, '" 200')
     served = ServedStudent({"instruction": instruction, "base_model": str(base)},
                            CLIENT | {"base_url": url, "model": "student", "api_key_env": None,
                                      "concurrency": 6, "timeout_s": 120}).summarize(thinkings, 6, 24)
@@ -119,7 +114,7 @@ def test_served_student_with_its_adapter_writes_what_the_local_one_writes(vllm_s
     # half as U+FFFD and vLLM's detokenizer holds it back
     assert [t.rstrip("\ufffd") for t in served.texts] == [t.rstrip("\ufffd") for t in expected] != bare
     assert all(n > 0 for n in served.new_tokens)
-    assert chat_requests(log_path) - before == 6
+    assert chat_requests(log_path, '" 200') - before == 6
 
 
 def test_served_student_is_held_to_the_grammar_of_its_card(vllm_server, student_with_adapter):
@@ -165,11 +160,11 @@ def test_teacher_json_schema_is_honoured(vllm_server, student_with_adapter, tmp_
     compact = "".join(constrained["choices"][0]["message"]["content"].split())  # the grammar allows any whitespace
     assert compact.startswith("{") and (compact == "{" or compact.startswith('{"'))
     assert not free["choices"][0]["message"]["content"].lstrip().startswith("{")
-    before = chat_requests(log_path)
+    before = chat_requests(log_path, '" 200')
     labels, rejects, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
     # a random model fills the schema's strings until max_tokens: cut off, never free text or a markdown switch
     assert labels == [] and {r["reason"] for r in rejects} == {"truncated"}
-    assert usage["api_calls"] == chat_requests(log_path) - before >= 3
+    assert usage["api_calls"] == chat_requests(log_path, '" 200') - before >= 3
     assert build_teacher(cfg, VOCABULARY, QC).mode == "json_schema"
 
 

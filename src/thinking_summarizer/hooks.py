@@ -12,7 +12,7 @@ from kedro.framework.hooks import hook_impl
 from thinking_summarizer.errors import ConfigurationError, PreflightError
 from thinking_summarizer.reporting.run_summary import summary_lines
 from thinking_summarizer.runtime import preflight
-from thinking_summarizer.schemas import parameter_errors, type_errors, unknown_keys
+from thinking_summarizer.schemas import override_errors, parameter_errors
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ class ParameterCheckHook:
         params = catalog.load("parameters")
         errors = parameter_errors(params)
         if self.reference:
-            errors += unknown_keys(params, self.reference, params["parameter_check"]["open_mappings"])
-            errors += type_errors(params, self.reference)
+            errors += override_errors(params, self.reference, params["parameter_check"]["open_mappings"])
         if errors:
             raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
         reads = {name for node in pipeline.nodes for name in node.inputs}

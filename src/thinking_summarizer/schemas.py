@@ -229,22 +229,6 @@ def parameter_errors(params: dict[str, Any]) -> list[str]:
     return errors
 
 
-def unknown_keys(params: dict[str, Any], reference: dict[str, Any], open_paths: list[str], at: str = "") -> list[str]:
-    """Keys of `params` that `reference` (conf/base) does not have, each with the nearest known key: an override
-    (`--params`, conf/local, an env) with a misspelt key would otherwise be silently ignored. Mappings named in
-    `open_paths`, and those empty in the reference, take keys of the user's own (sources, synonyms)."""
-    errors = []
-    for key, value in params.items():
-        path = f"{at}{key}"
-        if key not in reference:
-            near = difflib.get_close_matches(str(key), [str(k) for k in reference], n=1)
-            errors.append(f"{path}: not a parameter of conf/base" + (f" (did you mean {at}{near[0]}?)" if near else ""))
-        elif isinstance(value, dict) and isinstance(reference[key], dict) and reference[key] \
-                and path not in open_paths:
-            errors += unknown_keys(value, reference[key], open_paths, f"{path}.")
-    return errors
-
-
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "true or false"
@@ -253,20 +237,25 @@ def _kind(value: Any) -> str:
     return {str: "text", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
-def type_errors(params: dict[str, Any], reference: dict[str, Any], at: str = "") -> list[str]:
-    """Values of `params` whose kind is not the kind of conf/base's value for the key (a number where a number
-    is, true/false, text, a list, a mapping), each naming the key: `--params lora_training.trainer.learning_rate=
-    abc` stops the run before any node instead of failing in the trainer minutes later. null is always allowed
-    (a knob switched off), and so is anything where conf/base has null or `auto` (a knob that takes several)."""
+def override_errors(params: dict[str, Any], reference: dict[str, Any], open_paths: list[str], at: str = "") -> list[str]:
+    """What an override (`--params`, conf/local, an env) gets wrong against `reference` (conf/base), each naming
+    its key: a key conf/base does not have, with the nearest known one (a misspelt key would otherwise be silently
+    ignored), and a value of another kind than conf/base's (a number, true/false, text, a list, a mapping:
+    `learning_rate=abc` would otherwise fail in the trainer minutes later). null is always allowed (a knob
+    switched off), and so is anything where conf/base has null or `auto`. Mappings named in `open_paths`, and those
+    empty in the reference, take keys of the user's own (sources, synonyms)."""
     errors = []
     for key, value in params.items():
+        path = f"{at}{key}"
         if key not in reference:
-            continue  # unknown_keys names it
-        base, path = reference[key], f"{at}{key}"
+            near = difflib.get_close_matches(str(key), [str(k) for k in reference], n=1)
+            errors.append(f"{path}: not a parameter of conf/base" + (f" (did you mean {at}{near[0]}?)" if near else ""))
+            continue
+        base = reference[key]
         if value is None or base is None or base == "auto":
             continue
-        if isinstance(base, dict) and isinstance(value, dict):
-            errors += type_errors(value, base, f"{path}.")
-        elif _kind(value) != _kind(base):
+        if _kind(value) != _kind(base):
             errors.append(f"{path}: {value!r} is {_kind(value)}, conf/base has {_kind(base)} ({base!r})")
+        elif isinstance(value, dict) and base and path not in open_paths:
+            errors += override_errors(value, base, open_paths, f"{path}.")
     return errors

@@ -58,6 +58,7 @@ class OpenAIServerGenerator:
             raise ValueError(f"{CONF_KEY}.server: {cfg['server']!r} is not auto, other or one of {list(SIGNATURE_ROUTES)}")
         if cfg["video_transport"] == "http" and not cfg.get("video_base_url"):
             raise ValueError(f"{CONF_KEY}.video_base_url is required with video_transport: http")
+        self._plans: dict[str, ServerPlan] = {}  # per server, asked once: generate() runs once per checkpoint chunk
 
     def plan(self, url: str, kind: str) -> ServerPlan:
         """The requests one server can take, or a ServerConfigError saying why the configured ones cannot be."""
@@ -79,8 +80,10 @@ class OpenAIServerGenerator:
                           frames=bool(self.cfg.get("num_frames")) and kind == "transformers")
 
     async def _plan(self, client: OpenAICompatibleClient) -> ServerPlan:
+        if client.base_url in self._plans:
+            return self._plans[client.base_url]
         kind = self.cfg["server"] if self.cfg["server"] != "auto" else identify(await client.routes())
-        plan = self.plan(client.base_url, kind)
+        plan = self._plans[client.base_url] = self.plan(client.base_url, kind)
         log.info("Thinking server %s (%s): video by %s%s%s", plan.url, kind, plan.transport,
                  ", audio fields" if plan.audio else "", f", {self.cfg['num_frames']} frames at most" if plan.frames else "")
         return plan
