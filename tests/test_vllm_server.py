@@ -175,3 +175,25 @@ def test_a_model_the_server_does_not_have_stops_the_run_with_the_servers_words(v
     cfg["openai"] |= {"base_url": url, "model": "qwen-max", "cache_path": str(tmp_path / "cache.sqlite")}
     with pytest.raises(ServerConfigError, match=r"HTTP 404: The model `qwen-max` does not exist"):
         label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+
+
+def test_the_thinking_client_knows_vllm_by_its_routes(vllm_server):
+    """What `thinking_generation.openai.server: auto` reads from a real vLLM: its OpenAPI routes say vLLM, so the
+    video goes inline with vLLM's audio fields and no frame count (transformers serve's knob)."""
+    import asyncio
+
+    from thinking_summarizer.generators.openai_server import OpenAIServerGenerator, identify
+    from thinking_summarizer.io.openai_client import OpenAICompatibleClient
+
+    url, _ = vllm_server
+    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())[
+        "thinking_generation"]
+    cfg = CLIENT | thinking["openai"] | {"base_url": url, "api_key_env": None}
+
+    async def routes() -> set[str]:
+        async with OpenAICompatibleClient(cfg, "thinking_generation.openai") as client:
+            return await client.routes()
+
+    assert identify(asyncio.run(routes())) == "vllm"
+    plan = OpenAIServerGenerator(cfg, thinking["prompt"], thinking["generation"]).plan(url, "vllm")
+    assert (plan.transport, plan.audio, plan.frames) == ("data_url", True, False)
