@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import sys
@@ -18,10 +17,23 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
-def params(name: str) -> dict[str, Any]:
-    """A fresh copy of `conf/base/parameters_<name>.yml` (or `parameters.yml` for name "")."""
-    file = ROOT / "conf" / "base" / (f"parameters_{name}.yml" if name else "parameters.yml")
-    return json.loads(json.dumps(yaml.safe_load(file.read_text())))
+def params():
+    """conf/base's parameters, typed as a run hands them to nodes (`RunParams`); change a copy with
+    `model_copy(update=...)`."""
+    from thinking_summarizer.schemas.params import RunParams
+
+    merged = {key: value for file in sorted((ROOT / "conf" / "base").glob("parameters*.yml"))
+              for key, value in yaml.safe_load(file.read_text()).items()}
+    return RunParams.model_validate(merged)
+
+
+def updated(section, **changes):
+    """A validated copy of a parameter section with `changes`; a mapping is merged into the sub-section it names."""
+    def merge(base: dict, new: dict) -> dict:
+        return base | {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                       for k, v in new.items()}
+
+    return type(section).model_validate(merge(section.model_dump(), changes))
 
 
 def scratch() -> Path:
@@ -41,9 +53,10 @@ def chat_examples(count: int, instruction: str) -> list[dict[str, Any]]:
     from thinking_summarizer.text.summary_format import category_lookup, render
     from thinking_summarizer.teachers import build_teacher
 
-    demo, shared = params("demo_data")["demo_data"], params("")
-    teacher = build_teacher(params("teacher_labeling")["teacher_labeling"], shared["vocabulary"], shared["summary_qc"])
-    lookup = category_lookup(shared["vocabulary"])
+    conf = params()
+    demo = conf.demo_data
+    teacher = build_teacher(conf.teacher_labeling, conf.vocabulary, conf.summary_qc, conf.openai_client)
+    lookup = category_lookup(conf.vocabulary)
     rows = []
     for i in range(count):
         thinking = make_scene(i, demo).thinking

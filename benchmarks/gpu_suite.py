@@ -13,7 +13,6 @@ mlflow), so it runs on a bare GPU box with the project's `src/` on the path.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import sys
@@ -55,8 +54,13 @@ TARGETS = {"student summaries/s": ">= 50", "LoRA 3 epochs x 2,240 samples": "< 5
            "SAM3 state 4x / 1x length": "1.0 (flat)", "thinker 3,000 samples": "< 15 min"}
 
 
-def conf(name: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text())[name]
+def conf(name: str):
+    """conf/base's section `name`, typed as a run hands it to nodes."""
+    from thinking_summarizer.schemas.params import RunParams
+
+    merged = {key: value for file in sorted((ROOT / "conf" / "base").glob("parameters*.yml"))
+              for key, value in yaml.safe_load(file.read_text()).items()}
+    return getattr(RunParams.model_validate(merged), name)
 
 
 def words(n: int, seed: int) -> str:
@@ -135,7 +139,7 @@ class Suite:
         from thinking_summarizer.student.training import fit_to_length, sft_config
 
         cfg = conf("lora_training")
-        settings = dict(cfg["trainer"]) | {"num_train_epochs": 1, "logging_steps": 1, "eval_strategy": "no",
+        settings = cfg.trainer.model_dump() | {"num_train_epochs": 1, "logging_steps": 1, "eval_strategy": "no",
                                            "save_total_limit": 1}
         steps = 2 if self.smoke else 10
         batch = settings["per_device_train_batch_size"] * settings["gradient_accumulation_steps"]
@@ -146,12 +150,12 @@ class Suite:
         fitted = fit_to_length(chats, tokenizer, settings["max_length"])
         args = sft_config(settings, self.scratch / "train", self.device.type == "cuda")
         args.save_strategy, args.load_best_model_at_end, args.max_steps = "no", False, steps
-        lora = cfg["lora"]
+        lora = cfg.lora
         trainer = SFTTrainer(
             model=self.student_model(tokenizer), args=args, processing_class=tokenizer,
             train_dataset=Dataset.from_dict({"messages": fitted.messages}),
-            peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                                   target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
+            peft_config=LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                   target_modules=lora.target_modules, task_type="CAUSAL_LM"))
         marks: list[float] = []
 
         class Clock(TrainerCallback):
@@ -177,19 +181,19 @@ class Suite:
         from thinking_summarizer.tiny_models.sam3 import _prompt_tokenizer, build_tiny_sam3
 
         path = self.scratch / "sam3"
-        recipe = copy.deepcopy(conf("tiny_models")["sam3"])
+        recipe = conf("tiny_models").sam3
         if self.smoke:
-            build_tiny_sam3(path, recipe, recipe["prompt_texts"])
+            build_tiny_sam3(path, recipe, recipe.prompt_texts)
             return path
         # the 848M checkpoint's shape at 1008 px; random scores sit near 0.245, so a threshold of 0.27 leaves
         # each prompt a handful of detections, as real prompts have
         thresholds = {"score_threshold_detection": 0.27, "new_det_thresh": 0.27, "max_num_objects": 4}
         with torch.device(self.device):
             model = Sam3VideoModel(Sam3VideoConfig(**thresholds))
-        model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.data.fill_(recipe["object_score_bias"])
+        model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.data.fill_(recipe.object_score_bias)
         model.save_pretrained(path)
         Sam3VideoProcessor(image_processor=Sam3ImageProcessor(), video_processor=Sam2VideoVideoProcessor(),
-                           tokenizer=_prompt_tokenizer(recipe["prompt_texts"], recipe["vocab_size"]),
+                           tokenizer=_prompt_tokenizer(recipe.prompt_texts, recipe.vocab_size),
                            target_size=1008).save_pretrained(path)
         return path
 
@@ -207,21 +211,22 @@ class Suite:
     def sam3(self) -> None:
         from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
 
-        base = conf("video_segmentation")["sam3"] | {"model": str(self.sam3_model()),
-                                                       "device": self.device.type, "dtype": "auto"}
+        base = conf("video_segmentation").sam3.model_copy(update={"model": str(self.sam3_model()),
+                                                                  "device": self.device.type, "dtype": "auto"})
         width, height = (160, 120) if self.smoke else (640, 480)
         short, prompts = (8, 4) if self.smoke else (48, 4)
         names = ["person", "red sofa", "white cup", "man in a coat"][:prompts]
         video = self.video(short, width, height)
         reduced = 112 if self.smoke else 560
         for batched, every, size in ((False, 1, None), (True, 1, None), (True, 3, None), (True, 1, reduced)):
-            segmenter = Sam3Segmenter(base | {"batched_prompts": batched, "detect_every": every, "image_size": size})
+            segmenter = Sam3Segmenter(base.model_copy(update={"batched_prompts": batched, "detect_every": every,
+                                                              "image_size": size}))
             segmenter.track(str(video), names, lambda *a: None)  # warm-up
             result = segmenter.track(str(video), names, lambda *a: None)
             fps = result.frames / max(result.seconds_model, 1e-9)
             self.row(f"SAM3 frames/s, {prompts} prompts, batched={batched}, detect every {every}, "
                      f"{size or 'full'} px", f"{fps:.2f}", TARGETS["SAM3 frames/s"], objects=len(result.prompt_of))
-        segmenter = Sam3Segmenter(base | {"batched_prompts": True})
+        segmenter = Sam3Segmenter(base.model_copy(update={"batched_prompts": True}))
         states = {}
         for length in (short, 4 * short):
             reset_peak_memory(self.device)
@@ -236,25 +241,28 @@ class Suite:
 
     def thinker(self) -> None:
         from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
+        from thinking_summarizer.schemas.params.thinking import VideoSampling
+        from thinking_summarizer.schemas.params.tiny import TinyThinker
         from thinking_summarizer.tiny_models.omni import build_tiny_omni
 
-        cfg = copy.deepcopy(conf("thinking_generation"))
-        recipe = copy.deepcopy(conf("tiny_models")["thinker"]) | (SMOKE if self.smoke else SHAPES)["thinker"]
+        cfg = conf("thinking_generation")
+        shape = (SMOKE if self.smoke else SHAPES)["thinker"]
+        recipe = TinyThinker.model_validate(conf("tiny_models").thinker.model_dump() | shape | {"vocab_size": 1200})
         path = self.scratch / "thinker"
         path.mkdir()
         with torch.device(self.device):  # built where it runs: seconds, not minutes, for 7B random weights
-            build_tiny_omni(path, recipe | {"vocab_size": 1200}, [words(300, i) for i in range(50)])
-        video = {"fps": 2.0, "max_frames": 32, "min_pixels": 3136, "max_pixels": 448 * 448}
-        transformers_cfg = cfg["transformers"] | {"model": str(path), "video": video,
-                                                  "batch_size": 2 if self.smoke else 8, "device": self.device.type}
-        generation = cfg["generation"] | {"max_new_tokens": 16 if self.smoke else 512}
-        generator = OmniTransformersGenerator(transformers_cfg, cfg["prompt"], generation)
-        generator.model.generation_config.min_new_tokens = generation["max_new_tokens"]
+            build_tiny_omni(path, recipe, [words(300, i) for i in range(50)])
+        video = VideoSampling(fps=2.0, max_frames=32, min_pixels=3136, max_pixels=448 * 448)
+        transformers_cfg = cfg.transformers.model_copy(update={
+            "model": str(path), "video": video, "batch_size": 2 if self.smoke else 8, "device": self.device.type})
+        generation = cfg.generation.model_copy(update={"max_new_tokens": 16 if self.smoke else 512})
+        generator = OmniTransformersGenerator(transformers_cfg, cfg.prompt, generation)
+        generator.model.generation_config.min_new_tokens = generation.max_new_tokens
         clip = self.video(2 * 24 * 16 if not self.smoke else 48, 640 if not self.smoke else 160,
                           480 if not self.smoke else 120)  # 16 s at 24 fps: 32 frames at 2 fps
         samples = [{"sample_id": f"s{i}", "video_path": str(clip), "question": "How does she feel?",
                     "options": ["A. Happy", "B. Sad"], "problem_type": "multiple choice"}
-                   for i in range(transformers_cfg["batch_size"])]
+                   for i in range(transformers_cfg.batch_size)]
         generator.generate(samples[:1])  # warm-up
         reset_peak_memory(self.device)
         started = time.perf_counter()
@@ -262,7 +270,7 @@ class Suite:
         rate = len(samples) / (time.perf_counter() - started)
         assert not any(r.error for r in results), [r.error for r in results if r.error][:1]
         self.row(f"thinker samples/s, batch {len(samples)}, 32 frames at 448 px + audio, "
-                 f"{generation['max_new_tokens']} new tokens", f"{rate:.3f}", peak_mb=round(peak_memory_mb(self.device)))
+                 f"{generation.max_new_tokens} new tokens", f"{rate:.3f}", peak_mb=round(peak_memory_mb(self.device)))
         self.row("thinker 3,000 samples", f"{3000 / rate / 60:.1f} min", TARGETS["thinker 3,000 samples"])
 
     def table(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from _common import chat_examples, params, scratch
+from _common import chat_examples, params, scratch, updated
 
 QWEN25_3B = {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36, "num_attention_heads": 16,
              "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768,
@@ -34,28 +34,25 @@ def main() -> None:
     from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
     from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, train_student, trainer_settings
 
-    tmp = scratch()
-    cfg = params("lora_training")["lora_training"] | {"output_dir": str(tmp / "runs")}
-    cfg["base_model"] = str(tmp / "base")
-    instruction = params("dataset_build")["dataset_build"]["instruction"]
+    tmp, conf = scratch(), params()
+    cfg = updated(conf.lora_training, output_dir=str(tmp / "runs"), base_model=str(tmp / "base"),
+                  trainer={"num_train_epochs": args.epochs})
+    instruction = conf.dataset_build.instruction
     rows = chat_examples(args.samples + 16, instruction)
     train, val = Dataset.from_list(rows[:-16]), Dataset.from_list(rows[-16:])
-    recipe = params("tiny_models")["tiny_models"]["student"]
-    recipe["pretrain"]["steps"] = 0  # speed does not depend on what the weights know
+    # speed does not depend on what the weights know: no pre-training
+    recipes = updated(conf.tiny_models, student={"pretrain": {"steps": 0}, "trainer": {"num_train_epochs": args.epochs}})
     if args.full_size:
         # the tiny recipe's tokenizer (trained on these texts) with a full-size random model
-        build_tiny_student(train, recipe, cfg["base_model"])
-        tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
+        build_tiny_student(train, recipes, cfg.base_model)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
         shape = QWEN25_3B | {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-        Qwen2ForCausalLM(Qwen2Config(**shape)).save_pretrained(cfg["base_model"])
+        Qwen2ForCausalLM(Qwen2Config(**shape)).save_pretrained(cfg.base_model)
         tiny = {}
     else:
-        recipe["trainer"] = recipe.get("trainer", {}) | {"num_train_epochs": args.epochs}
-        tiny = build_tiny_student(train, recipe, cfg["base_model"])
-    cfg["trainer"]["num_train_epochs"] = args.epochs
+        tiny = build_tiny_student(train, recipes, cfg.base_model)
     base = prepare_base_model(tiny, cfg)
-    shared = params("")
-    grammar = summary_grammar(shared["vocabulary"], shared["summary_qc"])
+    grammar = summary_grammar(conf.vocabulary, conf.summary_qc)
     result, _ = train_student(train, val, base, cfg, instruction, grammar)  # no MLflow run: nothing is logged
     m = result["metrics"]
     settings = trainer_settings(cfg, base)

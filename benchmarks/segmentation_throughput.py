@@ -21,9 +21,9 @@ def video(path, frames: int, size: int) -> str:
     from thinking_summarizer.demo.scenes import make_scene
     from thinking_summarizer.demo.video import render, write_video
 
-    demo = params("demo_data")["demo_data"]
-    pixels, _ = render(make_scene(1, demo), demo["colours"], size, size * 3 // 4, frames)
-    write_video(str(path), pixels, demo["video"]["fps"], None, 16000)
+    demo = params().demo_data
+    pixels, _ = render(make_scene(1, demo), demo.colours, size, size * 3 // 4, frames)
+    write_video(str(path), pixels, demo.video.fps, None, 16000)
     return str(path)
 
 
@@ -39,16 +39,17 @@ def main() -> None:
 
     from thinking_summarizer.segmentation.masks import OverlayStyle, overlay
     from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_models
+    from thinking_summarizer.schemas.params.tiny import TinyModels
     from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
     from thinking_summarizer.io.media import VideoWriter
     from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 
-    tmp = scratch()
-    segmentation = params("video_segmentation")["video_segmentation"]
-    cfg, style = segmentation["sam3"], OverlayStyle(**segmentation["render"])
-    cfg["model"] = args.model or str(tmp / "tiny-sam3")
+    tmp, conf = scratch(), params()
+    segmentation = conf.video_segmentation
+    cfg = segmentation.sam3.model_copy(update={"model": args.model or str(tmp / "tiny-sam3")})
+    style = OverlayStyle(**segmentation.render.model_dump())
     if not args.model:  # the tiny one, as demo_data builds it
-        build_tiny_models({"sam3": params("tiny_models")["tiny_models"]["sam3"]}, "", {}, cfg["model"])
+        build_tiny_models(TinyModels(sam3=conf.tiny_models.sam3), conf.thinking_generation, cfg.model)
     segmenter = Sam3Segmenter(cfg)
     prompts = args.prompts.split(",")
     rows = {}
@@ -70,7 +71,7 @@ def main() -> None:
                       max(result.state_bytes) / 2**20, peak_memory_mb(segmenter.device), len(result.prompt_of))
     if segmenter.device.type == "cuda":
         torch.cuda.synchronize()
-    print(f"SAM3: {cfg['model']} on {segmenter.device} ({segmenter.dtype}), {args.size} px, {len(prompts)} prompts")
+    print(f"SAM3: {cfg.model} on {segmenter.device} ({segmenter.dtype}), {args.size} px, {len(prompts)} prompts")
     for name, (frames, fps, enc, state, peak, objects) in rows.items():
         print(f"{name}: {frames} frames, {objects} objects; propagation {fps:.1f} frames/s; overlay+encode "
               f"{enc:.1f} frames/s; session state peak {state:.1f} MB; process peak {peak:.0f} MB")

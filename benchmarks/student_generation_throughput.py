@@ -15,7 +15,7 @@ import argparse
 import logging
 import time
 
-from _common import chat_examples, params, scratch
+from _common import chat_examples, params, scratch, updated
 from lora_training_throughput import QWEN25_3B
 
 
@@ -34,21 +34,22 @@ def main() -> None:
     from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
     from thinking_summarizer.student import load_student, untrained
 
-    instruction = params("dataset_build")["dataset_build"]["instruction"]
+    conf = params()
+    instruction = conf.dataset_build.instruction
     rows = chat_examples(args.samples, instruction)
     thinkings = [r["messages"][1]["content"] for r in rows]
     if args.student:
         student = load_student(args.student, merge=True)
     else:
-        cfg = params("lora_training")["lora_training"] | {"base_model": str(scratch() / "base")}
-        recipe = params("tiny_models")["tiny_models"]["student"]
-        recipe["pretrain"]["steps"] = 0  # speed does not depend on what the weights learned
-        build_tiny_student(Dataset.from_list(rows), recipe, cfg["base_model"])
+        base_model = str(scratch() / "base")
+        # speed does not depend on what the weights learned: no pre-training
+        build_tiny_student(Dataset.from_list(rows), updated(conf.tiny_models, student={"pretrain": {"steps": 0}}),
+                           base_model)
         if args.full_size:
-            tokenizer = AutoTokenizer.from_pretrained(cfg["base_model"])
+            tokenizer = AutoTokenizer.from_pretrained(base_model)
             shape = QWEN25_3B | {"eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-            Qwen2ForCausalLM(Qwen2Config(**shape)).save_pretrained(cfg["base_model"])
-        student = untrained(cfg["base_model"], instruction)
+            Qwen2ForCausalLM(Qwen2Config(**shape)).save_pretrained(base_model)
+        student = untrained(base_model, instruction)
     student.model.generation_config.min_new_tokens = args.new_tokens
     student.summarize(thinkings[:2], 2, 8)  # warm-up
     rates = {}

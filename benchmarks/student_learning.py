@@ -46,8 +46,9 @@ def demo_examples(count: int, offset: int, instruction: str) -> list[dict[str, A
     from thinking_summarizer.teachers import build_teacher
     from thinking_summarizer.text.summary_format import category_lookup, render
 
-    demo, shared = params("demo_data")["demo_data"], params("")
-    teacher = build_teacher(params("teacher_labeling")["teacher_labeling"], shared["vocabulary"], shared["summary_qc"])
+    conf = params()
+    demo = conf.demo_data
+    teacher = build_teacher(conf.teacher_labeling, conf.vocabulary, conf.summary_qc, conf.openai_client)
     rows, index = [], offset
     while len(rows) < count:
         scene = make_scene(index, demo)
@@ -56,7 +57,7 @@ def demo_examples(count: int, offset: int, instruction: str) -> list[dict[str, A
         if not outcome.summary:
             continue
         summary = Summary(**outcome.summary)
-        markdown = render(summary, category_lookup(shared["vocabulary"]))
+        markdown = render(summary, category_lookup(conf.vocabulary))
         rows.append({"thinking": scene.thinking, "summary": summary.model_dump(), "markdown": markdown,
                      "truth": [{"category": o.category, "description": o.description, "priority": o.priority}
                                for o in scene.objects],
@@ -70,7 +71,7 @@ def copy_analysis(text: str, thinking: str) -> dict[str, dict[str, float]]:
     """Per section: share of items found verbatim in the thinking, and share with a content word it lacks."""
     from thinking_summarizer.text.summary_format import category_lookup, parse_lenient
 
-    parsed = parse_lenient(text, category_lookup(params("")["vocabulary"]))
+    parsed = parse_lenient(text, category_lookup(params().vocabulary))
     source, words = thinking.lower(), set(_WORD.findall(thinking.lower()))
     out = {}
     for section in SECTIONS:
@@ -86,17 +87,11 @@ def copy_analysis(text: str, thinking: str) -> dict[str, dict[str, float]]:
 
 def score(texts: list[str], val: list[dict[str, Any]]) -> dict[str, float]:
     """The evaluation's metrics (vs truth and vs teacher) and the copy analysis, averaged over the val split."""
-    from thinking_summarizer.pipelines.evaluation.nodes import score_sample
-    from thinking_summarizer.text.summary_format import category_lookup
+    from thinking_summarizer.pipelines.evaluation.nodes import ScoringRules, score_sample
 
-    shared, evaluation = params(""), params("evaluation")["evaluation"]
-    ctx = {"lookup": category_lookup(shared["vocabulary"]),
-           "attribute_words": {w.lower() for w in evaluation["attribute_words"]},
-           "min_overlap": evaluation["min_attribute_overlap"], "truth_ignore": set(evaluation["truth_ignore_categories"]),
-           "identity_words": set(evaluation["identity_words"]),
-           "exclusive": [set(group) for group in evaluation["exclusive_words"]],
-           "placeholder_patterns": shared["summary_qc"]["placeholder_patterns"]}
-    rows = [score_sample(t, e["summary"], e["truth"], ctx) for t, e in zip(texts, val)]
+    conf = params()
+    rules = ScoringRules.from_params(conf.evaluation, conf.vocabulary, conf.summary_qc)
+    rows = [score_sample(t, e["summary"], e["truth"], rules) for t, e in zip(texts, val)]
     keys = ("format_valid", "object_f1/truth", "primary_f1/truth", "object_f1/teacher", "key_point_rouge_l/teacher",
             "emotion_f1/teacher", "prompt_grounding", "placeholder")
     result = {k: round(mean(values), 4) if (values := [r[k] for r in rows if r.get(k) is not None]) else None
@@ -127,28 +122,28 @@ def run_size(n_train: int, pool: list[dict[str, Any]], val: list[dict[str, Any]]
     summaries every `every` epochs, held to the format grammar (`grammar`, as the project decodes) and/or free."""
     from thinking_summarizer.text.summary_format import category_lookup, format_regex
 
-    grammar = format_regex(params("")["summary_qc"], category_lookup(params("")["vocabulary"]))
+    conf = params()
+    grammar = format_regex(conf.summary_qc, category_lookup(conf.vocabulary))
     from datasets import Dataset
     from transformers import TrainerCallback
 
     from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
     from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, trainer_settings
+    from thinking_summarizer.schemas.params.tiny import TinyModels
+    from thinking_summarizer.schemas.params.training import LoraTraining
     from thinking_summarizer.student.training import build_trainer
 
     train = Dataset.from_list([{"messages": e["messages"]} for e in pool[:n_train]])
     val_chat = Dataset.from_list([{"messages": e["messages"]} for e in val])
-    cfg = json.loads(json.dumps(cfg))
-    if base_dir:
-        cfg["base_model"], recipe = base_dir, None
-    else:
-        cfg["base_model"], recipe = str(tmp / f"base-{n_train}"), tiny
+    lora = LoraTraining.model_validate(cfg | {"base_model": base_dir or str(tmp / f"base-{n_train}")})
+    recipes = TinyModels(student=None if base_dir else tiny)
     started = time.perf_counter()
-    base = prepare_base_model(build_tiny_student(train, recipe, cfg["base_model"]), cfg)
+    base = prepare_base_model(build_tiny_student(train, recipes, lora.base_model), lora)
     built_s = time.perf_counter() - started
-    settings = trainer_settings(cfg, base) | {"eval_strategy": "no", "save_total_limit": None,
-                                             "early_stopping_patience": None}
-    built = build_trainer(train, val_chat, base["base_model"], cfg["lora"], settings, tmp / f"run-{n_train}",
-                          cfg["device"])
+    settings = trainer_settings(lora, base) | {"eval_strategy": "no", "save_total_limit": None,
+                                              "early_stopping_patience": None}
+    built = build_trainer(train, val_chat, base["base_model"], lora.lora, settings, tmp / f"run-{n_train}",
+                          lora.device)
     built.trainer.args.save_strategy = "no"
     built.trainer.args.load_best_model_at_end = False
     points: list[dict[str, Any]] = []
@@ -235,14 +230,14 @@ def main() -> None:
     for noisy in ("httpx", "transformers", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     out = args.out.resolve()
-    cfg = params("lora_training")["lora_training"]
-    tiny = params("tiny_models")["tiny_models"]["student"]
+    conf = params()
+    cfg, tiny = conf.lora_training.model_dump(), conf.tiny_models.student.model_dump()
     if args.recipe:
         tiny |= yaml.safe_load(args.recipe.read_text())
     _apply(tiny, args.set)
     if args.epochs is not None:
         tiny["trainer"]["num_train_epochs"] = args.epochs
-    instruction = params("dataset_build")["dataset_build"]["instruction"]
+    instruction = conf.dataset_build.instruction
     tmp = scratch()
     val = demo_examples(args.val, 0, instruction)
     pool = demo_examples(max(args.examples), 10_000, instruction)

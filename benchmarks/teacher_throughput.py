@@ -8,26 +8,21 @@ Prints samples/s with the configured concurrency and one at a time, and their ra
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, params, updated
 
 from thinking_summarizer.teachers import build_teacher  # noqa: E402
 
 
-def rate(cfg: dict, shared: dict, n: int, tag: str) -> float:
+def rate(conf, teacher_cfg, n: int, tag: str) -> float:
     items = [(f"{tag}{i}", f"MARK-{i} run {tag}: a woman in a red coat smiles.") for i in range(n)]
     started = time.perf_counter()
-    teacher = build_teacher(cfg, shared["vocabulary"], shared["summary_qc"], shared["openai_client"])  # as the node does
+    teacher = build_teacher(teacher_cfg, conf.vocabulary, conf.summary_qc, conf.openai_client)  # as the node does
     outcomes = teacher.label_all(items)
     elapsed = time.perf_counter() - started
     assert all(o.status == "labelled" for o in outcomes)
@@ -41,8 +36,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--concurrency", type=int, default=None, help="default: the configured one")
     args = parser.parse_args()
-    params = yaml.safe_load((ROOT / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
-    shared = yaml.safe_load((ROOT / "conf/base/parameters.yml").read_text())
+    conf = params()
     os.environ.setdefault("TEACHER_API_KEY", "benchmark-key")
     # the server runs in its own process, as a real one would, so it does not share this one's GIL
     server = subprocess.Popen(
@@ -52,26 +46,26 @@ def main() -> None:
     )
     try:
         url = server.stdout.readline().strip()
-        concurrent, serial = _measure(args, params, shared, url)
+        concurrent, serial = _measure(args, conf, url)
     finally:  # never leave the stub server running
         server.kill()
         server.wait()
     print(f"latency per request: {args.latency} s; client-side rate limits off")
-    print(f"concurrency {args.concurrency or params['openai']['concurrency']}: {concurrent:.1f} samples/s over {args.samples} samples")
+    print(f"concurrency {args.concurrency or conf.teacher_labeling.openai.concurrency}: {concurrent:.1f} samples/s over {args.samples} samples")
     print(f"one at a time: {serial:.2f} samples/s over {args.serial_samples} samples")
     print(f"ratio: {concurrent / serial:.1f}x (target >= 30x)")
 
 
-def _measure(args, params: dict, shared: dict, url: str) -> tuple[float, float]:
+def _measure(args, conf, url: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = json.loads(json.dumps(params)) | {"backend": "openai"}
-        cfg["openai"]["concurrency"] = args.concurrency or cfg["openai"]["concurrency"]
+        teacher = conf.teacher_labeling
         # the per-minute limits model a provider's quota; this measures concurrency, so they are off
-        cfg["openai"] |= {"base_url": url, "cache_path": f"{tmp}/cache.sqlite",
-                          "requests_per_minute": None, "tokens_per_minute": None}
-        concurrent = rate(cfg, shared, args.samples, "c")
-        cfg["openai"] |= {"concurrency": 1, "cache_path": f"{tmp}/serial.sqlite"}
-        serial = rate(cfg, shared, args.serial_samples, "s")
+        cfg = updated(teacher, backend="openai", openai={
+            "base_url": url, "cache_path": f"{tmp}/cache.sqlite", "requests_per_minute": None,
+            "tokens_per_minute": None, "concurrency": args.concurrency or teacher.openai.concurrency})
+        concurrent = rate(conf, cfg, args.samples, "c")
+        cfg = updated(cfg, openai={"concurrency": 1, "cache_path": f"{tmp}/serial.sqlite"})
+        serial = rate(conf, cfg, args.serial_samples, "s")
     return concurrent, serial
 
 

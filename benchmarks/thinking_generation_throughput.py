@@ -10,23 +10,18 @@ and generated tokens/s per batch size, and each as a ratio to batch size 1.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from _common import params, updated
 
 from thinking_summarizer.demo.corpus import write_corpus  # noqa: E402
 from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator  # noqa: E402
 from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_models  # noqa: E402
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources  # noqa: E402
+from thinking_summarizer.schemas.params.tiny import TinyModels  # noqa: E402
 
 
 def main() -> None:
@@ -37,34 +32,33 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,4,16")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    params = yaml.safe_load((ROOT / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-    demo = yaml.safe_load((ROOT / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+    conf = params()
     with tempfile.TemporaryDirectory() as root:
         os.chdir(root)  # tiny models are only built under a project's data/
         tmp = f"{root}/data"
-        write_corpus(demo | {"root": f"{tmp}/demo", "n_scenes": max(args.samples, 8)})
+        write_corpus(updated(conf.demo_data, root=f"{tmp}/demo", n_scenes=max(args.samples, 8)))
         sources = {name: {"path": f"{tmp}/demo/{file}", "video_root": f"{tmp}/demo/videos", "ratio": 1}
                    for name, file in (("intentbench", "intentbench.json"), ("daily_omni", "daily_omni.jsonl"),
                                       ("intenttrain", "intenttrain.json"))}
-        samples = load_sources(sources, {"on_invalid": "fail", "on_missing_video": "reject"})[0][: args.samples]
-        cfg = json.loads(json.dumps(params["transformers"]))
-        cfg["model"] = args.model or f"{tmp}/tiny-humanomni"
+        sampling = updated(conf.data_sampling, policy={"on_invalid": "fail"})
+        samples = load_sources(sources, sampling)[0][: args.samples]
+        thinking = updated(conf.thinking_generation, transformers={"model": args.model or f"{tmp}/tiny-humanomni"},
+                           generation={"max_new_tokens": args.new_tokens})
         if not args.model:  # the tiny one, as demo_data builds it
-            tiny = yaml.safe_load((ROOT / "conf/base/parameters_tiny_models.yml").read_text())["tiny_models"]
-            build_tiny_models({"thinker": tiny["thinker"]}, cfg["model"], params["prompt"], "")
-        generation = params["generation"] | {"max_new_tokens": args.new_tokens}
-        generator = OmniTransformersGenerator(cfg, params["prompt"], generation)
+            build_tiny_models(TinyModels(thinker=conf.tiny_models.thinker), thinking, "")
+        cfg = thinking.transformers
+        generator = OmniTransformersGenerator(cfg, thinking.prompt, thinking.generation)
         generator.model.generation_config.min_new_tokens = args.new_tokens
         generator.generate(samples[:2])  # warm-up
         rates = {}
         for size in (int(b) for b in args.batch_sizes.split(",")):
-            generator.cfg["batch_size"] = size
+            generator.cfg = generator.cfg.model_copy(update={"batch_size": size})
             started = time.perf_counter()
             results = generator.generate(samples)
             elapsed = time.perf_counter() - started
             assert not any(r.error for r in results), [r.error for r in results if r.error][:3]
             rates[size] = (len(results) / elapsed, sum(r.tokens for r in results) / elapsed)
-    print(f"model: {cfg['model']} on {generator.model.device} ({generator.model.dtype}); "
+    print(f"model: {cfg.model} on {generator.model.device} ({generator.model.dtype}); "
           f"{len(samples)} samples x {args.new_tokens} new tokens")
     base = rates[min(rates)]
     for size, (sps, tps) in rates.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -19,10 +20,68 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from pydantic import BaseModel
+
+from thinking_summarizer.schemas.params import RunParams
+from thinking_summarizer.schemas.params.tiny import TinyModels, TinyStudent
+
+from .typed_call import to_json
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "intenttrain_emer_sample.json"
-# the tiny models' recipes, as demo_data builds them (tests build smaller ones from them)
-TINY_MODELS = yaml.safe_load((REPO / "conf/base/parameters_tiny_models.yml").read_text())["tiny_models"]
+
+
+
+def base_parameters() -> dict:
+    """conf/base's parameters as Kedro's loader reads them (all files merged)."""
+    return {key: value for file in sorted((REPO / "conf/base").glob("parameters*.yml"))
+            for key, value in (yaml.safe_load(file.read_text()) or {}).items()}
+
+
+BASE_PARAMETERS = base_parameters()
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    return base | {k: _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                   for k, v in changes.items()}
+
+
+def run_params(changes: dict | None = None) -> RunParams:
+    """A run's typed parameters: conf/base's with `changes` merged in key by key, as an env or `--params` would."""
+    return RunParams.model_validate(_merged(BASE_PARAMETERS, changes or {}))
+
+
+def at(params: RunParams, dotted: str):
+    """The typed section or value at a dotted key: what a node reading `params:<dotted>` is handed."""
+    for part in dotted.split("."):
+        params = getattr(params, part) if isinstance(params, BaseModel) else params[part]
+    return params
+
+
+def typed(dotted: str, value=None):
+    """What a node reading `params:<dotted>` is handed in a run: conf/base's value there (or `value` put in its
+    place), validated as the whole run's parameters are, as its typed section (Kedro builds it from the node's
+    type hint in a run)."""
+    params = copy.deepcopy(BASE_PARAMETERS)
+    *parents, last = dotted.split(".")
+    holder = params
+    for part in parents:
+        holder = holder[part]
+    if value is not None:
+        holder[last] = value
+    return at(RunParams.model_validate(params), dotted)
+
+
+TINY_MODELS = typed("tiny_models")  # the recipes demo_data builds from (tests build smaller ones from them)
+
+
+def small_student(**sizes) -> TinyStudent:
+    """conf's tiny student recipe, smaller, and not pre-trained: for tests that need a student base, not a learner."""
+    recipe = TINY_MODELS.student.model_dump()
+    recipe["pretrain"]["steps"] = 0
+    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
+                                            "max_positions": 1024, "rope_theta": 1e8, "tie_embeddings": False} | sizes}
+    return TinyStudent.model_validate(recipe)
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: a missing model must fail at once, not after retries
@@ -140,23 +199,26 @@ def kill_when(code: str, condition, timeout: float = 120) -> None:
     child.wait()
 
 
-def think(samples: list[dict], config: dict, client: dict) -> dict:
-    """The generate_thinking node as the pipeline calls it, with the result cache the catalog opens (here at the
-    test config's own `cache_path`); the thinker, if in-process, is the test's own (`{}`: not demo_data's)."""
+def think(samples: list[dict], config, client, cache_dir: Path) -> dict:
+    """The generate_thinking node as the pipeline calls it, with the result cache the catalog opens (here
+    `cache_dir/cache.sqlite`); the thinker, if in-process, is the test's own (`{}`: not demo_data's)."""
     from thinking_summarizer.io.result_cache import ResponseCache
     from thinking_summarizer.pipelines.thinking_generation.nodes import generate_thinking
 
-    return generate_thinking(samples, ResponseCache(config["cache_path"]), {}, config, client)
+    return generate_thinking(samples, ResponseCache(Path(cache_dir) / "cache.sqlite"), {}, config, client)
 
 
-def build_tiny(tmp_path_factory, role: str, prompt: dict | None = None) -> Path:
+def build_tiny(tmp_path_factory, role: str) -> Path:
     """A tiny thinker or SAM3 from its recipe in conf, built as demo_data's build_tiny_models builds it, in a
     project-like folder's data/ (`tiny_model_dir`)."""
     from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_models
 
     model = tiny_model_dir(tmp_path_factory, f"tiny-{role}")
+    recipes = TinyModels(**{role: getattr(TINY_MODELS, role)})
+    thinking = typed("thinking_generation")
+    thinking = thinking.model_copy(update={"transformers": thinking.transformers.model_copy(update={"model": str(model)})})
     with working_dir(model.parents[2]):
-        thinker, sam3 = build_tiny_models({role: TINY_MODELS[role]}, str(model), prompt or {}, str(model))
+        thinker, sam3 = build_tiny_models(recipes, thinking, str(model))
     assert (thinker if role == "thinker" else sam3) == {"model": str(model)}
     return model
 
@@ -165,13 +227,12 @@ def kill_after_calls(node: str, args: list, server, calls: int, tmp_path: Path) 
     """Run `node(*args)` (a "module:function" path) in a child process, kill it once the stub server
     has answered `calls` requests, and return the server's call counts at that moment. An argument
     `{"result_cache": path}` is the catalog's result cache at `path`, opened in the child."""
-    module, function = node.split(":")
-    (tmp_path / "child_args.json").write_text(json.dumps(args))
-    kill_when(f"import json\nfrom {module} import {function}\n"
+    (tmp_path / "child_args.json").write_text(to_json(args))
+    kill_when(f"import json, sys\nsys.path.insert(0, {str(REPO)!r})\nfrom tests.typed_call import call\n"
               "from thinking_summarizer.io.result_cache import ResponseCache\n"
               f"args = json.load(open({str(tmp_path / 'child_args.json')!r}))\n"
               "args = [ResponseCache(a['result_cache']) if isinstance(a, dict) and set(a) == {'result_cache'} else a "
               "for a in args]\n"
-              f"{function}(*args)\n",
+              f"call({node!r}, args)\n",
               lambda: sum(server.calls.values()) >= calls, timeout=60)
     return dict(server.calls)

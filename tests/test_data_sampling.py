@@ -8,16 +8,24 @@ import numpy as np
 import pytest
 
 from thinking_summarizer.io.media import VideoWriter
+from thinking_summarizer.schemas.params.data import DataSampling, SamplingPolicy, Split
 from thinking_summarizer.pipelines.data_sampling.nodes import (
     SourceDataError, allocate, dedupe_samples, load_sources, sample_by_ratio,
 )
 
-from .conftest import documented_kedro_command, kedro_cli, load_latest, run_session
+from .conftest import documented_kedro_command, kedro_cli, load_latest, run_session, typed
 
 GOOD = {"problem": "What is she feeling?", "problem_type": "multiple choice", "options": ["A. Happy", "B. Sad"],
         "solution": "<context>c</context><think>she smiles</think><answer>A</answer>", "answer": "A",
         "data_type": "video"}
-REJECT = {"on_invalid": "reject", "on_missing_video": "reject"}
+
+
+def sampling(**policy) -> DataSampling:
+    """conf/base's data_sampling section with the given policy."""
+    return typed("data_sampling").model_copy(update={"policy": SamplingPolicy(**policy)})
+
+
+REJECT = sampling(on_invalid="reject", on_missing_video="reject")
 
 
 def write_video(path: Path, frames: int = 4) -> None:
@@ -66,12 +74,12 @@ def test_broken_record_is_rejected_with_file_index_and_field(tmp_path, record, f
     assert [(r["file"], r["index"], r["field"], r["reason"]) for r in rejects] == [
         (sources["bench"]["path"], 1, field, reason)]
     with pytest.raises(SourceDataError, match=rf"bench.json record 1 field '{re.escape(field)}'.*{reason}"):
-        load_sources(sources, {**REJECT, "on_invalid": "fail"})
+        load_sources(sources, sampling(on_invalid="fail"))
 
 
 def test_missing_video_can_be_kept(tmp_path):
     sources = {"bench": write_source(tmp_path, "bench", [GOOD | {"video": "missing.mp4"}])}
-    samples, rejects = load_sources(sources, {**REJECT, "on_missing_video": "keep"})
+    samples, rejects = load_sources(sources, sampling(on_missing_video="keep"))
     assert (len(samples), rejects) == (1, [])
 
 
@@ -96,7 +104,7 @@ def test_identical_sample_keeps_earlier_source_other_questions_stay(tmp_path):
                                                   GOOD | {"video": "clips/A.mp4", "problem": "Other?"},
                                                   GOOD | {"video": "clips/a.mp4"}]),
     }
-    samples, _ = load_sources(sources, {**REJECT, "on_missing_video": "keep"})
+    samples, _ = load_sources(sources, sampling(on_missing_video="keep"))
     kept, dropped = dedupe_samples(list(reversed(samples)), sources)
     # the same question (case and spacing aside) on the same video is one sample; another question is its own;
     # clips/a.mp4 is another video than clips/A.mp4
@@ -276,7 +284,7 @@ def test_source_files_with_bom_other_encoding_or_an_object(tmp_path):
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"data_sampling": {"demo_sources": {k: {"ratio": 0} for k in ("intentbench", "daily_omni", "intenttrain")}}},
-     "data_sampling.demo_sources: Value error, the ratios must have a positive sum"),
+     "data_sampling.demo_sources: the ratios must have a positive sum"),
     ({"data_sampling": {"demo_sources": {"intentbench": {"ratio": -0.4}}}},
      "data_sampling.demo_sources.intentbench.ratio: Input should be greater than or equal to 0"),
     ({"data_sampling": {"n_samples": -5}}, "data_sampling.n_samples: Input should be greater than 0"),
@@ -307,6 +315,6 @@ def test_daily_omni_every_question_a_sample_and_each_video_on_one_side(tmp_path)
                                                         "abc123xyz_0/abc123xyz_0_video": 3}
     examples = [{"sample_id": s["sample_id"], "video_id": s["video_id"], "source": "daily_omni",
                  "problem_type": "multiple choice"} for s in samples]
-    train, val, _ = split_examples(examples, {"seed": 0, "val_fraction": 0.5, "stratify_by": ["source"]})
+    train, val, _ = split_examples(examples, Split(seed=0, val_fraction=0.5, stratify_by=["source"]))
     assert len(train) == len(val) == 3
     assert not {e["video_id"] for e in train} & {e["video_id"] for e in val}

@@ -2,17 +2,15 @@ import copy
 from collections import Counter
 
 import pytest
-import yaml
 
 from thinking_summarizer.pipelines.dataset_build.nodes import select_clean_examples, split_examples, to_training_forms
 from thinking_summarizer.text.summary_format import category_lookup, parse
 
-from .conftest import REPO
+from .conftest import typed
 from .openai_stub import summary_for
 
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-VOCABULARY, QC = SHARED["vocabulary"], SHARED["summary_qc"]
-SPLIT = yaml.safe_load((REPO / "conf/base/parameters_dataset_build.yml").read_text())["dataset_build"]["split"]
+VOCABULARY, QC = typed("vocabulary"), typed("summary_qc")
+SPLIT = typed("dataset_build.split")
 
 
 def sample(sid: str, source: str = "bench", ptype: str = "multiple choice", video: str | None = None) -> dict:
@@ -71,18 +69,18 @@ def test_split_is_stratified_keeps_videos_whole_and_is_reproducible():
     assert len(train) + len(val) == len(rows)
     assert not {r["video_id"] for r in train} & {r["video_id"] for r in val}
     for stratum, counts in report["videos_by_stratum"].items():
-        assert counts["val"] == round((counts["train"] + counts["val"]) * SPLIT["val_fraction"]), stratum
+        assert counts["val"] == round((counts["train"] + counts["val"]) * SPLIT.val_fraction), stratum
     by_source = Counter(r["source"] for r in val)
     assert set(by_source) == {"bench", "daily", "train"}
     again, _, _ = split_examples(copy.deepcopy(rows[::-1]), SPLIT)
     assert sorted(r["sample_id"] for r in again) == sorted(r["sample_id"] for r in train)
-    other, _, _ = split_examples(rows, SPLIT | {"seed": SPLIT["seed"] + 1})
+    other, _, _ = split_examples(rows, SPLIT.model_copy(update={"seed": SPLIT.seed + 1}))
     assert sorted(r["sample_id"] for r in other) != sorted(r["sample_id"] for r in train)
 
 
 def test_split_refuses_an_empty_train_split():
     with pytest.raises(ValueError, match="train split is empty"):
-        split_examples(examples(3), SPLIT | {"val_fraction": 1.0})
+        split_examples(examples(3), SPLIT.model_copy(update={"val_fraction": 0.99}))
 
 
 def test_both_training_forms_carry_the_same_example():

@@ -12,26 +12,28 @@ from thinking_summarizer.io.media import probe, read_audio
 from thinking_summarizer.schemas import DemoScene, SourceRecord
 from thinking_summarizer.text.tagged_output import extract
 
-from .conftest import REPO
+from thinking_summarizer.schemas.params.data import DemoData
+
+from .conftest import REPO, typed
 
 
 @pytest.fixture(scope="module")
-def demo_cfg(tmp_path_factory) -> dict:
-    cfg = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
-    return cfg | {"root": str(tmp_path_factory.mktemp("demo")), "n_scenes": 30}
+def demo_cfg(tmp_path_factory) -> DemoData:
+    cfg = typed("demo_data")
+    return cfg.model_copy(update={"root": str(tmp_path_factory.mktemp("demo")), "n_scenes": 30})
 
 
 @pytest.fixture(scope="module")
 def corpus(demo_cfg) -> tuple[Path, list[DemoScene]]:
     write_corpus(demo_cfg)
-    root = Path(demo_cfg["root"])
+    root = Path(demo_cfg.root)
     truths = [DemoScene.model_validate_json(line) for line in (root / "ground_truth.jsonl").read_text().splitlines()]
     return root, truths
 
 
 def test_same_seed_same_corpus_other_seed_differs(demo_cfg):
     assert make_scene(5, demo_cfg) == make_scene(5, demo_cfg)
-    assert make_scene(5, demo_cfg).thinking != make_scene(5, demo_cfg | {"seed": 8}).thinking
+    assert make_scene(5, demo_cfg).thinking != make_scene(5, demo_cfg.model_copy(update={"seed": 8})).thinking
 
 
 def test_sources_follow_the_real_schemas(corpus):
@@ -51,7 +53,7 @@ def test_thinking_names_visible_objects_and_rules_out_distractors(demo_cfg, corp
         scene = make_scene(int(truth.scene_id.split("_")[1]), demo_cfg)
         parts = extract(scene.solution)
         assert parts.problems == []
-        assert demo_cfg["thinking_chars"]["min"] <= len(parts.thinking) <= demo_cfg["thinking_chars"]["max"]
+        assert demo_cfg.thinking_chars.min <= len(parts.thinking) <= demo_cfg.thinking_chars.max
         assert 3 <= len(truth.objects) <= 4 and truth.objects[0].priority == "primary"
         for obj in truth.objects:
             assert obj.description in parts.thinking
@@ -64,7 +66,7 @@ def test_thinking_names_visible_objects_and_rules_out_distractors(demo_cfg, corp
 
 def test_masks_match_the_video(demo_cfg, corpus):
     root, truths = corpus
-    colours = demo_cfg["colours"]
+    colours = demo_cfg.colours
     for truth in truths[:10]:
         masks = np.load(root / truth.masks)["masks"]
         capture = cv2.VideoCapture(str(root / truth.video))
@@ -98,5 +100,5 @@ def test_videos_are_h264_and_most_carry_a_voice_track(demo_cfg, corpus):
     with_sound = [t for t, i in zip(truths, infos) if i.has_audio]
     assert 0.5 < len(with_sound) / len(truths) < 1.0
     track = read_audio(root / with_sound[0].video, 16000, 60)
-    seconds = demo_cfg["video"]["num_frames"] / demo_cfg["video"]["fps"]
+    seconds = demo_cfg.video.num_frames / demo_cfg.video.fps
     assert track.size == pytest.approx(seconds * 16000, rel=0.1) and np.abs(track).max() > 0.1

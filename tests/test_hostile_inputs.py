@@ -11,6 +11,7 @@ import pytest
 
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 
+from .conftest import BASE_PARAMETERS
 from .test_data_sampling import GOOD, REJECT, write_source, write_video
 
 
@@ -73,11 +74,12 @@ def test_a_damaged_or_truncated_video_rejects_its_record_not_the_source(tmp_path
 def test_an_infinite_ratio_is_refused_by_validation_naming_the_source(tmp_path, ratio):
     from pydantic import ValidationError
 
-    from thinking_summarizer.pipelines.data_sampling.nodes import select_sources
+    from thinking_summarizer.schemas.params.data import DataSampling
 
-    sampling = {"sources": {"daily_omni": {"path": str(tmp_path / "qa.json"), "ratio": ratio}}, "demo_sources": {}}
+    sampling = BASE_PARAMETERS["data_sampling"] | {"sources": {"daily_omni": {"path": str(tmp_path / "qa.json"),
+                                                                             "ratio": ratio}}}
     with pytest.raises(ValidationError, match=r"sources\.daily_omni\.ratio"):
-        select_sources(sampling, {})
+        DataSampling.model_validate(sampling)  # what the run's typed parameters do before any node
 
 
 def test_deep_json_is_an_invalid_record_or_a_clear_source_error(tmp_path):

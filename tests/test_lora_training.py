@@ -22,6 +22,8 @@ from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
 from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, release_student, train_student
 from thinking_summarizer.schemas import Summary
+from thinking_summarizer.schemas.params.tiny import TinyModels
+from thinking_summarizer.schemas.params.training import LoraTraining
 from thinking_summarizer.student import from_adapter, load_student, read_card, untrained
 from thinking_summarizer.student.registry import VERIFIED, RegisteredStudentDataset
 from thinking_summarizer.student.training import TrainingDivergedError
@@ -29,7 +31,7 @@ from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import category_lookup, render
 from thinking_summarizer.tracking.record import MlflowRecordDataset
 
-from .conftest import REPO, kill_when, tiny_model_dir, working_dir
+from .conftest import REPO, TINY_MODELS, kill_when, tiny_model_dir, typed, working_dir
 
 
 def register_student(training: dict, registry: dict) -> dict:
@@ -39,30 +41,29 @@ def register_student(training: dict, registry: dict) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         dataset = RegisteredStudentDataset(filepath=f"{folder}/registered_student.json")
         try:
-            dataset.save(release_student(training, registry))
+            dataset.save(release_student(training, lora_section(PARAMS | {"registry": registry})))
         except DatasetError as err:  # Kedro wraps what a save raises
             raise err.__cause__ from None
         return dataset.load()
 
 
 PARAMS = yaml.safe_load((REPO / "conf/base/parameters_lora_training.yml").read_text())["lora_training"]
-TINY = yaml.safe_load((REPO / "conf/base/parameters_tiny_models.yml").read_text())["tiny_models"]
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-GRAMMAR = summary_grammar(SHARED["vocabulary"], SHARED["summary_qc"])
-TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
-DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+VOCABULARY, QC = typed("vocabulary"), typed("summary_qc")
+GRAMMAR = summary_grammar(VOCABULARY, QC)
+TEACHER = typed("teacher_labeling")
+DEMO = typed("demo_data")
 INSTRUCTION = "Summarise the reasoning."
 
 
 def chats(first: int, count: int) -> Dataset:
-    teacher = build_teacher(TEACHER, SHARED["vocabulary"], SHARED["summary_qc"])
+    teacher = build_teacher(TEACHER, VOCABULARY, QC, typed("openai_client"))
     rows = []
     for i in range(first, first + count):
         thinking = make_scene(i, DEMO).thinking
         summary = teacher.label_all([(str(i), thinking)])[0].summary
         rows.append({"sample_id": str(i), "messages": [{"role": "system", "content": INSTRUCTION},
                                                         {"role": "user", "content": thinking},
-                                                        {"role": "assistant", "content": render(Summary(**summary), category_lookup(SHARED["vocabulary"]))}]})
+                                                        {"role": "assistant", "content": render(Summary(**summary), category_lookup(VOCABULARY))}]})
     return Dataset.from_list(rows)
 
 
@@ -91,14 +92,20 @@ def base_dir(data, tmp_path_factory) -> Path:
     return base
 
 
+def lora_section(cfg: dict) -> LoraTraining:
+    """The test's config (lora_training's keys, and `tiny`) as the node gets lora_training's section."""
+    return LoraTraining.model_validate({k: v for k, v in cfg.items() if k != "tiny"})
+
+
 def prepare(train_chat: Dataset, cfg: dict) -> dict:
     """The base as the default run gets it: demo_data builds the tiny one from the test's recipe (`cfg["tiny"]`,
     None: none), lora_training takes it."""
-    return prepare_base_model(build_tiny_student(train_chat, cfg["tiny"], cfg["base_model"]), cfg)
+    recipes = TinyModels(student=cfg["tiny"])
+    return prepare_base_model(build_tiny_student(train_chat, recipes, cfg["base_model"]), lora_section(cfg))
 
 
 def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
-    cfg = json.loads(json.dumps(PARAMS)) | {"tiny": json.loads(json.dumps(TINY["student"]))}
+    cfg = json.loads(json.dumps(PARAMS)) | {"tiny": TINY_MODELS.student.model_dump(mode="json")}
     cfg["base_model"] = str(base_dir)
     cfg["output_dir"] = str(tmp_path / "runs")
     cfg["tiny"] |= {"vocab_size": 600, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
@@ -114,7 +121,7 @@ def config(tmp_path: Path, base_dir: Path, **trainer) -> dict:
 
 def train(data, cfg) -> tuple[dict, dict]:
     base = prepare(data[0], cfg)
-    return base, train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)[0]
+    return base, train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)[0]
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +131,7 @@ def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict, str
     cfg = config(tmp_path_factory.mktemp("trained"), base_dir, num_train_epochs=4)
     base = prepare(data[0], cfg)
     with mlflow.start_run() as run:
-        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
+        result, record = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
         MlflowRecordDataset().save(record)
     return cfg, result, run.info.run_id
 
@@ -159,12 +166,12 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run_id, "adapter")}
     # a rerun with the same config and data reuses the finished training, and its record says so
     base = prepare(data[0], cfg)
-    again, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
+    again, record = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
     assert again == result and record.tags == {"training_id": result["training_id"], "reused": "true"}
     # the grammar is no part of training: a reuse under another one (new QC limits) carries the new one
-    train_student(data[0], data[1], base, cfg, INSTRUCTION, "## Key points\\n.*")
+    train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, "## Key points\\n.*")
     assert read_card(result["adapter_dir"])["grammar"] == "## Key points\\n.*"
-    train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
+    train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
     assert read_card(result["adapter_dir"])["grammar"] == GRAMMAR
 
 
@@ -226,16 +233,17 @@ def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, trac
     runs = Path(cfg["output_dir"])
     code = (
         "import json\nfrom datasets import Dataset\n"
-        "from thinking_summarizer.pipelines.lora_training.nodes import train_student\n"
+        f"import sys\nsys.path.insert(0, {str(REPO)!r})\nfrom tests.typed_call import call\n"
         f"train, val = json.load(open({str(tmp_path / 'train.json')!r}))\n"
-        f"train_student(Dataset.from_list(train), Dataset.from_list(val), {base!r}, {cfg!r}, {INSTRUCTION!r}, {GRAMMAR!r})\n"
+        "call('thinking_summarizer.pipelines.lora_training.nodes:train_student', [Dataset.from_list(train), "
+        f"Dataset.from_list(val), {base!r}, {lora_section(cfg).model_dump(mode='json')!r}, {INSTRUCTION!r}, {GRAMMAR!r}])\n"
     )
     kill_when(code, lambda: any(runs.glob("*/checkpoint-6/trainer_state.json")), timeout=300)
     checkpoints = sorted(int(p.name.split("-")[1]) for p in runs.glob("*/checkpoint-*"))
     assert checkpoints and max(checkpoints) < 24, "the run must be killed halfway"
     assert not any(runs.glob("*/result.json"))
     with mlflow.start_run() as run:  # the next `kedro run`'s training stage
-        result, record = train_student(data[0], data[1], base, cfg, INSTRUCTION, GRAMMAR)
+        result, record = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
     assert result["resumed_from_step"] == max(checkpoints) and result["metrics"]["steps"] == 24
     assert record.tags["resumed_from_step"] == str(max(checkpoints))
     # the loss history runs from step 1 (restored with the checkpoint); this run logged only what it trained
@@ -278,7 +286,7 @@ def test_empty_train_split_is_refused(data, tmp_path, base_dir, tracking):
     cfg = config(tmp_path, base_dir)
     base = prepare(data[0], cfg)
     with pytest.raises(ValueError, match="train split is empty"):
-        train_student(data[0].select([]), data[1], base, cfg, INSTRUCTION, GRAMMAR)
+        train_student(data[0].select([]), data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
 
 
 def test_long_examples_are_truncated_with_a_count(data, tmp_path, base_dir, tracking, caplog):
@@ -346,7 +354,7 @@ def test_the_recipe_is_an_sftconfig_built_from_conf_key_for_key(tmp_path):
     taken as written; a key SFTConfig lacks fails by name instead of being dropped."""
     from thinking_summarizer.student.training import OWN_KNOBS, sft_config
 
-    trainer = PARAMS["trainer"]
+    trainer = lora_section(PARAMS).trainer.model_dump()
     config = sft_config(trainer, tmp_path, bf16=False)
     for key, value in trainer.items():
         if key not in OWN_KNOBS and value != "auto":

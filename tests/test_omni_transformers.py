@@ -1,9 +1,7 @@
 """The transformers backend end to end with a tiny random Qwen2.5-Omni thinker built offline."""
 
-import json
 
 import pytest
-import yaml
 
 from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.generators.omni_transformers import OmniTransformersGenerator
@@ -11,36 +9,38 @@ from thinking_summarizer.io.media import probe
 from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
 
-from .conftest import REPO, build_tiny, think
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 
-PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-CLIENT = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["openai_client"]
+from .conftest import BASE_PARAMETERS, build_tiny, think, typed
+
+PARAMS, CLIENT = typed("thinking_generation"), typed("openai_client")
 
 
 @pytest.fixture(scope="module")
 def demo_samples(tmp_path_factory) -> list[dict]:
     root = tmp_path_factory.mktemp("demo")
-    demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
-    write_corpus(demo | {"root": str(root), "n_scenes": 12})
+    demo = typed("demo_data")
+    write_corpus(demo.model_copy(update={"root": str(root), "n_scenes": 12}))
     sources = {"intentbench": {"path": str(root / "intentbench.json"), "video_root": str(root / "videos"), "ratio": 1},
                "intenttrain": {"path": str(root / "intenttrain.json"), "video_root": str(root / "videos"), "ratio": 1}}
-    samples, rejects = load_sources(sources, {"on_invalid": "fail", "on_missing_video": "reject"})
+    sampling = typed("data_sampling", BASE_PARAMETERS["data_sampling"] | {"policy": {"on_invalid": "fail"}})
+    samples, rejects = load_sources(sources, sampling)
     assert rejects == []
     return samples
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory) -> dict:
-    model = build_tiny(tmp_path_factory, "thinker", PARAMS["prompt"])
-    cfg = json.loads(json.dumps(PARAMS)) | {"backend": "transformers", "cache_path": str(model.parent / "cache.sqlite")}
-    cfg["transformers"] |= {"model": str(model), "batch_size": 3}
-    cfg["generation"]["max_new_tokens"] = 24
-    return cfg
+def config(tmp_path_factory) -> ThinkingGeneration:
+    model = build_tiny(tmp_path_factory, "thinker")
+    return PARAMS.model_copy(update={
+        "backend": "transformers", "transformers": PARAMS.transformers.model_copy(update={"model": str(model),
+                                                                                       "batch_size": 3}),
+        "generation": PARAMS.generation.model_copy(update={"max_new_tokens": 24})})
 
 
 @pytest.fixture(scope="module")
 def generator(config) -> OmniTransformersGenerator:
-    return OmniTransformersGenerator(config["transformers"], config["prompt"], config["generation"])
+    return OmniTransformersGenerator(config.transformers, config.prompt, config.generation)
 
 
 def test_one_video_with_sound_and_one_without(demo_samples, generator):
@@ -56,8 +56,8 @@ def test_one_video_with_sound_and_one_without(demo_samples, generator):
     for text, sample in zip(texts, (loud, silent)):
         assert "deeply analyze and interpret" in text
         assert sample["options"][0] in text and "within the <answer> </answer> tags" in text
-    assert PARAMS["prompt"]["audio_preamble"].strip() in texts[0]
-    assert PARAMS["prompt"]["audio_preamble"].strip() not in texts[1]
+    assert PARAMS.prompt.audio_preamble.strip() in texts[0]
+    assert PARAMS.prompt.audio_preamble.strip() not in texts[1]
     # frames of both videos go in; audio features only for the one with a sound track
     assert inputs["video_grid_thw"].shape == (2, 3) and inputs["pixel_values_videos"].shape[0] > 0
     assert inputs["input_features"].shape[0] == 1
@@ -81,24 +81,24 @@ def test_generation_through_the_node_is_decoded_and_random_output_is_rejected(de
     broken = tmp_path / "truncated.mp4"
     broken.write_bytes(open(demo_samples[0]["video_path"], "rb").read()[:300])
     work = demo_samples[:4] + [demo_samples[4] | {"sample_id": "broken", "video_path": str(broken)}]
-    records = think(work, config, CLIENT)["shard-000-of-001"]
+    records = think(work, config, CLIENT, tmp_path)["shard-000-of-001"]
     by_id = {r["sample_id"]: r for r in records}
     assert by_id["broken"]["error"].startswith("unreadable_video") and "truncated.mp4" in by_id["broken"]["error"]
     made = [r for r in records if r["sample_id"] != "broken"]
-    assert all(r["raw_text"] and r["tokens"] > 0 and r["generator_id"] == config["transformers"]["model"] for r in made)
-    kept, rejects, report = gate_thinking(records, work, config["gates"])
+    assert all(r["raw_text"] and r["tokens"] > 0 and r["generator_id"] == config.transformers.model for r in made)
+    kept, rejects, report = gate_thinking(records, work, config)
     assert kept == []
     assert report["rejected"] == {"no_tags": 4, "unreadable_video": 1}
     # a rerun with the same model, prompt and media regenerates nothing
     caplog.clear()
     with caplog.at_level("INFO"):
-        again = think(work, config, CLIENT)["shard-000-of-001"]
+        again = think(work, config, CLIENT, tmp_path)["shard-000-of-001"]
     assert "5 samples, 5 already generated" in caplog.text and ": generated" not in caplog.text
     assert again == records
 
 
 def test_video_frames_are_sampled_at_the_configured_rate(demo_samples, generator):
     # a demo video is 24 frames at 8 fps; at the configured 2 fps that is every 4th frame
-    assert (probe(demo_samples[0]["video_path"]).num_frames, generator.cfg["video"]["fps"]) == (24, 2.0)
+    assert (probe(demo_samples[0]["video_path"]).num_frames, generator.cfg.video.fps) == (24, 2.0)
     frames, _ = generator._media(demo_samples[0])
     assert len(frames) == 6

@@ -3,20 +3,17 @@
 import json
 
 import numpy as np
-import yaml
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from thinking_summarizer.io.media import VideoWriter
 from thinking_summarizer.pipelines.data_sampling.pipeline import create_pipeline as data_sampling
 from thinking_summarizer.pipelines.teacher_labeling.pipeline import create_pipeline as teacher_labeling
 
-from .conftest import REPO
+from .conftest import at, run_params, typed
 
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-SAMPLING = yaml.safe_load((REPO / "conf/base/parameters_data_sampling.yml").read_text())["data_sampling"]
-TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
-DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+DEMO = typed("demo_data")
 
 
 class Kept(MemoryDataset):
@@ -26,8 +23,13 @@ class Kept(MemoryDataset):
         pass
 
 
-def catalog(**entries) -> DataCatalog:
-    return DataCatalog({name: MemoryDataset(value) for name, value in entries.items()})
+def catalog(pipeline: Pipeline, changes: dict | None = None, **data) -> DataCatalog:
+    """An in-memory catalog for `pipeline`: every `params:` input it reads as Kedro hands it (the typed section of
+    conf/base's parameters with `changes` merged in), and `data`."""
+    params = run_params(changes)
+    reads = {name for node in pipeline.nodes for name in node.inputs if name.startswith("params:")}
+    return DataCatalog({name: MemoryDataset(at(params, name.removeprefix("params:"))) for name in reads}
+                       | {name: MemoryDataset(value) for name, value in data.items()})
 
 
 def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path):
@@ -42,12 +44,10 @@ def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path
         records.append({"Question": f"What happens in clip {i}?", "Choice": ["A. x", "B. y"], "Answer": "A",
                         "video_id": video_id, "Type": "Event Sequence"})
     (tmp_path / "qa.json").write_text(json.dumps(records))
-    sampling = SAMPLING | {"n_samples": 4, "sources": {"daily": {"path": str(tmp_path / "qa.json"),
-                                                                 "video_root": str(root)}}}
-    run = catalog(**{"params:demo_data": DEMO | {"root": str(tmp_path / "demo")}, "params:data_sampling": sampling,
-                     "params:data_sampling.policy": sampling["policy"],
-                     "params:data_sampling.n_samples": sampling["n_samples"],
-                     "params:data_sampling.seed": sampling["seed"]})
+    run = catalog(data_sampling(), {
+        "demo_data": {"root": str(tmp_path / "demo")},
+        "data_sampling": {"n_samples": 4, "sources": {"daily": {"path": str(tmp_path / "qa.json"),
+                                                                "video_root": str(root)}}}})
     run["sampled_samples"] = Kept()
     SequentialRunner().run(data_sampling(), run)
     sampled = run.load("sampled_samples")
@@ -57,9 +57,7 @@ def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path
     # the sampled questions carry no chain: the extractive teacher is handed made-up thinking to label
     thinking = [{"sample_id": s["sample_id"], "thinking": "The woman in a red coat on the left smiles; her eyes "
                  "are bright and her mouth is upturned. So the answer is happy."} for s in sampled]
-    labels = catalog(**{"thinking_records": thinking, "params:teacher_labeling": TEACHER,
-                        "params:openai_client": SHARED["openai_client"], "params:vocabulary": SHARED["vocabulary"],
-                        "params:summary_qc": SHARED["summary_qc"]})
+    labels = catalog(teacher_labeling(), thinking_records=thinking)
     SequentialRunner().run(teacher_labeling(), labels)
     assert len(labels.load("teacher_labels")) == 4 and labels.load("teacher_usage")["api_calls"] == 0
 
@@ -72,20 +70,15 @@ def test_teacher_labeling_then_dataset_build_writes_training_data_its_grammar_ac
     from thinking_summarizer.demo.scenes import make_scene
     from thinking_summarizer.pipelines.dataset_build.pipeline import create_pipeline as dataset_build
 
-    build = yaml.safe_load((REPO / "conf/base/parameters_dataset_build.yml").read_text())["dataset_build"]
     scenes = [make_scene(i, DEMO) for i in range(20)]
     samples = [{"sample_id": f"{s.scene_id}-q{q}", "video_id": s.scene_id, "source": "demo",
                 "problem_type": "multiple choice"} for s in scenes for q in (1, 2)]
     thinking = [{"sample_id": f"{s.scene_id}-q{q}", "thinking": s.thinking} for s in scenes for q in (1, 2)]
-    labels = catalog(**{"thinking_records": thinking, "params:teacher_labeling": TEACHER,
-                        "params:openai_client": SHARED["openai_client"], "params:vocabulary": SHARED["vocabulary"],
-                        "params:summary_qc": SHARED["summary_qc"]})
+    labels = catalog(teacher_labeling(), thinking_records=thinking)
     labels["teacher_labels"], labels["teacher_rejects"] = Kept(), Kept()
     SequentialRunner().run(teacher_labeling(), labels)
-    run = catalog(**{"teacher_labels": labels.load("teacher_labels"), "teacher_rejects": labels.load("teacher_rejects"),
-                     "thinking_records": thinking, "sampled_samples": samples, "params:vocabulary": SHARED["vocabulary"],
-                     "params:summary_qc": SHARED["summary_qc"], "params:dataset_build.split": build["split"],
-                     "params:dataset_build.instruction": build["instruction"]})
+    run = catalog(dataset_build(), teacher_labels=labels.load("teacher_labels"),
+                  teacher_rejects=labels.load("teacher_rejects"), thinking_records=thinking, sampled_samples=samples)
     for name in ("train_examples", "val_examples", "sft_train_chat", "sft_val_chat", "summary_grammar"):
         run[name] = Kept()
     SequentialRunner().run(dataset_build(), run)
@@ -108,17 +101,13 @@ def test_thinking_generation_in_memory_from_the_records_own_chains(tmp_path):
     from thinking_summarizer.io.result_cache import ResponseCache
     from thinking_summarizer.pipelines.thinking_generation.pipeline import create_pipeline as thinking_generation
 
-    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())[
-        "thinking_generation"]
     chain = "She looks at the man in a grey coat and smiles; her eyes are bright. " * 6
     samples = [{"sample_id": f"s{i}", "source": "bench", "video_id": f"v{i}", "video_path": str(tmp_path / "v.mp4"),
                 "question": "How does she feel?", "options": [], "problem_type": "free-form", "answer": "happy",
                 "reference_context": "A room.", "reference_thinking": f"{chain}Clip {i}." if i < 3 else "Too short."}
                for i in range(4)]
     for attempt in range(2):
-        run = catalog(**{"sampled_samples": samples, "tiny_thinker": {}, "params:thinking_generation": thinking,
-                         "params:openai_client": SHARED["openai_client"],
-                         "params:thinking_generation.gates": thinking["gates"]})
+        run = catalog(thinking_generation(), sampled_samples=samples, tiny_thinker={})
         run["thinking_cache"] = MemoryDataset(ResponseCache(str(tmp_path / "cache.sqlite")), copy_mode="assign")
         run["thinking_shards"] = PartitionedDataset(path=str(tmp_path / "shards"), filename_suffix=".json",
                                                     dataset="thinking_summarizer.io.datasets.JSONDataset")
@@ -137,19 +126,12 @@ def test_demo_data_in_memory_builds_the_tiny_models_once_and_names_them(tmp_path
     from thinking_summarizer.pipelines.demo_data.pipeline import create_pipeline as demo_data
     from thinking_summarizer.tiny_models import RECIPE_FILE
 
-    from .conftest import TINY_MODELS
-
-    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())[
-        "thinking_generation"]
     monkeypatch.chdir(tmp_path)
     thinker, sam3 = "data/06_models/tiny/humanomni", "data/06_models/tiny/sam3"
-    sampling = SAMPLING | {"sources": {"own": {"path": "own.json"}}}  # a user's source: no demo corpus is written
+    own = {"data_sampling": {"sources": {"own": {"path": "own.json"}}}}  # a user's source: no demo corpus is written
     built = []
-    for recipes in (TINY_MODELS, TINY_MODELS, {"thinker": None, "sam3": None, "student": None}):
-        run = catalog(**{"params:tiny_models": recipes, "params:thinking_generation.transformers.model": thinker,
-                         "params:thinking_generation.prompt": thinking["prompt"],
-                         "params:video_segmentation.sam3.model": sam3, "params:demo_data": DEMO,
-                         "params:data_sampling": sampling})
+    for recipes in ({}, {}, {"tiny_models": {"thinker": None, "sam3": None, "student": None}}):  # conf/gpu's nulls
+        run = catalog(demo_data(), own | recipes)
         SequentialRunner().run(demo_data(), run)
         built.append((run.load("tiny_thinker"), run.load("tiny_sam3"),
                       (tmp_path / thinker / RECIPE_FILE).stat().st_mtime_ns))

@@ -1,9 +1,13 @@
 """`kedro run --env gpu` on a machine that cannot reach the hub (or has no GPU) fails at once, naming each
 missing model, before any node runs."""
 
+import copy
 import time
 
-from .conftest import documented_kedro_command, kedro_cli
+from thinking_summarizer.schemas.params import RunParams
+from thinking_summarizer.schemas.params.tiny import TinyModels
+
+from .conftest import BASE_PARAMETERS, documented_kedro_command, kedro_cli
 
 
 def test_env_gpu_without_hub_or_cuda_names_every_missing_model_in_seconds(project):
@@ -72,8 +76,10 @@ def test_every_registered_backend_resolves_and_an_unknown_one_names_its_key():
     with pytest.raises(ConfigurationError, match=r"teacher_labeling.backend: unknown backend 'gpt' \(one of "
                                                  r"extractive, openai, openai_batch\)"):
         create("teacher_labeling.backend", "gpt", {}, {}, {}, None)
-    assert parameter_errors({"thinking_generation": {"backend": "vllm"}}) == [
-        "thinking_generation.backend: unknown backend 'vllm' (one of openai, reference, transformers)"]
+    params = copy.deepcopy(BASE_PARAMETERS)
+    params["thinking_generation"]["backend"] = "vllm"
+    assert parameter_errors(params) == (
+        None, ["thinking_generation.backend: unknown backend 'vllm' (one of openai, reference, transformers)"])
 
 
 def test_a_run_that_loads_a_tiny_model_it_does_not_build_is_stopped_with_the_way_to_build_it(project):
@@ -93,14 +99,15 @@ def test_a_run_that_loads_a_tiny_model_it_does_not_build_is_stopped_with_the_way
     assert not (project / "data/06_models/tiny").exists()
     params = load_params(project, {"thinking_generation": {"backend": "transformers"}})
     builds = {"tiny_thinker", "tiny_sam3"}
-    assert preflight.problems(params, {"tiny_thinker"}, builds, params["preflight"]) == []
-    assert preflight.problems(params | {"tiny_models": {}}, {"tiny_thinker"}, builds, params["preflight"])
+    assert preflight.problems(params, {"tiny_thinker"}, builds, params.preflight) == []
+    no_recipes = params.model_copy(update={"tiny_models": TinyModels()})
+    assert preflight.problems(no_recipes, {"tiny_thinker"}, builds, params.preflight)
 
 
-def load_params(project, runtime: dict) -> dict:
+def load_params(project, runtime: dict) -> RunParams:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
     with KedroSession.create(project_path=project, runtime_params=runtime) as session:
-        return session.load_context().params
+        return RunParams.model_validate(session.load_context().config_loader["parameters"])

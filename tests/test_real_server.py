@@ -7,7 +7,6 @@ Skipped, with the reason, only when the server cannot start (FastAPI/uvicorn mis
 from __future__ import annotations
 
 import contextlib
-import copy
 import ctypes.util
 import importlib.util
 import os
@@ -21,19 +20,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from thinking_summarizer.io.openai_client import ServerConfigError
+from thinking_summarizer.io.openai_client import ServerConfigError, client_settings
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
+from thinking_summarizer.schemas.params.shared import ClientSettings, Endpoint
+from thinking_summarizer.schemas.params.teacher import TeacherLabeling
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, TINY_MODELS, build_tiny, think, tiny_model_dir
+from .conftest import build_tiny, small_student, think, tiny_model_dir, typed
 
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-VOCABULARY, QC, CLIENT = SHARED["vocabulary"], SHARED["summary_qc"], SHARED["openai_client"]
-TEACHER = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
-THINKING = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
+VOCABULARY, QC, CLIENT = typed("vocabulary"), typed("summary_qc"), typed("openai_client")
+TEACHER, THINKING = typed("teacher_labeling"), typed("thinking_generation")
 
 
 def free_port() -> int:
@@ -90,11 +88,7 @@ def serve(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_student(tmp_path_factory) -> Path:
-    recipe = copy.deepcopy(TINY_MODELS["student"])
-    recipe["pretrain"]["steps"] = 0
-    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
-                                             "max_positions": 4096, "rope_theta": 1e8,
-                                             "tie_embeddings": False}}
+    recipe = small_student(max_positions=4096)
     texts = ["The woman in a red coat smiles at the man on the left.", "## Key points", "- person: a woman"] * 20
     path = tiny_model_dir(tmp_path_factory, "student")
     path.mkdir(parents=True)
@@ -107,12 +101,13 @@ def records(n: int) -> list[dict]:
             for i in range(n)]
 
 
-def teacher_cfg(url: str, model: str, tmp_path: Path) -> dict:
-    cfg = copy.deepcopy(TEACHER)
-    cfg["backend"] = "openai"
-    cfg["openai"] |= {"base_url": url, "model": model, "cache_path": str(tmp_path / "cache.sqlite"),
-                      "max_tokens": 48, "timeout_s": 60, "concurrency": 4, "backoff_base_s": 0.1}
-    return cfg
+def teacher_cfg(url: str, model: str, tmp_path: Path) -> TeacherLabeling:
+    openai = {"base_url": url, "model": model, "cache_path": str(tmp_path / "cache.sqlite"), "max_tokens": 48,
+              "timeout_s": 60, "concurrency": 4}
+    return TEACHER.model_copy(update={"backend": "openai", "openai": TEACHER.openai.model_copy(update=openai)})
+
+
+CLIENT = CLIENT.model_copy(update={"backoff_base_s": 0.1})
 
 
 def test_teacher_through_transformers_serve(serve, tiny_student, tmp_path, caplog):
@@ -140,7 +135,7 @@ def test_pinned_model_400_fails_the_run_with_the_servers_message(serve, tiny_stu
 
 @pytest.fixture(scope="module")
 def tiny_thinker(tmp_path_factory) -> Path:
-    return build_tiny(tmp_path_factory, "thinker", THINKING["prompt"])
+    return build_tiny(tmp_path_factory, "thinker")
 
 
 def chat_requests(log_path: Path, status: str = "") -> int:
@@ -161,18 +156,19 @@ def test_thinking_through_transformers_serve_with_default_settings(serve, tiny_t
     from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
 
     url, proc = serve(tiny_thinker)
-    demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
-    write_corpus(demo | {"root": str(tmp_path / "demo"), "n_scenes": 4})
+    demo = typed("demo_data")
+    write_corpus(demo.model_copy(update={"root": str(tmp_path / "demo"), "n_scenes": 4}))
     samples, _ = load_sources({"b": {"path": str(tmp_path / "demo/intentbench.json"),
-                                     "video_root": str(tmp_path / "demo/videos")}}, {})
-    cfg = copy.deepcopy(THINKING) | {"backend": "openai", "cache_path": str(tmp_path / "cache.sqlite"),
-                                     "checkpoint_every": 1}
-    cfg["generation"]["max_new_tokens"] = 16
-    cfg["openai"] |= {"base_urls": [url], "model": str(tiny_thinker), "concurrency": 2, "timeout_s": 120}
+                                     "video_root": str(tmp_path / "demo/videos")}}, typed("data_sampling"))
+    openai = THINKING.openai.model_copy(update={"base_urls": [url], "model": str(tiny_thinker), "concurrency": 2,
+                                                "timeout_s": 120})
+    cfg = THINKING.model_copy(update={"backend": "openai", "checkpoint_every": 1, "openai": openai,
+                                      "generation": THINKING.generation.model_copy(update={"max_new_tokens": 16})})
+    inline = cfg.model_copy(update={"openai": openai.model_copy(update={"video_transport": "data_url"})})
     with pytest.raises(ServerConfigError, match="data_url cannot reach .* transformers serve"):
-        think(samples, copy.deepcopy(cfg) | {"openai": cfg["openai"] | {"video_transport": "data_url"}}, CLIENT)
+        think(samples, inline, CLIENT, tmp_path)
     assert chat_requests(proc.log_path) == 0
-    records_ = think(samples, cfg, CLIENT)["shard-000-of-001"]
+    records_ = think(samples, cfg, CLIENT, tmp_path)["shard-000-of-001"]
     errors = [r["error"] for r in records_ if r["error"]]
     assert not errors, errors[:2]
     assert all(r["tokens"] > 0 for r in records_)
@@ -180,7 +176,7 @@ def test_thinking_through_transformers_serve_with_default_settings(serve, tiny_t
     # asked which server it is once per generator, not once per checkpoint chunk (one per sample here) ...
     asked = [line for line in proc.log_path.read_text().splitlines() if '"GET /openapi.json' in line]
     assert len(asked) == 2  # ... and once for the refused data_url run
-    _, rejects, _ = gate_thinking(records_, samples, THINKING["gates"])
+    _, rejects, _ = gate_thinking(records_, samples, THINKING)
     assert {r["reason"] for r in rejects} <= {"no_tags", "too_short"}  # random weights write no tagged chain
 
 
@@ -193,8 +189,8 @@ def test_served_student_summarises_as_the_local_one(serve, tiny_student, tmp_pat
     instruction = "Summarise the reasoning."
     thinkings = [t["thinking"] for t in records(3)]
     local = untrained(str(tiny_student), instruction, device="cpu").summarize(thinkings, 3, 12)
+    endpoint = Endpoint(base_url=url, model=str(tiny_student), concurrency=3, timeout_s=60)
     served = ServedStudent({"instruction": instruction, "base_model": str(tiny_student)},
-                           CLIENT | {"base_url": url, "model": str(tiny_student), "api_key_env": None,
-                                     "concurrency": 3, "timeout_s": 60}).summarize(thinkings, 3, 12)
+                           client_settings(CLIENT, endpoint, ClientSettings)).summarize(thinkings, 3, 12)
     assert served.texts == local.texts
     assert all(n > 0 for n in served.new_tokens)

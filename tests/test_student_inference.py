@@ -1,19 +1,17 @@
 """The student's fast paths compute what the plain path computes (tiny model, CPU); backends that cannot run say
 why."""
 
-import copy
-
 import pytest
-import yaml
 
-from thinking_summarizer.io.openai_client import ServerConfigError
+from thinking_summarizer.io.openai_client import ServerConfigError, client_settings
+from thinking_summarizer.schemas.params.shared import ClientSettings, MaxChars
 from thinking_summarizer.student import Inference, untrained
 from thinking_summarizer.student.backends import ServedStudent, VLLMStudent, build_summarizer
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, TINY_MODELS, tiny_model_dir
+from .conftest import small_student, tiny_model_dir, typed
 
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
+INFERENCE, CLIENT = typed("student_inference"), typed("openai_client")
 THINKINGS = ["The man in a grey coat frowns.",
              "A woman in a red dress on the left smiles while the man opposite her looks away and sighs deeply.",
              "Two children laugh.", "The old man sits on a brown sofa in the middle; his voice trembles as he speaks."]
@@ -21,11 +19,7 @@ THINKINGS = ["The man in a grey coat frowns.",
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    recipe = copy.deepcopy(TINY_MODELS["student"])
-    recipe["pretrain"]["steps"] = 0
-    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
-                                             "max_positions": 1024, "rope_theta": 1e8,
-                                             "tie_embeddings": False}}
+    recipe = small_student()
     path = tiny_model_dir(tmp_path_factory, "student")
     path.mkdir(parents=True)
     build_tiny_student(path, recipe, THINKINGS * 10, THINKINGS * 10)
@@ -47,14 +41,15 @@ def test_static_cache_length_sorted_batches_write_what_one_at_a_time_writes(base
 def test_backends_that_cannot_run_say_why(tmp_path):
     card = {"instruction": "Summarise.", "base_model": "x"}
     with pytest.raises(RuntimeError, match="needs the vllm package"):
-        VLLMStudent(str(tmp_path), card, SHARED["student_inference"]["vllm"])
-    served = SHARED["openai_client"] | SHARED["student_inference"]["openai"]
+        VLLMStudent(str(tmp_path), card, INFERENCE.vllm)
+    served = client_settings(CLIENT, INFERENCE.openai, ClientSettings)
     with pytest.raises(ServerConfigError, match="student_inference.openai.base_url is required"):
-        ServedStudent(card, served | {"base_url": None}).summarize(["a"], 1, 8)
+        ServedStudent(card, served.model_copy(update={"base_url": None})).summarize(["a"], 1, 8)
     with pytest.raises(RuntimeError, match=r"student server at http://127.0.0.1:9/v1 answered no request"):
-        ServedStudent(card, served | {"base_url": "http://127.0.0.1:9/v1", "max_attempts": 1}).summarize(["a"], 1, 8)
+        unreachable = served.model_copy(update={"base_url": "http://127.0.0.1:9/v1", "max_attempts": 1})
+        ServedStudent(card, unreachable).summarize(["a"], 1, 8)
     with pytest.raises(ValueError, match="unknown backend 'tgi'"):
-        build_summarizer(str(tmp_path), SHARED["student_inference"] | {"backend": "tgi"}, SHARED["openai_client"])
+        build_summarizer(str(tmp_path), INFERENCE.model_copy(update={"backend": "tgi"}), CLIENT)
 
 
 def test_decoding_held_to_the_grammar_writes_only_summaries_that_parse(base):
@@ -64,11 +59,11 @@ def test_decoding_held_to_the_grammar_writes_only_summaries_that_parse(base):
     from thinking_summarizer.text.summary_format import category_lookup, parse
     from thinking_summarizer.text.summary_qc import check_summary
 
-    vocabulary, qc = SHARED["vocabulary"], SHARED["summary_qc"]
+    vocabulary, qc = typed("vocabulary"), typed("summary_qc")
     student = untrained(base, "Summarise.", device="cpu")
     free = student.summarize(THINKINGS[:2], 2, 400).texts
-    student.card["grammar"] = summary_grammar(vocabulary, qc | {"max_chars": {
-        "key_point": 40, "description": 40, "emotion_indicator": 20, "sam3_prompt": 20}})
+    short = MaxChars(key_point=40, description=40, emotion_indicator=20, sam3_prompt=20)
+    student.card["grammar"] = summary_grammar(vocabulary, qc.model_copy(update={"max_chars": short}))
     held = student.summarize(THINKINGS[:2], 2, 2000)
     assert all(n < 2000 for n in held.new_tokens), "it must finish within the grammar's bounds"
     for text in held.texts:

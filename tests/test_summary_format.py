@@ -2,6 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from thinking_summarizer.schemas import Summary, VisualObject
+from thinking_summarizer.schemas.params.shared import Vocabulary
 from thinking_summarizer.text.summary_format import (
     SummaryParseError,
     category_lookup,
@@ -11,8 +12,8 @@ from thinking_summarizer.text.summary_format import (
     render,
 )
 
-LOOKUP = category_lookup({"categories": ["person", "table", "cup", "hand", "face"],
-                          "synonyms": {"person": ["woman", "old man"], "cup": ["mug"], "table": ["desk"]}})
+LOOKUP = category_lookup(Vocabulary(**{"categories": ["person", "table", "cup", "hand", "face"],
+                          "synonyms": {"person": ["woman", "old man"], "cup": ["mug"], "table": ["desk"]}}))
 
 
 def make_summary(**changes) -> Summary:

@@ -15,18 +15,20 @@ from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.io.openai_client import CallFailed, ServerConfigError
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
+from thinking_summarizer.schemas.params.shared import ClientPolicy
+from thinking_summarizer.schemas.params.teacher import TeacherEndpoint, TeacherLabeling
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.text.summary_format import category_lookup, parse
 from thinking_summarizer.text.summary_qc import find_placeholders
 from thinking_summarizer.text.tagged_output import extract
 
-from .conftest import REPO, kill_after_calls
+from .conftest import REPO, kill_after_calls, typed
+from .typed_call import to_json
 from .openai_stub import StubOpenAI, summary_for
 
 SECRET = "sk-test-" + "S3cr3tK3y" * 3
-PARAMS = yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())["teacher_labeling"]
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-VOCABULARY, QC, CLIENT = SHARED["vocabulary"], SHARED["summary_qc"], SHARED["openai_client"]
+PARAMS = typed("teacher_labeling")
+VOCABULARY, QC, CLIENT = typed("vocabulary"), typed("summary_qc"), typed("openai_client")
 
 
 @pytest.fixture
@@ -43,12 +45,16 @@ def stub():
         server.stop()
 
 
-def teacher_cfg(base_url: str, tmp_path: Path, backend: str = "openai", **openai) -> dict:
-    cfg = json.loads(json.dumps(PARAMS))
-    cfg["backend"] = backend
-    cfg["openai"] |= {"base_url": base_url, "cache_path": str(tmp_path / "cache.sqlite"), "timeout_s": 1.0,
-                      "max_attempts": 3, "backoff_base_s": 0.05, "backoff_max_s": 0.2, "batch_poll_s": 0.05} | openai
-    return cfg
+def teacher_cfg(base_url: str | None, tmp_path: Path, backend: str = "openai",
+                **settings) -> tuple[TeacherLabeling, ClientPolicy]:
+    """The teacher's section pointed at a test server, and the client policy, quick to give up; each of
+    `settings` goes to the one of the two that has it."""
+    settings = {"timeout_s": 1.0, "max_attempts": 3, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
+                "batch_poll_s": 0.05} | settings
+    openai = {k: v for k, v in settings.items() if k in TeacherEndpoint.model_fields}
+    openai |= {"base_url": base_url, "cache_path": str(tmp_path / "cache.sqlite")}
+    cfg = PARAMS.model_copy(update={"backend": backend, "openai": PARAMS.openai.model_copy(update=openai)})
+    return cfg, CLIENT.model_copy(update={k: v for k, v in settings.items() if k not in openai})
 
 
 def records(n: int) -> list[dict]:
@@ -77,7 +83,7 @@ EXPECTED = {  # marker -> (status, reason, calls)
 def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplog):
     server, url = stub(script=SCRIPT)
     caplog.set_level(logging.DEBUG)
-    labels, rejects, usage = label_thinking(records(12), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(12), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     outcome = {r["sample_id"]: ("labelled", "") for r in labels} | {r["sample_id"]: ("rejected", r["reason"]) for r in rejects}
     assert outcome == {f"s{i}": EXPECTED[i][:2] for i in EXPECTED}
     assert {m: server.calls[f"MARK-{m}"] for m in EXPECTED} == {m: e[2] for m, e in EXPECTED.items()}
@@ -93,10 +99,10 @@ def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplo
 
 def test_rerun_pays_only_for_unfinished_samples(stub, tmp_path):
     server, url = stub(script=SCRIPT)
-    cfg = teacher_cfg(url, tmp_path)
-    label_thinking(records(12), cfg, CLIENT, VOCABULARY, QC)
+    cfg, client = teacher_cfg(url, tmp_path)
+    label_thinking(records(12), cfg, client, VOCABULARY, QC)
     before = dict(server.calls)
-    labels, rejects, usage = label_thinking(records(12), cfg, CLIENT, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(12), cfg, client, VOCABULARY, QC)
     new_calls = {m: server.calls[m] - before.get(m, 0) for m in server.calls if server.calls[m] != before.get(m, 0)}
     assert new_calls == {"MARK-10": 1}  # only the transient failure is tried again (and now succeeds)
     assert usage["cached"] == 11 and len(labels) == 9 and len(rejects) == 3
@@ -104,16 +110,16 @@ def test_rerun_pays_only_for_unfinished_samples(stub, tmp_path):
 
 def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
     server, url = stub(latency=0.1)
-    cfg = teacher_cfg(url, tmp_path, concurrency=4)
+    cfg, client = teacher_cfg(url, tmp_path, concurrency=4)
     work = records(80)
     first = kill_after_calls("thinking_summarizer.pipelines.teacher_labeling.nodes:label_thinking",
-                             [work, cfg, CLIENT, VOCABULARY, QC], server, 20, tmp_path)
+                             [work, cfg, client, VOCABULARY, QC], server, 20, tmp_path)
     assert 20 <= sum(first.values()) < 80, "the run must be killed halfway"
     teacher = build_teacher(cfg, VOCABULARY, QC, CLIENT)
-    cache = ResponseCache(cfg["openai"]["cache_path"])
+    cache = ResponseCache(cfg.openai.cache_path)
     finished = {r["thinking"].split()[0] for r in work if cache.get(teacher._key(r["thinking"]))}
-    assert len(finished) >= sum(first.values()) - cfg["openai"]["concurrency"]
-    labels, _, usage = label_thinking(work, cfg, CLIENT, VOCABULARY, QC)
+    assert len(finished) >= sum(first.values()) - cfg.openai.concurrency
+    labels, _, usage = label_thinking(work, cfg, client, VOCABULARY, QC)
     assert len(labels) == 80 and usage["cached"] == len(finished)
     assert {m: server.calls[m] for m in finished} == {m: 1 for m in finished}
     # what was in flight at the kill is asked once more; nothing else is
@@ -122,31 +128,31 @@ def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
 
 def test_server_without_structured_output_falls_back_to_markdown(stub, tmp_path):
     server, url = stub(reject_response_format=True)
-    labels, rejects, _ = label_thinking(records(5), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    labels, rejects, _ = label_thinking(records(5), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert (len(labels), rejects) == (5, [])
     assert labels[0]["summary"]["objects"][0]["description"] == "a woman in a red coat on the left"
 
 
 def test_batch_api_mode(stub, tmp_path):
     server, url = stub(script={"MARK-1": ["placeholder"], "MARK-2": ["500"], "MARK-3": ["refusal", "refusal"]})
-    cfg = teacher_cfg(url, tmp_path, backend="openai_batch")
-    labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
+    cfg, client = teacher_cfg(url, tmp_path, backend="openai_batch")
+    labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
     assert sorted(r["sample_id"] for r in labels) == ["s0", "s1", "s4"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {"s2": "api_error", "s3": "refusal"}
     assert len(server.batches) == 2  # the first batch, then the QC retries
-    labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
     assert usage["cached"] == 4 and len(labels) == 4  # the batch-level error is retried, now fine
 
 
 def test_missing_key_is_a_clear_error_unless_the_server_is_local(stub, tmp_path, monkeypatch):
     monkeypatch.delenv("TEACHER_API_KEY")
     with pytest.raises(ServerConfigError, match="set the environment variable TEACHER_API_KEY"):
-        label_thinking(records(1), teacher_cfg("https://teacher.example.com/v1", tmp_path), CLIENT, VOCABULARY, QC)
+        label_thinking(records(1), *teacher_cfg("https://teacher.example.com/v1", tmp_path), VOCABULARY, QC)
     server, url = stub()
-    labels, _, _ = label_thinking(records(1), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    labels, _, _ = label_thinking(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert len(labels) == 1 and server.auth_headers == {""}  # no key, no Authorization header
     with pytest.raises(ServerConfigError, match=r"teacher_labeling.openai.base_url is required"):
-        label_thinking(records(1), teacher_cfg(None, tmp_path), CLIENT, VOCABULARY, QC)
+        label_thinking(records(1), *teacher_cfg(None, tmp_path), VOCABULARY, QC)
 
 
 def test_extractive_teacher_on_real_chains(shared_sample):
@@ -155,13 +161,13 @@ def test_extractive_teacher_on_real_chains(shared_sample):
     the indicators of 18."""
     from thinking_summarizer.text.label_quality import LabelChecker
 
-    teacher = build_teacher(PARAMS, VOCABULARY, QC)
+    teacher = build_teacher(PARAMS, VOCABULARY, QC, CLIENT)
     records = json.loads(shared_sample.read_text())
     chains = [(f"r{i}", extract(r["solution"]).thinking) for i, r in enumerate(records)]
     outcomes = teacher.label_all(chains)
     labelled = [o for o in outcomes if o.status == "labelled"]
     assert len(labelled) >= 19 * len(outcomes) / 20, Counter(o.reason for o in outcomes)
-    checker = LabelChecker(PARAMS["extractive"], VOCABULARY, QC["empty_description_words"])
+    checker = LabelChecker(PARAMS.extractive, VOCABULARY, QC.empty_description_words)
     thinking = dict(chains)
     found = Counter()
     for outcome in labelled:
@@ -173,7 +179,7 @@ def test_extractive_teacher_on_real_chains(shared_sample):
     assert len(concluded) >= 18 * len(outcomes) / 20, sorted(set(thinking) - set(concluded))
     narration = {"screen", "subtitle", "subtitles", "video", "frame", "clip", "camera"}
     for outcome in labelled:
-        assert find_placeholders(outcome.summary, QC["placeholder_patterns"]) == []
+        assert find_placeholders(outcome.summary, QC.placeholder_patterns) == []
         assert outcome.summary["objects"][0]["category"] == "person"
         for obj in outcome.summary["objects"]:
             assert not narration & set(re.findall(r"[a-z]+", obj["description"].lower())), obj
@@ -184,12 +190,12 @@ def test_extractive_teacher_on_real_chains(shared_sample):
 def test_the_emotion_lexicon_covers_the_answer_words_of_real_emer_records(shared_sample):
     """IntentTrain-Emer's `clean_list` is the answer's open emotion vocabulary: every word of it is an emotion the
     teacher can carry from the conclusion into the indicators."""
-    lexicon = {word.lower() for word in PARAMS["extractive"]["emotion_lexicon"]}
+    lexicon = {word.lower() for word in PARAMS.extractive.emotion_lexicon}
     words = [w.lower() for record in json.loads(shared_sample.read_text()) for w in record["clean_list"]]
     assert words and [w for w in words if w not in lexicon] == []
 
 
-EXTRACTIVE = build_teacher(PARAMS, VOCABULARY, QC)
+EXTRACTIVE = build_teacher(PARAMS, VOCABULARY, QC, CLIENT)
 
 
 def test_extractive_teacher_resolves_plural_and_second_mentions():
@@ -221,8 +227,8 @@ def test_extractive_teacher_carries_clothing_from_anywhere_and_skips_narration()
     assert {"anxious", "irritated"} <= set(summary["emotion_indicators"])
     # quoted speech is no placeholder, a placeholder outside quotes still is
     assert find_placeholders({"k": ["He says 'Ah? I...' and stops", "Her answer was ['Happy']"]},
-                             QC["placeholder_patterns"]) == []
-    assert find_placeholders({"k": "a [color] shirt ..."}, QC["placeholder_patterns"]) == ["[color]", "..."]
+                             QC.placeholder_patterns) == []
+    assert find_placeholders({"k": "a [color] shirt ..."}, QC.placeholder_patterns) == ["[color]", "..."]
 
 
 def test_gestures_alone_name_no_hand():
@@ -232,8 +238,8 @@ def test_gestures_alone_name_no_hand():
 
 
 def test_extractive_teacher_never_lists_what_the_thinking_rules_out():
-    demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
-    teacher = build_teacher(PARAMS, VOCABULARY, QC)
+    demo = typed("demo_data")
+    teacher = build_teacher(PARAMS, VOCABULARY, QC, CLIENT)
     scenes = [make_scene(i, demo) for i in range(60)]
     outcomes = teacher.label_all([(s.scene_id, s.thinking) for s in scenes])
     assert all(o.status == "labelled" for o in outcomes)
@@ -257,9 +263,9 @@ ORDINARY_REPLIES = {  # marker -> what real servers and proxies answer first
 
 def test_ordinary_replies_never_end_the_run(stub, tmp_path):
     server, url = stub(script=ORDINARY_REPLIES)
-    cfg = teacher_cfg(url, tmp_path, max_retry_after_s=0.5, timeout_s=5.0)
+    cfg, client = teacher_cfg(url, tmp_path, max_retry_after_s=0.5, timeout_s=5.0)
     started = time.monotonic()
-    labels, rejects, usage = label_thinking(records(9), cfg, CLIENT, VOCABULARY, QC)
+    labels, rejects, usage = label_thinking(records(9), cfg, client, VOCABULARY, QC)
     assert time.monotonic() - started < 10  # a day's Retry-After is capped
     assert sorted(r["sample_id"] for r in labels) == [f"s{i}" for i in range(7)]
     # 1 MB of content and hidden characters are rejected before they reach the training files
@@ -272,7 +278,7 @@ def test_ordinary_replies_never_end_the_run(stub, tmp_path):
 def test_retry_after_as_http_date_is_waited_for(stub, tmp_path):
     server, url = stub(script={"MARK-0": ["429_date"]})
     started = time.monotonic()
-    labels, _, _ = label_thinking(records(1), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+    labels, _, _ = label_thinking(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert len(labels) == 1 and server.calls["MARK-0"] == 2
     assert time.monotonic() - started >= 0.9  # the date is 2 s ahead, in whole seconds
 
@@ -280,35 +286,36 @@ def test_retry_after_as_http_date_is_waited_for(stub, tmp_path):
 def test_cross_origin_redirect_is_not_followed_and_stops_the_run(stub, tmp_path):
     server, url = stub(script={"MARK-0": ["redirect"]})
     with pytest.raises(ServerConfigError, match=r"redirects to 'http://127.0.0.2:9/v1/chat/completions'"):
-        label_thinking(records(1), teacher_cfg(url, tmp_path), CLIENT, VOCABULARY, QC)
+        label_thinking(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert server.redirects == 1
 
 
 def test_a_changed_prompt_asks_again_an_unchanged_one_never(stub, tmp_path):
     server, url = stub()
-    cfg = teacher_cfg(url, tmp_path)
-    label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
-    _, _, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    cfg, client = teacher_cfg(url, tmp_path)
+    label_thinking(records(3), cfg, client, VOCABULARY, QC)
+    _, _, usage = label_thinking(records(3), cfg, client, VOCABULARY, QC)
     assert (sum(server.calls.values()), usage["cached"], usage["prompt_tokens"], usage["estimated_cost"]) == (3, 3, 0, 0)
-    for change in ({"prompt": cfg["prompt"] | {"system": cfg["prompt"]["system"] + "\n9. Be brief."}},
-                   {"openai": cfg["openai"] | {"temperature": 0.3}},
-                   {"openai": cfg["openai"] | {"response_format": "json_object"}}):
+    for change in ({"prompt": cfg.prompt.model_copy(update={"system": cfg.prompt.system + "\n9. Be brief."})},
+                   {"openai": cfg.openai.model_copy(update={"temperature": 0.3})},
+                   {"openai": cfg.openai.model_copy(update={"response_format": "json_object"})}):
         before = sum(server.calls.values())
-        _, _, usage = label_thinking(records(3), cfg | change, CLIENT, VOCABULARY, QC)
+        _, _, usage = label_thinking(records(3), cfg.model_copy(update=change), client, VOCABULARY, QC)
         assert sum(server.calls.values()) - before == 3 and usage["cached"] == 0, change
     # a new vocabulary is a new prompt too
     before = sum(server.calls.values())
-    label_thinking(records(3), cfg, CLIENT, VOCABULARY | {"categories": VOCABULARY["categories"] + ["lamp"]}, QC)
+    label_thinking(records(3), cfg, client, VOCABULARY.model_copy(update={"categories": VOCABULARY.categories + ["lamp"]}), QC)
     assert sum(server.calls.values()) - before == 3
 
 
 def test_two_runs_on_one_cache_ask_each_sample_once(stub, tmp_path):
     server, url = stub(latency=0.05)
-    cfg = teacher_cfg(url, tmp_path, concurrency=4)
-    (tmp_path / "args.json").write_text(json.dumps([records(40), cfg, CLIENT, VOCABULARY, QC]))
-    code = ("import json, os\nos.environ['TEACHER_API_KEY'] = 'k'\n"
-            "from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking\n"
-            f"labels, rejects, usage = label_thinking(*json.load(open({str(tmp_path / 'args.json')!r})))\n"
+    cfg, client = teacher_cfg(url, tmp_path, concurrency=4)
+    (tmp_path / "args.json").write_text(to_json([records(40), cfg, client, VOCABULARY, QC]))
+    code = (f"import json, os, sys\nos.environ['TEACHER_API_KEY'] = 'k'\nsys.path.insert(0, {str(REPO)!r})\n"
+            "from tests.typed_call import call\n"
+            "labels, rejects, usage = call('thinking_summarizer.pipelines.teacher_labeling.nodes:label_thinking', "
+            f"json.load(open({str(tmp_path / 'args.json')!r})))\n"
             "print(json.dumps([len(labels), usage['api_calls'], usage['cached']]))\n")
     env = {**os.environ, "PYTHONPATH": ""}  # this checkout's code, not a project copy another test bootstrapped
     runs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
@@ -329,11 +336,11 @@ def test_configuration_errors_stop_the_run_with_the_servers_message_and_are_neve
         return web.json_response({"detail": f"Server is pinned to model tiny-student, got {body['model']}"}, status=400)
 
     with serve_app([web.post("/v1/chat/completions", pinned)]) as url:
-        cfg = teacher_cfg(url, tmp_path)
+        cfg, client = teacher_cfg(url, tmp_path)
         for _ in range(2):  # a rerun asks again: the failure was not cached as the sample's outcome
             with pytest.raises(ServerConfigError, match="answered HTTP 400: Server is pinned to model tiny-student"):
-                label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
-    assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
+                label_thinking(records(2), cfg, client, VOCABULARY, QC)
+    assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
 
 
 def test_server_without_batch_api_is_named(stub, tmp_path):
@@ -346,12 +353,12 @@ def test_server_without_batch_api_is_named(stub, tmp_path):
 
     with serve_app([web.post("/v1/files", missing)]) as url:
         with pytest.raises(ServerConfigError, match=r"has no Batch API .*use teacher_labeling.backend=openai"):
-            label_thinking(records(2), teacher_cfg(url, tmp_path, backend="openai_batch"), CLIENT, VOCABULARY, QC)
+            label_thinking(records(2), *teacher_cfg(url, tmp_path, backend="openai_batch"), VOCABULARY, QC)
     server, url = stub()
     server.batches_never_finish = True
     with pytest.raises(CallFailed, match=r"still in_progress after 0.3 s"):
-        label_thinking(records(2), teacher_cfg(url, tmp_path, backend="openai_batch", batch_deadline_s=0.3),
-                       CLIENT, VOCABULARY, QC)
+        label_thinking(records(2), *teacher_cfg(url, tmp_path, backend="openai_batch", batch_deadline_s=0.3),
+                       VOCABULARY, QC)
 
 
 def test_credentials_entry_sets_the_variable_conf_names(project, monkeypatch):
@@ -404,15 +411,15 @@ def test_a_context_length_400_rejects_that_sample_and_a_deep_reply_is_a_paid_rej
                                   "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
 
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:
-        cfg = teacher_cfg(url, tmp_path, stream=False, qc_retries=0)
-        labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
+        cfg, client = teacher_cfg(url, tmp_path, stream=False, qc_retries=0)
+        labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
         assert sorted(r["sample_id"] for r in labels) == ["s0", "s4"]
         assert {r["sample_id"]: r["reason"] for r in rejects} == {
             "s1": "prompt_too_long", "s2": "prompt_too_long", "s3": "invalid_json"}
         assert "maximum context length is 2048" in next(r["detail"] for r in rejects if r["sample_id"] == "s2")
         assert usage["api_calls"] == 5
         first = dict(calls)
-        labels, rejects, usage = label_thinking(records(5), cfg, CLIENT, VOCABULARY, QC)
+        labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
         assert dict(calls) == first and usage["api_calls"] == 0 and usage["cached"] == 5
 
 
@@ -430,10 +437,10 @@ def test_a_key_the_server_echoes_is_masked_in_logs_rejects_and_the_cache(tmp_pat
 
     caplog.set_level(logging.DEBUG)
     with serve_app([web.post("/v1/chat/completions", echo)]) as url:
-        cfg = teacher_cfg(url, tmp_path, stream=False, max_attempts=2)
-        labels, rejects, _ = label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+        cfg, client = teacher_cfg(url, tmp_path, stream=False, max_attempts=2)
+        labels, rejects, _ = label_thinking(records(2), cfg, client, VOCABULARY, QC)
     assert not labels and {r["reason"] for r in rejects} == {"api_error", "server_error"}
-    stored = ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT * FROM outcomes").fetchall()
+    stored = ResponseCache(cfg.openai.cache_path).db.execute("SELECT * FROM outcomes").fetchall()
     everything = caplog.text + json.dumps(rejects) + json.dumps(stored)
     assert "[redacted]" in json.dumps(rejects)
     assert SECRET not in everything and "S3cr3tK3y" not in everything and "sk-proj-A1" not in everything
@@ -451,7 +458,7 @@ def test_a_man_is_a_person_and_a_description_is_judged_by_what_it_names():
     summary["objects"][2]["description"] = "the one"
     with pytest.raises(SummaryQCError, match="names nothing"):
         check_summary(summary, VOCABULARY, QC)
-    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+    teacher = build_teacher(PARAMS.model_copy(update={"backend": "extractive"}), VOCABULARY, QC, CLIENT)
     chain = ("Okay, the clip shows a man. His brow is furrowed and his mouth turned down. "
              "The man speaks slowly, in a low voice. I conclude he is feeling sad.")
     outcome = teacher.label_all([("s", chain)])[0]
@@ -464,13 +471,13 @@ def test_a_qc_retry_that_fails_transiently_keeps_the_paid_answer_as_the_fate(stu
     """The first answer was paid for and judged (a placeholder); the retry meets only 500s. The sample is
     rejected for its placeholder and cached so: a rerun pays nothing for it."""
     server, url = stub(script={"MARK-1": ["placeholder", "500", "500", "500"]})
-    cfg = teacher_cfg(url, tmp_path, max_attempts=3)
-    labels, rejects, usage = label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+    cfg, client = teacher_cfg(url, tmp_path, max_attempts=3)
+    labels, rejects, usage = label_thinking(records(2), cfg, client, VOCABULARY, QC)
     assert [r["sample_id"] for r in labels] == ["s0"]
     assert [(r["sample_id"], r["reason"]) for r in rejects] == [("s1", "placeholder")]
     assert "asking again failed: server_error" in rejects[0]["detail"]
     assert server.calls["MARK-1"] == 4
-    label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+    label_thinking(records(2), cfg, client, VOCABULARY, QC)
     assert server.calls["MARK-1"] == 4 and server.calls["MARK-0"] == 1
 
 
@@ -497,8 +504,8 @@ def test_an_empty_answer_keeps_json_mode_and_a_markdown_answer_is_used_not_paid_
         return web.json_response({"choices": [choice], "usage": {"prompt_tokens": 5, "completion_tokens": 5}})
 
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:
-        cfg = teacher_cfg(url, tmp_path, stream=False, concurrency=1, response_format="auto")
-        labels, rejects, usage = label_thinking(records(4), cfg, CLIENT, VOCABULARY, QC)
+        cfg, client = teacher_cfg(url, tmp_path, stream=False, concurrency=1, response_format="auto")
+        labels, rejects, usage = label_thinking(records(4), cfg, client, VOCABULARY, QC)
     assert sorted(r["sample_id"] for r in labels) == ["s1", "s2", "s3"]
     assert [(r["sample_id"], r["reason"]) for r in rejects] == [("s0", "refusal")]
     assert len(asked) == 5  # s0 twice (its QC retry), then one request for each other sample
@@ -523,15 +530,15 @@ def test_a_hung_server_costs_a_few_timeouts_not_samples_times_timeout(tmp_path):
         return web.json_response({})
 
     with serve_app([web.post("/v1/chat/completions", hang)]) as url:
-        cfg = teacher_cfg(url, tmp_path, stream=False, concurrency=2, timeout_s=0.5)
+        cfg, client = teacher_cfg(url, tmp_path, stream=False, concurrency=2, timeout_s=0.5)
         started = time.perf_counter()
         # no request was answered: the run stops, saying how the 20 samples failed
         with pytest.raises(RuntimeError, match=r"was answered \((timeout x\d+, )?server_unavailable x(1[5-9]|20)"):
-            label_thinking(records(20), cfg, CLIENT | {"circuit_breaker_timeouts": 4}, VOCABULARY, QC)
+            label_thinking(records(20), cfg, client.model_copy(update={"circuit_breaker_timeouts": 4}), VOCABULARY, QC)
         elapsed = time.perf_counter() - started
     assert calls["all"] <= 6 and elapsed < 8  # serially it would be 20 x 2 x 0.5 s = 20 s and 40 requests
-    assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
-    assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
+    assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
+    assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
 
 
 def test_a_server_that_answers_one_request_at_a_time_is_queueing_not_hung(tmp_path):
@@ -559,8 +566,8 @@ def test_a_server_that_answers_one_request_at_a_time_is_queueing_not_hung(tmp_pa
                                   "usage": {"prompt_tokens": 10, "completion_tokens": 10}})
 
     with serve_app([web.post("/v1/chat/completions", one_at_a_time)]) as url:
-        cfg = teacher_cfg(url, tmp_path, stream=False, concurrency=24, timeout_s=1.0, max_attempts=4)
-        labels, rejects, _ = label_thinking(records(24), cfg, CLIENT | {"circuit_breaker_timeouts": 4},
+        cfg, client = teacher_cfg(url, tmp_path, stream=False, concurrency=24, timeout_s=1.0, max_attempts=4)
+        labels, rejects, _ = label_thinking(records(24), cfg, client.model_copy(update={"circuit_breaker_timeouts": 4}),
                                             VOCABULARY, QC)
     assert len(labels) == 24 and rejects == [], Counter(r["reason"] for r in rejects)
     assert len(answered) == 24
@@ -595,9 +602,9 @@ def test_an_empty_stream_and_a_drip(tmp_path):
         return response
 
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:
-        cfg = teacher_cfg(url, tmp_path, concurrency=1, timeout_s=0.6, response_format="auto")
+        cfg, client = teacher_cfg(url, tmp_path, concurrency=1, timeout_s=0.6, response_format="auto")
         started = time.perf_counter()
-        labels, rejects, _ = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+        labels, rejects, _ = label_thinking(records(3), cfg, client, VOCABULARY, QC)
         elapsed = time.perf_counter() - started
     assert [r["sample_id"] for r in labels] == ["s2"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {"s0": "malformed", "s1": "timeout"}
@@ -617,7 +624,7 @@ def test_key_points_are_whole_clauses_different_and_never_the_narration_of_watch
     points = EXTRACTIVE.summarize(chain)["key_points"]
     assert len(points) == 3 and len({p.lower() for p in points}) == 3, points
     assert not any(p.lower().startswith("okay") for p in points), points
-    limit = PARAMS["extractive"]["key_point_chars"]
+    limit = PARAMS.extractive.key_point_chars
     conclusion = points[2]
     assert "sadness and worry" in conclusion and len(conclusion) <= limit, conclusion
     assert not re.search(r"\b(feeling|is|and|the|a)\.$", conclusion), conclusion
@@ -630,7 +637,7 @@ def test_key_points_are_whole_clauses_different_and_never_the_narration_of_watch
 
 
 def test_an_ellipsis_or_a_quoted_list_copied_from_the_chain_is_no_placeholder():
-    patterns = QC["placeholder_patterns"]
+    patterns = QC.placeholder_patterns
     assert find_placeholders({"key_points": ["She says she is fine... but her voice breaks.",
                                              "The options were ['Positive', 'Happy'] and she picks one…"]}, patterns) == []
     assert find_placeholders({"k": "a [color] shirt ..."}, patterns) == ["[color]", "..."]
@@ -670,12 +677,12 @@ def test_a_server_failing_every_request_the_same_way_stops_the_run_with_its_word
         return web.json_response({"error": {"message": "Incorrect format used for video"}}, status=500)
 
     with serve_app([web.post("/v1/chat/completions", broken)]) as url:
-        cfg = teacher_cfg(url, tmp_path, max_attempts=6)
+        cfg, client = teacher_cfg(url, tmp_path, max_attempts=6)
         with pytest.raises(RuntimeError, match=r"no request to .* was answered \(server_error x3\); the first: s0: "
                                                r"server_error: HTTP 500: Incorrect format used for video \(3 times"):
-            label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
-    assert len(calls) == 9 == 3 * CLIENT["same_error_attempts"]
-    assert ResponseCache(cfg["openai"]["cache_path"]).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
+            label_thinking(records(3), cfg, client, VOCABULARY, QC)
+    assert len(calls) == 9 == 3 * CLIENT.same_error_attempts
+    assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
 
 
 def test_a_burst_of_timeouts_halves_the_limit_once_and_it_grows_back():
@@ -721,7 +728,7 @@ def test_the_label_check_counts_what_a_reader_would_not_keep():
             "objects": [{"category": "person", "description": "a man in a grey suit", "priority": "primary"},
                         {"category": "window", "description": "the window", "priority": "secondary"}],
             "emotion_indicators": ["sad", "voice trembles"], "sam3_prompts": ["man in grey suit", "window"]}
-    checker = LabelChecker(PARAMS["extractive"], VOCABULARY, QC["empty_description_words"])
+    checker = LabelChecker(PARAMS.extractive, VOCABULARY, QC.empty_description_words)
     assert checker.problems(bad, chain) == {
         "cut_key_points": 1, "duplicate_key_points": 1, "boilerplate_key_points": 1, "negated_indicators": 1,
         "people_without_person_object": 1, "ungrounded_objects": 1}
@@ -733,7 +740,7 @@ def test_the_label_check_counts_what_a_reader_would_not_keep():
 
 
 def test_clothing_is_carried_across_describing_words_and_stops_at_a_new_phrase():
-    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+    teacher = build_teacher(PARAMS.model_copy(update={"backend": "extractive"}), VOCABULARY, QC, CLIENT)
 
     def people(chain: str) -> list[str]:
         outcome = teacher.label_all([("s", chain)])[0]
@@ -751,7 +758,7 @@ def test_clothing_is_carried_across_describing_words_and_stops_at_a_new_phrase()
 
 
 def test_content_as_a_noun_is_no_emotion_and_content_as_a_feeling_is():
-    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+    teacher = build_teacher(PARAMS.model_copy(update={"backend": "extractive"}), VOCABULARY, QC, CLIENT)
 
     def indicators(chain: str) -> list[str]:
         return teacher.label_all([("s", chain)])[0].summary["emotion_indicators"]
@@ -763,7 +770,7 @@ def test_content_as_a_noun_is_no_emotion_and_content_as_a_feeling_is():
 
 
 def test_a_person_out_of_view_is_no_object():
-    teacher = build_teacher(PARAMS | {"backend": "extractive"}, VOCABULARY, QC)
+    teacher = build_teacher(PARAMS.model_copy(update={"backend": "extractive"}), VOCABULARY, QC, CLIENT)
     chain = ("A woman in a green sweater sits at a wooden table with a white cup. Someone just out of my view, a man, "
              "asks her a question. She frowns and her lips are pressed together. I conclude she is feeling annoyed.")
     summary = teacher.label_all([("s", chain)])[0].summary
@@ -788,10 +795,10 @@ def test_qc_keeps_the_first_emotion_indicators_up_to_the_grammars_count():
     the count the student's grammar allows."""
     from thinking_summarizer.text.summary_qc import check_summary
 
-    cues = [f"cue {i}" for i in range(QC["max_emotion_indicators"] + 3)]
+    cues = [f"cue {i}" for i in range(QC.max_emotion_indicators + 3)]
     summary = {"key_points": ["A man sits.", "He frowns.", "He is sad."],
                "objects": [{"category": "man", "description": "a man", "priority": "primary"},
                            {"category": "face", "description": "his face", "priority": "secondary"},
                            {"category": "table", "description": "a table by the window", "priority": "secondary"}],
                "emotion_indicators": cues, "sam3_prompts": ["man", "man's face", "table"]}
-    assert check_summary(summary, VOCABULARY, QC).emotion_indicators == cues[: QC["max_emotion_indicators"]]
+    assert check_summary(summary, VOCABULARY, QC).emotion_indicators == cues[: QC.max_emotion_indicators]

@@ -1,23 +1,19 @@
-import json
 import sqlite3
 
 import numpy as np
 import pytest
-import yaml
 
 from thinking_summarizer.io.media import VideoWriter
 from thinking_summarizer.io.result_cache import ResponseCache
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 from thinking_summarizer.pipelines.thinking_generation.nodes import (
     answer_correct, gate_thinking, merge_thinking_shards, shard_of,
 )
 
-from .conftest import REPO, kill_after_calls, think
+from .conftest import REPO, kill_after_calls, think, typed
 from .openai_stub import StubOpenAI
 
-PARAMS = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-SHARED = yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())
-CLIENT = SHARED["openai_client"]
-GATES = PARAMS["gates"]
+PARAMS, CLIENT = typed("thinking_generation"), typed("openai_client")
 
 
 def samples(tmp_path, n: int) -> list[dict]:
@@ -32,8 +28,9 @@ def samples(tmp_path, n: int) -> list[dict]:
              "reference_thinking": f"She smiles warmly at the camera, sample {i}. " * 8} for i in range(n)]
 
 
-def cfg(tmp_path, **changes) -> dict:
-    return json.loads(json.dumps(PARAMS)) | {"cache_path": str(tmp_path / "cache.sqlite")} | changes
+def cfg(openai: dict | None = None, **changes) -> ThinkingGeneration:
+    """conf/base's thinking_generation with `changes`, and `openai` laid over its openai section."""
+    return PARAMS.model_copy(update=changes | ({"openai": PARAMS.openai.model_copy(update=openai)} if openai else {}))
 
 
 def lazy(partitions: dict) -> dict:
@@ -42,13 +39,13 @@ def lazy(partitions: dict) -> dict:
 
 def test_three_shards_merged_equal_one_unsharded_run(tmp_path):
     work = samples(tmp_path, 30)
-    whole = merge_thinking_shards(lazy(think(work, cfg(tmp_path / "a"), CLIENT)), work, cfg(tmp_path))
+    whole = merge_thinking_shards(lazy(think(work, cfg(), CLIENT, tmp_path / "a")), work, cfg())
     parts = {}
     for shard in range(3):
-        parts |= think(work, cfg(tmp_path / "b", shard_id=shard, num_shards=3), CLIENT)
+        parts |= think(work, cfg(shard_id=shard, num_shards=3), CLIENT, tmp_path / "b")
     assert sorted(parts) == ["shard-000-of-003", "shard-001-of-003", "shard-002-of-003"]
     assert all(parts.values()), "every shard gets work"
-    merged = merge_thinking_shards(lazy(parts | {"shard-000-of-001": whole}), work, cfg(tmp_path, num_shards=3))
+    merged = merge_thinking_shards(lazy(parts | {"shard-000-of-001": whole}), work, cfg(num_shards=3))
     key = lambda r: r["sample_id"]  # noqa: E731
     assert sorted(merged, key=key) == sorted(whole, key=key)
     assert {shard_of(f"s{i:03d}", 3) for i in range(30)} == {0, 1, 2}
@@ -58,18 +55,18 @@ def test_merge_refuses_incomplete_or_overlapping_shards(tmp_path):
     work = samples(tmp_path, 10)
     parts = {}
     for shard in range(2):
-        parts |= think(work, cfg(tmp_path, shard_id=shard, num_shards=2), CLIENT)
+        parts |= think(work, cfg(shard_id=shard, num_shards=2), CLIENT, tmp_path)
     with pytest.raises(ValueError, match=r"not generated yet: \['shard-001-of-002'\]"):
-        merge_thinking_shards(lazy({"shard-000-of-002": parts["shard-000-of-002"]}), work, cfg(tmp_path, num_shards=2))
+        merge_thinking_shards(lazy({"shard-000-of-002": parts["shard-000-of-002"]}), work, cfg(num_shards=2))
     doubled = {"shard-000-of-002": parts["shard-000-of-002"] * 2, "shard-001-of-002": parts["shard-001-of-002"]}
     with pytest.raises(ValueError, match="duplicated"):
-        merge_thinking_shards(lazy(doubled), work, cfg(tmp_path, num_shards=2))
+        merge_thinking_shards(lazy(doubled), work, cfg(num_shards=2))
     with pytest.raises(ValueError, match="shard_id=2 must be in"):
-        think(work, cfg(tmp_path, shard_id=2, num_shards=2), CLIENT)
+        think(work, cfg(shard_id=2, num_shards=2), CLIENT, tmp_path)
 
 
 def test_gates_reject_with_reasons_and_report_accuracy():
-    long_text = "x" * (GATES["max_chars"] + 1)
+    long_text = "x" * (PARAMS.gates.max_chars + 1)
     chain = lambda think, answer="A": f"<context>c</context><think>{think}</think><answer>{answer}</answer>"  # noqa: E731
     good = "She smiles and laughs with a bright cheerful voice throughout the clip. " * 4
     raw = [
@@ -84,7 +81,7 @@ def test_gates_reject_with_reasons_and_report_accuracy():
     ]
     raw = [r | {"generator_id": "g", "tokens": 1} for r in raw]
     work = [{"sample_id": r["sample_id"], "problem_type": "multiple choice", "answer": "A"} for r in raw]
-    kept, rejects, report = gate_thinking(raw, work, GATES)
+    kept, rejects, report = gate_thinking(raw, work, PARAMS)
     assert [k["sample_id"] for k in kept] == ["ok", "wrong"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {
         "dup": "duplicate_thinking", "short": "too_short", "long": "too_long", "notags": "no_tags",
@@ -105,21 +102,22 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
     server = StubOpenAI(latency=0.1, reply="thinking", script={"MARK-3": ["500"] * 10})
     url = server.start()
     try:
-        config = cfg(tmp_path, backend="openai", checkpoint_every=4)
-        config["openai"] |= {"base_urls": [url, url], "concurrency": 2, "max_attempts": 1, "timeout_s": 5}
+        config = cfg(backend="openai", checkpoint_every=4, openai={"base_urls": [url, url], "concurrency": 2,
+                                                                    "timeout_s": 5})
+        client, cache = CLIENT.model_copy(update={"max_attempts": 1}), str(tmp_path / "cache.sqlite")
         work = samples(tmp_path, 40)
         before = kill_after_calls("thinking_summarizer.pipelines.thinking_generation.nodes:generate_thinking",
-                                  [work, {"result_cache": config["cache_path"]}, {}, config, CLIENT], server, 16, tmp_path)
+                                  [work, {"result_cache": cache}, {}, config, client], server, 16, tmp_path)
         assert 16 <= sum(before.values()) < 40
         assert server.media_types["video_url"] == sum(before.values())
-        finished = sqlite3.connect(config["cache_path"]).execute("SELECT count(*) FROM outcomes").fetchone()[0]
+        finished = sqlite3.connect(cache).execute("SELECT count(*) FROM outcomes").fetchone()[0]
         assert finished >= sum(before.values()) - 4 - 1  # at most the in-flight ones and the failing one are lost
-        records = think(work, config, CLIENT)["shard-000-of-001"]
+        records = think(work, config, client, tmp_path)["shard-000-of-001"]
         # exactly the samples not finished before the kill are asked (once); finished ones never again
         assert sum(server.calls.values()) - sum(before.values()) == 40 - finished
         by_id = {r["sample_id"]: r for r in records}
         assert by_id["s003"]["error"] == "generation_error: server_error: HTTP 500: server trouble; gave up after 1 attempts"
-        kept, rejects, report = gate_thinking(records, work, GATES)
+        kept, rejects, report = gate_thinking(records, work, PARAMS)
         assert len(kept) == 39 and report["accuracy_by_problem_type"] == {"multiple choice": 1.0}
     finally:
         server.stop()
@@ -132,17 +130,17 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
     server = StubOpenAI(reply="thinking")
     url = server.start()
     try:
-        config = cfg(tmp_path, backend="openai")
-        config["openai"] |= {"base_urls": [url], "concurrency": 2, "timeout_s": 5}
+        config = cfg(backend="openai", openai={"base_urls": [url], "concurrency": 2, "timeout_s": 5})
         work = samples(tmp_path, 3)
-        think(work, config, CLIENT)
+        think(work, config, CLIENT, tmp_path)
         asked = sum(server.calls.values())
         plan = [{k: s[k] for k in ("sample_id", "video_id", "video_path", "question", "options", "problem_type",
                                    "reference_thinking")} for s in work]
-        rows = think_and_summarize(plan, ResponseCache(config["cache_path"]), {}, config,
-                                   {"summarizer": "teacher", "max_prompts": 4, "ungrounded_prompts": None}, {},
-                                   yaml.safe_load((REPO / "conf/base/parameters_teacher_labeling.yml").read_text())[
-                                       "teacher_labeling"], CLIENT, SHARED["vocabulary"], SHARED["summary_qc"], {})
+        segmentation = typed("video_segmentation").model_copy(update={"summarizer": "teacher", "max_prompts": 4,
+                                                                       "ungrounded_prompts": None})
+        rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), {}, config, segmentation, {},
+                                   typed("teacher_labeling"), CLIENT, typed("vocabulary"), typed("summary_qc"),
+                                   typed("student_inference"))
         assert (asked, sum(server.calls.values())) == (3, 3)  # nothing generated twice
         assert all(r.get("thinking") for r in rows)
     finally:
@@ -167,9 +165,9 @@ def test_documented_audio_fields_line_as_kedros_config_loader_merges_it(tmp_path
     (tmp_path / "conf/served/parameters_thinking_generation.yml").write_text(
         f"thinking_generation:\n  openai:\n    audio_fields: {override}\n    num_frames: 8\n")
     params = OmegaConfigLoader(str(tmp_path / "conf"), env="served", **CONFIG_LOADER_ARGS)["parameters"]
-    thinking = params["thinking_generation"]
+    thinking = ThinkingGeneration.model_validate(params["thinking_generation"])
     sample = samples(tmp_path, 1)[0] | {"video_info": {"has_audio": True, "num_frames": 4}}
-    generator = OpenAIServerGenerator(thinking["openai"], thinking["prompt"], thinking["generation"])
+    generator = OpenAIServerGenerator.from_config(thinking, CLIENT)
     url = "http://127.0.0.1:8000/v1"
     body = generator.request(sample, generator.plan(url, "vllm"))
     assert ("mm_processor_kwargs" in body) is sends_vllm_fields and "chat_template_kwargs" not in body
@@ -191,7 +189,7 @@ def test_a_transport_the_server_cannot_take_is_refused_before_any_request():
     assert identify(set()) == "other"
 
     def generator(**openai):
-        return OpenAIServerGenerator(PARAMS["openai"] | openai, PARAMS["prompt"], PARAMS["generation"])
+        return OpenAIServerGenerator.from_config(cfg(openai=openai), CLIENT)
 
     with pytest.raises(ServerConfigError, match=r"video_transport: data_url cannot reach .*transformers serve"):
         generator(video_transport="data_url").plan("http://127.0.0.1:8000/v1", "transformers")

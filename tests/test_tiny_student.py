@@ -5,29 +5,31 @@ import random
 
 import pytest
 import torch
-import yaml
 
 from thinking_summarizer.tiny_models import CHAT_SPECIALS, train_tokenizer
 from thinking_summarizer.tiny_models.student import CHAT_TEMPLATE, _repeat_task, copy_accuracy, pretrain, tiny_qwen2
-from .conftest import REPO, TINY_MODELS
+from thinking_summarizer.schemas.params.tiny import Pretrain, TinyStudent
+
+from .conftest import TINY_MODELS, typed
 
 WORDS = ("red blue green yellow cup table dog woman man coat left right middle smiles frowns sofa chair laptop "
          "bottle girl boy hoodie dress sweater calm sad happy angry voice eyes").split()
 TEXTS = [" ".join(random.Random(i).choice(WORDS) for _ in range(30)) + "." for i in range(40)]
-CIRCUIT = TINY_MODELS["student"]["copy_circuit"]
+STUDENT = TINY_MODELS.student.model_dump()
+CIRCUIT, PRETRAIN = STUDENT["copy_circuit"], STUDENT["pretrain"]
 SIZE = {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2, "max_positions": 1024, "rope_theta": 1e8,
         "tie_embeddings": False}
 
 
-def _recipe(**changes) -> dict:
-    recipe = copy.deepcopy(TINY_MODELS["student"])
+def _recipe(**changes) -> TinyStudent:
+    recipe = copy.deepcopy(STUDENT)
     recipe["model"] = SIZE | changes.pop("model", {})
-    return recipe | {"copy_circuit": CIRCUIT} | changes
+    return TinyStudent.model_validate(recipe | {"copy_circuit": CIRCUIT} | changes)
 
 
 def _runs(words: int, count: int = 24) -> list:
     rng = random.Random(words)
-    return [_repeat_task(rng, WORDS, {"repeat_words": [words, words]}) for _ in range(count)]
+    return [_repeat_task(rng, WORDS, Pretrain.model_validate(PRETRAIN | {"repeat_words": [words, words]})) for _ in range(count)]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +56,8 @@ def test_pre_training_learns_around_the_circuit_without_moving_it(tokenizer):
               "induction": model.model.layers[1].self_attn.q_proj.weight[:32, :64].clone(),
               "free": model.model.layers[1].mlp.down_proj.weight.clone()}
     hooks = freeze_copy_circuit(model)
-    cfg = TINY_MODELS["student"]["pretrain"] | {"steps": 12, "batch_size": 8, "vocabulary": 30, "loss_on": "answer",
-                                      "tasks": {"repeat": 1, "follow": 1, "restructure": 1}}
+    cfg = Pretrain.model_validate(PRETRAIN | {"steps": 12, "batch_size": 8, "vocabulary": 30, "loss_on": "answer",
+                                              "tasks": {"repeat": 1, "follow": 1, "restructure": 1}})
     result = pretrain(model, tokenizer, TEXTS, cfg)
     for hook in hooks:
         hook.remove()
@@ -76,7 +78,7 @@ def test_a_recipe_the_circuit_cannot_live_in_is_refused(tokenizer, change, messa
 
 def test_an_unknown_pre_training_task_is_named(tokenizer):
     model = tiny_qwen2(tokenizer, _recipe(copy_circuit=None))
-    cfg = TINY_MODELS["student"]["pretrain"] | {"steps": 1, "tasks": {"summarise": 1}}
+    cfg = Pretrain.model_validate(PRETRAIN | {"steps": 1, "tasks": {"summarise": 1}})
     with pytest.raises(ValueError, match="unknown task 'summarise'"):
         pretrain(model, tokenizer, TEXTS, cfg)
 
@@ -100,7 +102,7 @@ def test_matching_on_two_tokens_copies_where_one_token_is_ambiguous():
     thinking said again is predicted at 0.62 with one token, 0.83 with two)."""
     from thinking_summarizer.demo.scenes import make_scene
 
-    demo = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+    demo = typed("demo_data")
     thinkings = [make_scene(i, demo).thinking for i in range(40)]
     tokenizer = train_tokenizer(thinkings, 2000, CHAT_SPECIALS, CHAT_TEMPLATE)
     said_again = {}

@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.demo.video import render, write_video
@@ -17,32 +16,34 @@ from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_e
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
 from thinking_summarizer.text.summary_format import category_lookup
 
-from .conftest import REPO, build_tiny
+from thinking_summarizer.schemas.params.segmentation import Sam3Settings, VideoSegmentation
 
-PARAMS = yaml.safe_load((REPO / "conf/base/parameters_video_segmentation.yml").read_text())["video_segmentation"]
-DEMO = yaml.safe_load((REPO / "conf/base/parameters_demo_data.yml").read_text())["demo_data"]
+from .conftest import build_tiny, typed
+
+PARAMS = typed("video_segmentation")
+DEMO = typed("demo_data")
 NO_TRUTH: dict = {}  # a user's videos: no ground truth
 
 
 def scene_video(path: Path, index: int, frames: int, sound: bool = False) -> tuple[Path, object]:
     scene = make_scene(index, DEMO)
-    video = DEMO["video"]
-    pixels, _ = render(scene, DEMO["colours"], video["width"], video["height"], frames)
-    track = np.sin(np.linspace(0, 440 * 2 * np.pi * frames / video["fps"], int(16000 * frames / video["fps"])))
-    write_video(str(path), pixels, video["fps"], 0.3 * track if sound else None, 16000)
+    video = DEMO.video
+    pixels, _ = render(scene, DEMO.colours, video.width, video.height, frames)
+    track = np.sin(np.linspace(0, 440 * 2 * np.pi * frames / video.fps, int(16000 * frames / video.fps)))
+    write_video(str(path), pixels, video.fps, 0.3 * track if sound else None, 16000)
     return path, scene
 
 
 @pytest.fixture(scope="module")
-def cfg(tmp_path_factory) -> dict:
+def cfg(tmp_path_factory) -> VideoSegmentation:
     model = build_tiny(tmp_path_factory, "sam3")
-    sam3 = json.loads(json.dumps(PARAMS["sam3"])) | {"model": str(model)}
-    return PARAMS | {"sam3": sam3, "staging_dir": str(model.parent / "staging")}
+    sam3 = PARAMS.sam3.model_copy(update={"model": str(model)})
+    return PARAMS.model_copy(update={"sam3": sam3, "staging_dir": str(model.parent / "staging")})
 
 
 @pytest.fixture(scope="module")
 def segmenter(cfg) -> Sam3Segmenter:
-    return Sam3Segmenter(cfg["sam3"])
+    return Sam3Segmenter(cfg.sam3)
 
 
 def row(sample_id: str, video: Path, prompts: list[str]) -> dict:
@@ -62,7 +63,7 @@ def test_prompts_put_primary_objects_first():
     summary = ("## Key points\n1. a\n2. b\n3. c\n\n## Visual objects\nSecondary Objects:\n- a white cup | white cup\n"
                "- a white mug | white cup\n- a brown desk | brown desk\nPrimary Objects:\n- a man in red | man in red\n"
                "- a blurry shape | shape\n\n## Emotion indicators\n- none")
-    lookup = category_lookup(yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["vocabulary"])
+    lookup = category_lookup(typed("vocabulary"))
     assert _prompts(summary, 3, lookup, None) == (["man in red", "shape", "white cup"], 0)
     assert _prompts(summary, 5, lookup, None) == (["man in red", "shape", "white cup", "brown desk"], 0)
 
@@ -72,8 +73,8 @@ def test_a_prompt_that_says_what_its_description_does_not_is_replaced_by_the_des
                "- a girl in a red sweater on the right in the background | man man\n"
                "- the hands of the girl in a red sweater | man man's hand\nSecondary Objects:\n"
                "- a black laptop in the middle | black laptop\n\n## Emotion indicators\n- none")
-    lookup = category_lookup(yaml.safe_load((REPO / "conf/base/parameters.yml").read_text())["vocabulary"])
-    prompts, replaced = _prompts(summary, 4, lookup, PARAMS["ungrounded_prompts"])
+    lookup = category_lookup(typed("vocabulary"))
+    prompts, replaced = _prompts(summary, 4, lookup, PARAMS.ungrounded_prompts)
     assert prompts == ["girl in a red sweater", "hands of the girl in a red sweater", "black laptop"]
     assert replaced == 2
 
@@ -93,7 +94,7 @@ def test_masks_video_and_results(cfg, tmp_path):
     assert result["objects"] >= 1, "the tiny SAM3 must find something to draw"
     capture = cv2.VideoCapture(videos["s1"])
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 16
-    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(DEMO["video"]["fps"])
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(DEMO.video.fps)
     # shown 4x (render.min_height 480), the masks at the video's own size
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 480)
     source = cv2.VideoCapture(str(video))
@@ -122,11 +123,11 @@ def test_state_stays_flat_on_a_four_times_longer_video(segmenter, tmp_path):
     prompts = [scene.objects[0].prompt]
     peak = {}
     for bounded in (True, False):
-        segmenter.cfg = segmenter.cfg | {"bounded_memory": bounded}
+        segmenter.cfg = segmenter.cfg.model_copy(update={"bounded_memory": bounded})
         for name, video in (("1x", short), ("4x", long)):
             result = segmenter.track(str(video), prompts, lambda *_: None)
             peak[bounded, name] = max(result.state_bytes)
-    segmenter.cfg = segmenter.cfg | {"bounded_memory": True}
+    segmenter.cfg = segmenter.cfg.model_copy(update={"bounded_memory": True})
     assert peak[True, "4x"] <= 1.1 * peak[True, "1x"]
     # without pruning the same session grows with the video: what the bound is for
     assert peak[False, "4x"] > 2 * peak[False, "1x"]
@@ -155,13 +156,14 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
                            "answer_options": ["A. Happy", "B. Sad"]},
                           {"video_path": str(tmp_path / "clips" / "a.mp4"), "question": "What is on the table?"}]}
     (tmp_path / "demo_config.json").write_text(json.dumps(config))
-    plan = plan_samples([], [], PARAMS | {"demo_config": str(tmp_path / "demo_config.json")})
+    plan = plan_samples([], [], PARAMS.model_copy(update={"demo_config": str(tmp_path / "demo_config.json")}))
     assert [p["video_path"] for p in plan] == [str(tmp_path / "clips" / "a.mp4")] * 2
     assert [p["problem_type"] for p in plan] == ["multiple choice", "free-form"]
     assert len({p["sample_id"] for p in plan}) == 2
-    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())["thinking_generation"]
-    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), {}, thinking,
-                               PARAMS | {"summarizer": "teacher"}, {}, {}, {}, {}, {}, {})
+    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), {}, typed("thinking_generation"),
+                               PARAMS.model_copy(update={"summarizer": "teacher"}), {}, typed("teacher_labeling"),
+                               typed("openai_client"), typed("vocabulary"), typed("summary_qc"),
+                               typed("student_inference"))
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)
 
@@ -178,7 +180,7 @@ def test_the_masked_video_keeps_the_sources_sound(cfg, tmp_path):
 
 
 
-def _all_masks(sam3_cfg: dict, video: Path, prompts: list[str]) -> tuple[list[dict], object]:
+def _all_masks(sam3_cfg: Sam3Settings, video: Path, prompts: list[str]) -> tuple[list[dict], object]:
     seen = []
     result = Sam3Segmenter(sam3_cfg).track(str(video), prompts, lambda i, f, masks, r: seen.append(
         {k: v.copy() for k, v in masks.items()}))
@@ -188,8 +190,8 @@ def _all_masks(sam3_cfg: dict, video: Path, prompts: list[str]) -> tuple[list[di
 def test_batched_prompts_give_the_masks_of_one_detector_pass_per_prompt(cfg, tmp_path):
     video, _ = scene_video(tmp_path / "v.mp4", 5, 12)
     prompts = ["person", "red sofa", "white cup", "dog"]
-    one_by_one, plain = _all_masks(cfg["sam3"] | {"batched_prompts": False}, video, prompts)
-    batched, fast = _all_masks(cfg["sam3"] | {"batched_prompts": True}, video, prompts)
+    one_by_one, plain = _all_masks(cfg.sam3.model_copy(update={"batched_prompts": False}), video, prompts)
+    batched, fast = _all_masks(cfg.sam3.model_copy(update={"batched_prompts": True}), video, prompts)
     assert plain.prompt_of == fast.prompt_of and len(plain.prompt_of) > 1
     assert [sorted(f) for f in batched] == [sorted(f) for f in one_by_one]
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(batched, one_by_one) for k in a)
@@ -197,7 +199,7 @@ def test_batched_prompts_give_the_masks_of_one_detector_pass_per_prompt(cfg, tmp
 
 def test_detecting_every_few_frames_keeps_tracking_in_between(cfg, tmp_path):
     video, _ = scene_video(tmp_path / "v.mp4", 5, 12)
-    every, result = _all_masks(cfg["sam3"] | {"detect_every": 3}, video, ["person", "red sofa"])
+    every, result = _all_masks(cfg.sam3.model_copy(update={"detect_every": 3}), video, ["person", "red sofa"])
     assert result.frames == 12 and result.prompt_of
     # objects found on a detection frame carry masks through the frames without detection
     assert any(masks and index % 3 for index, masks in enumerate(every))
@@ -205,8 +207,8 @@ def test_detecting_every_few_frames_keeps_tracking_in_between(cfg, tmp_path):
 
 def test_a_reduced_input_size_still_segments_the_video(cfg, tmp_path):
     video, _ = scene_video(tmp_path / "v.mp4", 5, 8)
-    full, at_full = _all_masks(cfg["sam3"], video, ["person", "red sofa"])
-    small, at_small = _all_masks(cfg["sam3"] | {"image_size": 112}, video, ["person", "red sofa"])
+    full, at_full = _all_masks(cfg.sam3, video, ["person", "red sofa"])
+    small, at_small = _all_masks(cfg.sam3.model_copy(update={"image_size": 112}), video, ["person", "red sofa"])
     assert at_small.frames == 8 and at_small.prompt_of
     # masks come back at the video's own size whatever the model's input size
     shapes = {m.shape for frame in small for m in frame.values()}

@@ -7,7 +7,6 @@ the venv takes 3.5 GB and about 1.5 minutes to build.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import signal
 import subprocess
@@ -16,15 +15,27 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from thinking_summarizer.io.openai_client import ServerConfigError
+from thinking_summarizer.io.openai_client import ServerConfigError, client_settings
+from thinking_summarizer.schemas.params.shared import ClientSettings, Endpoint, MaxChars
+from thinking_summarizer.schemas.params.teacher import TeacherLabeling
+from thinking_summarizer.schemas.params.thinking import ThinkingClient
 from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, TINY_MODELS, tiny_model_dir
+from .conftest import REPO, small_student, tiny_model_dir, typed
 from .test_real_server import CLIENT, QC, TEACHER, VOCABULARY, chat_requests, free_port, records
+
+
+def served_student(url: str, **endpoint) -> ClientSettings:
+    """The client settings of a student served as `student` at `url`."""
+    return client_settings(CLIENT, Endpoint(base_url=url, model="student", **endpoint), ClientSettings)
+
+
+def teacher_at(url: str, **openai) -> TeacherLabeling:
+    return TEACHER.model_copy(update={"backend": "openai", "openai": TEACHER.openai.model_copy(
+        update={"base_url": url, **openai})})
 
 pytestmark = pytest.mark.vllm
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
@@ -39,10 +50,7 @@ def student_with_adapter(tmp_path_factory) -> tuple[Path, Path]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    recipe = copy.deepcopy(TINY_MODELS["student"])
-    recipe["pretrain"]["steps"] = 0
-    recipe |= {"vocab_size": 400, "model": {"hidden_size": 64, "layers": 2, "heads": 2, "kv_heads": 2,
-                                             "max_positions": 2048, "rope_theta": 1e4, "tie_embeddings": False}}
+    recipe = small_student(max_positions=2048, rope_theta=1e4)
     texts = ["The woman in a red coat smiles at the man on the left.", "## Key points", "- person: a woman"] * 20
     base = tiny_model_dir(tmp_path_factory, "student-base")
     base.mkdir(parents=True)
@@ -108,8 +116,7 @@ def test_served_student_with_its_adapter_writes_what_the_local_one_writes(vllm_s
     bare = untrained(str(base), instruction, device="cpu").summarize(thinkings, 6, 24).texts
     before = chat_requests(log_path, '" 200')
     served = ServedStudent({"instruction": instruction, "base_model": str(base)},
-                           CLIENT | {"base_url": url, "model": "student", "api_key_env": None,
-                                     "concurrency": 6, "timeout_s": 120}).summarize(thinkings, 6, 24)
+                           served_student(url, concurrency=6, timeout_s=120)).summarize(thinkings, 6, 24)
     # a random model writes byte tokens: where max_tokens cuts a character in half, transformers decodes the
     # half as U+FFFD and vLLM's detokenizer holds it back
     assert [t.rstrip("\ufffd") for t in served.texts] == [t.rstrip("\ufffd") for t in expected] != bare
@@ -130,14 +137,13 @@ def test_served_student_is_held_to_the_grammar_of_its_card(vllm_server, student_
 
     url, _ = vllm_server
     base, adapter = student_with_adapter
-    limits = {"key_point": 30, "description": 30, "emotion_indicator": 15, "sam3_prompt": 15}
+    limits = MaxChars(key_point=30, description=30, emotion_indicator=15, sam3_prompt=15)
     card = {"instruction": "Summarise the reasoning.", "base_model": str(base),
-            "grammar": summary_grammar(VOCABULARY, QC | {"max_chars": limits})}
+            "grammar": summary_grammar(VOCABULARY, QC.model_copy(update={"max_chars": limits}))}
     thinkings = [t["thinking"] for t in records(3)]
     local = Student(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter),
                     AutoTokenizer.from_pretrained(base), card).summarize(thinkings, 3, 1500).texts
-    served = ServedStudent(card, CLIENT | {"base_url": url, "model": "student", "api_key_env": None,
-                                           "concurrency": 3, "timeout_s": 300}).summarize(thinkings, 3, 1500).texts
+    served = ServedStudent(card, served_student(url, concurrency=3, timeout_s=300)).summarize(thinkings, 3, 1500).texts
     assert served == local
     for text in served:
         parse(text, category_lookup(VOCABULARY))
@@ -148,11 +154,9 @@ def test_teacher_json_schema_is_honoured(vllm_server, student_with_adapter, tmp_
     summary's JSON; without it the same model writes no JSON. The teacher stays in JSON mode."""
     base, _ = student_with_adapter
     url, log_path = vllm_server
-    cfg = copy.deepcopy(TEACHER)
-    cfg["backend"] = "openai"
-    cfg["openai"] |= {"base_url": url, "model": str(base), "cache_path": str(tmp_path / "cache.sqlite"),
-                      "max_tokens": 64, "timeout_s": 120, "concurrency": 3, "backoff_base_s": 0.1}
-    teacher = build_teacher(cfg, VOCABULARY, QC)
+    cfg = teacher_at(url, model=str(base), cache_path=str(tmp_path / "cache.sqlite"), max_tokens=64, timeout_s=120,
+                     concurrency=3)
+    teacher = build_teacher(cfg, VOCABULARY, QC, CLIENT)
     body = teacher._body(teacher._first_turn(records(1)[0]["thinking"]))
     assert body["response_format"]["type"] == "json_schema"
     constrained = httpx.post(f"{url.removesuffix('/v1')}{CHAT}", json=body, timeout=120).json()
@@ -165,14 +169,12 @@ def test_teacher_json_schema_is_honoured(vllm_server, student_with_adapter, tmp_
     # a random model fills the schema's strings until max_tokens: cut off, never free text or a markdown switch
     assert labels == [] and {r["reason"] for r in rejects} == {"truncated"}
     assert usage["api_calls"] == chat_requests(log_path, '" 200') - before >= 3
-    assert build_teacher(cfg, VOCABULARY, QC).mode == "json_schema"
+    assert build_teacher(cfg, VOCABULARY, QC, CLIENT).mode == "json_schema"
 
 
 def test_a_model_the_server_does_not_have_stops_the_run_with_the_servers_words(vllm_server, tmp_path):
     url, _ = vllm_server
-    cfg = copy.deepcopy(TEACHER)
-    cfg["backend"] = "openai"
-    cfg["openai"] |= {"base_url": url, "model": "qwen-max", "cache_path": str(tmp_path / "cache.sqlite")}
+    cfg = teacher_at(url, model="qwen-max", cache_path=str(tmp_path / "cache.sqlite"))
     with pytest.raises(ServerConfigError, match=r"HTTP 404: The model `qwen-max` does not exist"):
         label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
 
@@ -186,14 +188,14 @@ def test_the_thinking_client_knows_vllm_by_its_routes(vllm_server):
     from thinking_summarizer.io.openai_client import OpenAICompatibleClient
 
     url, _ = vllm_server
-    thinking = yaml.safe_load((REPO / "conf/base/parameters_thinking_generation.yml").read_text())[
-        "thinking_generation"]
-    cfg = CLIENT | thinking["openai"] | {"base_url": url, "api_key_env": None}
+    thinking = typed("thinking_generation")
+    thinking = thinking.model_copy(update={"openai": thinking.openai.model_copy(update={"base_urls": [url]})})
+    cfg = client_settings(CLIENT, thinking.openai, ThinkingClient).model_copy(update={"base_url": url})
 
     async def routes() -> set[str]:
         async with OpenAICompatibleClient(cfg, "thinking_generation.openai") as client:
             return await client.routes()
 
     assert identify(asyncio.run(routes())) == "vllm"
-    plan = OpenAIServerGenerator(cfg, thinking["prompt"], thinking["generation"]).plan(url, "vllm")
+    plan = OpenAIServerGenerator.from_config(thinking, CLIENT).plan(url, "vllm")
     assert (plan.transport, plan.audio, plan.frames) == ("data_url", True, False)

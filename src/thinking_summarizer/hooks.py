@@ -12,7 +12,7 @@ from kedro.framework.hooks import hook_impl
 from thinking_summarizer.errors import ConfigurationError, PreflightError
 from thinking_summarizer.reporting.run_summary import summary_lines
 from thinking_summarizer.runtime import preflight
-from thinking_summarizer.schemas import override_errors, parameter_errors
+from thinking_summarizer.schemas import RunParams, override_errors, parameter_errors
 
 log = logging.getLogger(__name__)
 
@@ -39,38 +39,39 @@ class CredentialsHook:
             credentials = context.config_loader["credentials"]
         except MissingConfigException:
             return
-        for section in _key_settings(context.params):
+        for section in _key_settings(context.config_loader["parameters"]):
             key = (credentials.get(section["credentials"]) or {}).get("api_key")
             if key and not os.environ.get(section["api_key_env"]):
                 os.environ[section["api_key_env"]] = key
 
 
-class ParameterCheckHook:
+class ParametersHook:
     """Refuse to start a run whose parameters are wrong, or whose models or GPU are not there, naming every
-    problem at once, before any node runs."""
+    problem at once, before any node runs. Nodes get their sections as the typed models of `schemas.params`:
+    Kedro builds each from its node's type hint; this check covers every section, also those no node of the run
+    reads, and names a misspelt key's nearest known one."""
 
     def __init__(self) -> None:
-        self.reference: dict[str, Any] = {}
+        self.typed: RunParams | None = None
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before any other hook reads the parameters
     def after_context_created(self, context) -> None:
-        """conf/base's parameters as Kedro's own loader reads them, the reference every override's keys are
-        checked against."""
         loader = context.config_loader
         base = OmegaConfigLoader(str(loader.conf_source), env=loader.base_env, base_env=loader.base_env,
                                  default_run_env=loader.base_env)
-        self.reference = base["parameters"]
+        params = loader["parameters"]  # with the run's --params; not `context.params`, which Kedro builds models in
+        open_mappings = (params.get("parameter_check") or {}).get("open_mappings", [])
+        errors = override_errors(params, base["parameters"], open_mappings)
+        self.typed, invalid = parameter_errors(params)
+        named = {error.split(":")[0] for error in errors}  # a misspelt key once, with its nearest known one
+        errors += [error for error in invalid if error.split(":")[0] not in named]
+        if errors:
+            raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        params = catalog.load("parameters")
-        errors = parameter_errors(params)
-        if self.reference:
-            errors += override_errors(params, self.reference, params["parameter_check"]["open_mappings"])
-        if errors:
-            raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
         reads = {name for node in pipeline.nodes for name in node.inputs}
-        missing = preflight.problems(params, reads, pipeline.all_outputs(), params["preflight"])
+        missing = preflight.problems(self.typed, reads, pipeline.all_outputs(), self.typed.preflight)
         if missing:
             raise PreflightError("Preflight: this run cannot load what it needs:\n  " + "\n  ".join(missing))
 

@@ -7,8 +7,8 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local",
                       "merge_strategy": {"parameters": "soft", "catalog": "soft"}}
 
-from thinking_summarizer.hooks import CredentialsHook, ParameterCheckHook, RunSummaryHook  # noqa: E402
+from thinking_summarizer.hooks import CredentialsHook, ParametersHook, RunSummaryHook  # noqa: E402
 from thinking_summarizer.tracking.hook import TrackingHook  # noqa: E402
 
 TRACKING = TrackingHook()
-HOOKS = (ParameterCheckHook(), CredentialsHook(), TRACKING, RunSummaryHook(TRACKING))
+HOOKS = (ParametersHook(), CredentialsHook(), TRACKING, RunSummaryHook(TRACKING))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from thinking_summarizer.schemas.params.data import DemoData
 
 HORIZONTAL = {"left": 0.2, "center": 0.5, "right": 0.8}
 SIDE_PHRASE = {"left": "on the left", "center": "in the middle", "right": "on the right"}
@@ -64,7 +65,6 @@ class Scene:
     answer_letter: str
     context: str = ""
     thinking: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def solution(self) -> str:
@@ -78,9 +78,9 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _person(rng: random.Random, cfg: dict, colour: str, side: str, depth: str) -> PlacedObject:
-    noun = rng.choice(cfg["people"]["nouns"])
-    garment = rng.choice(cfg["people"]["garments"])
+def _person(rng: random.Random, cfg: DemoData, colour: str, side: str, depth: str) -> PlacedObject:
+    noun = rng.choice(cfg.people.nouns)
+    garment = rng.choice(cfg.people.garments)
     return PlacedObject(
         category="person", noun=noun, colour=colour,
         description=f"{_article(noun)} {noun} in {_article(colour)} {colour} {garment} {SIDE_PHRASE[side]} in the {depth}",
@@ -89,40 +89,40 @@ def _person(rng: random.Random, cfg: dict, colour: str, side: str, depth: str) -
     )
 
 
-def _thing(rng: random.Random, cfg: dict, category: str, colour: str, side: str, depth: str) -> PlacedObject:
-    spec = cfg["things"][category]
-    noun = rng.choice(spec["nouns"])
+def _thing(rng: random.Random, cfg: DemoData, category: str, colour: str, side: str, depth: str) -> PlacedObject:
+    spec = cfg.things[category]
+    noun = rng.choice(spec.nouns)
     return PlacedObject(
         category=category, noun=noun, colour=colour,
         description=f"{_article(colour)} {colour} {noun} {SIDE_PHRASE[side]} in the {depth}",
         prompt=f"{colour} {noun}", priority="secondary",
-        side=side, depth=depth, size=tuple(spec["size"]),
+        side=side, depth=depth, size=tuple(spec.size),
         velocity=(rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 0.3)),
     )
 
 
-def make_scene(index: int, cfg: dict) -> Scene:
+def make_scene(index: int, cfg: DemoData) -> Scene:
     """Build scene `index` deterministically from the demo config and its seed."""
-    rng = random.Random(f"{cfg['seed']}:{index}")
+    rng = random.Random(f"{cfg.seed}:{index}")
     n_objects = rng.choice([3, 4])
     n_people = rng.choice([1, 1, 2])
-    colours = rng.sample(sorted(cfg["colours"]), n_objects)
+    colours = rng.sample(sorted(cfg.colours), n_objects)
     slots = rng.sample([(s, d) for s in HORIZONTAL for d in DEPTH], n_objects)
-    categories = rng.sample(sorted(cfg["things"]), n_objects - n_people + 2)
+    categories = rng.sample(sorted(cfg.things), n_objects - n_people + 2)
     objects = [_person(rng, cfg, colours[i], *slots[i]) for i in range(n_people)]
     objects += [
         _thing(rng, cfg, categories[i - n_people], colours[i], *slots[i])
         for i in range(n_people, n_objects)
     ]
-    distractors = [cfg["things"][c]["nouns"][0] for c in categories[n_objects - n_people:]]
-    emotion = rng.choice(sorted(cfg["emotions"]))
-    options_emotions = [emotion, *rng.sample(sorted(set(cfg["emotions"]) - {emotion}), 3)]
+    distractors = [cfg.things[c].nouns[0] for c in categories[n_objects - n_people:]]
+    emotion = rng.choice(sorted(cfg.emotions))
+    options_emotions = [emotion, *rng.sample(sorted(set(cfg.emotions) - {emotion}), 3)]
     rng.shuffle(options_emotions)
     letters = string.ascii_uppercase
     subject = objects[0]
     scene = Scene(
         scene_id=f"scene_{index:04d}",
-        setting=rng.choice(cfg["settings"]),
+        setting=rng.choice(cfg.settings),
         objects=objects,
         distractors=distractors,
         emotion=emotion,
@@ -134,10 +134,10 @@ def make_scene(index: int, cfg: dict) -> Scene:
     return scene
 
 
-def _chain(rng: random.Random, scene: Scene, cfg: dict) -> tuple[str, str]:
+def _chain(rng: random.Random, scene: Scene, cfg: DemoData) -> tuple[str, str]:
     """The context and the thinking: every visible object, the ruled-out ones, the emotion cues."""
     subject = scene.objects[0]
-    cues = cfg["emotions"][scene.emotion]
+    cues = cfg.emotions[scene.emotion]
     visible = ", ".join(o.description for o in scene.objects)
     context = (
         f"The video shows {scene.setting}. In view are {visible}. "
@@ -148,7 +148,7 @@ def _chain(rng: random.Random, scene: Scene, cfg: dict) -> tuple[str, str]:
     options = [o.split(". ", 1)[1].lower() for o in scene.options]
     rejections = [
         f"The option {other} does not fit, since I see none of the signs of it such as "
-        f"{cfg['emotions'][other][0]}."
+        f"{cfg.emotions[other][0]}."
         for other in options if other != scene.emotion
     ]
     verdict = (
@@ -160,7 +160,7 @@ def _chain(rng: random.Random, scene: Scene, cfg: dict) -> tuple[str, str]:
     rng.shuffle(body)
     closing = [verdict, *rejections, f"So the answer is {scene.answer_letter}."]
     fillers = rng.sample(_FILLER, len(_FILLER))
-    lo, hi = cfg["thinking_chars"]["min"], cfg["thinking_chars"]["max"]
+    lo, hi = cfg.thinking_chars.min, cfg.thinking_chars.max
     parts = [opening, *body, *closing]
     while len(" ".join(parts)) < lo and fillers:
         parts.insert(1 + rng.randrange(len(body) + 1), fillers.pop())

@@ -7,6 +7,7 @@ import numpy as np
 
 from thinking_summarizer.demo.scenes import DEPTH, HORIZONTAL, PlacedObject, Scene
 from thinking_summarizer.io.media import VideoWriter
+from thinking_summarizer.schemas.params.data import DemoAudio
 
 SKIN_BGR = (140, 180, 225)
 
@@ -42,7 +43,7 @@ def _draw(canvas: np.ndarray, obj: PlacedObject, box: tuple[int, int, int, int],
         cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, -1)
 
 
-def render(scene: Scene, colours: dict[str, list[int]], width: int, height: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def render(scene: Scene, colours: dict[str, tuple[int, int, int]], width: int, height: int, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Frames (T, H, W, 3) BGR uint8 and masks (T, H, W) uint8 labelled by object id (1-based)."""
     ramp = np.linspace(150, 110, height, dtype=np.float32)[:, None, None]
     background = np.broadcast_to(ramp * np.array([0.95, 1.0, 1.05], dtype=np.float32), (height, width, 3))
@@ -62,14 +63,14 @@ def render(scene: Scene, colours: dict[str, list[int]], width: int, height: int,
     return frames, masks
 
 
-def voice(scene: Scene, audio: dict, seconds: float) -> np.ndarray | None:
+def voice(scene: Scene, audio: DemoAudio, seconds: float) -> np.ndarray | None:
     """A speech-like track: syllable bursts at the emotion's pitch; None for the scenes left silent."""
     rng = np.random.default_rng(int(scene.scene_id.split("_")[-1]))
-    if rng.random() < audio["silent_share"]:
+    if rng.random() < audio.silent_share:
         return None
-    rate = audio["sampling_rate"]
+    rate = audio.sampling_rate
     t = np.arange(int(seconds * rate)) / rate
-    pitch = audio["pitch_hz"][scene.emotion] * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
+    pitch = audio.pitch_hz[scene.emotion] * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))
     syllables = (np.sin(2 * np.pi * rng.uniform(2.5, 4.5) * t) > 0.2).astype(np.float32)
     return (0.3 * syllables * np.sin(2 * np.pi * np.cumsum(pitch) / rate)).astype(np.float32)
 

@@ -8,12 +8,14 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import build_generator
 from thinking_summarizer.io.result_cache import ResponseCache, request_key
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +27,18 @@ def _media_digest(path: Path, size: int, mtime_ns: int) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _request(model_id: str, cfg: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
+def _request(model_id: str, cfg: ThinkingGeneration, sample: Row) -> Row:
     """Everything a generation depends on: model, prompt, sampling knobs, the media bytes and the question."""
     path = Path(sample["video_path"])
     stat = path.stat() if path.is_file() else None
     media = _media_digest(path, stat.st_size, stat.st_mtime_ns) if stat else f"missing:{path}"
-    return {"model": model_id, "prompt": cfg["prompt"], "generation": cfg["generation"], "media": media,
+    return {"model": model_id, "prompt": cfg.prompt, "generation": cfg.generation, "media": media,
             "question": [sample["question"], sample["options"], sample["problem_type"],
                          sample.get("reference_thinking")]}
 
 
-def generate_cached(samples: list[dict[str, Any]], cache: ResponseCache, cfg: dict[str, Any],
-                    client: dict[str, Any], label: str = "thinking") -> list[dict[str, Any]]:
+def generate_cached(samples: list[Row], cache: ResponseCache, cfg: ThinkingGeneration, client: ClientPolicy,
+                    label: str = "thinking") -> list[Row]:
     """One record per sample, in order (sample_id, generator_id, raw_text, tokens, error); finished ones come
     from the cache, new ones are written to it at once. A transient failure keeps its own message and is asked
     again on a rerun; a configuration error from a server stops the run."""
@@ -48,7 +50,7 @@ def generate_cached(samples: list[dict[str, Any]], cache: ResponseCache, cfg: di
     todo = [s for s in samples if s["sample_id"] not in done]
     log.info("%s: %d samples, %d already generated", label, len(samples), len(samples) - len(todo))
     started, tokens = time.perf_counter(), 0
-    chunk = cfg.get("checkpoint_every", 32)
+    chunk = cfg.checkpoint_every
     try:
         with tqdm(total=len(todo), desc=label, unit="sample") as bar:
             for start in range(0, len(todo), chunk):

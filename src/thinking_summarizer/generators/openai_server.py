@@ -8,21 +8,22 @@ import base64
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
 from thinking_summarizer.generators import Generation, user_text
 from thinking_summarizer.io.media import probe
 from thinking_summarizer.io.openai_client import (
-    CallFailed, OpenAICompatibleClient, ServerConfigError, client_settings, is_local,
+    Body, CallFailed, OpenAICompatibleClient, ServerConfigError, client_settings, is_local,
 )
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy
+from thinking_summarizer.schemas.params.thinking import GenerationSettings, ThinkingClient, ThinkingGeneration, ThinkingPrompt
 
 CONF_KEY = "thinking_generation.openai"
 log = logging.getLogger(__name__)
 # a route only that server publishes in its OpenAPI document
 SIGNATURE_ROUTES = {"transformers": "/load_model", "vllm": "/version"}
-TRANSPORTS = ("auto", "data_url", "path", "http")
 
 
 @dataclass(frozen=True)
@@ -46,23 +47,17 @@ class OpenAIServerGenerator:
     """Sends the video (as `video_transport` says) and the question; spreads requests over `base_urls`."""
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], client: dict[str, Any] | None) -> OpenAIServerGenerator:
-        return cls(client_settings(client, cfg["openai"]), cfg["prompt"], cfg["generation"])
+    def from_config(cls, cfg: ThinkingGeneration, client: ClientPolicy) -> OpenAIServerGenerator:
+        return cls(client_settings(client, cfg.openai, ThinkingClient), cfg.prompt, cfg.generation)
 
-    def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], generation: dict[str, Any]):
+    def __init__(self, cfg: ThinkingClient, prompt: ThinkingPrompt, generation: GenerationSettings):
         self.cfg, self.prompt, self.generation = cfg, prompt, generation
-        self.model_id = cfg["model"]
-        if cfg["video_transport"] not in TRANSPORTS:
-            raise ValueError(f"{CONF_KEY}.video_transport: {cfg['video_transport']!r} is not one of {TRANSPORTS}")
-        if cfg["server"] not in ("auto", "other", *SIGNATURE_ROUTES):
-            raise ValueError(f"{CONF_KEY}.server: {cfg['server']!r} is not auto, other or one of {list(SIGNATURE_ROUTES)}")
-        if cfg["video_transport"] == "http" and not cfg.get("video_base_url"):
-            raise ValueError(f"{CONF_KEY}.video_base_url is required with video_transport: http")
+        self.model_id = cfg.model
         self._plans: dict[str, ServerPlan] = {}  # per server, asked once: generate() runs once per checkpoint chunk
 
     def plan(self, url: str, kind: str) -> ServerPlan:
         """The requests one server can take, or a ServerConfigError saying why the configured ones cannot be."""
-        transport = self.cfg["video_transport"]
+        transport = self.cfg.video_transport
         if transport == "auto":
             transport = "data_url" if kind != "transformers" else "path" if is_local(url) else "http"
         if kind == "transformers" and transport == "data_url":
@@ -73,19 +68,19 @@ class OpenAIServerGenerator:
         if transport == "path" and not is_local(url):
             raise ServerConfigError(f"{CONF_KEY}.video_transport: path sends this machine's file paths, and {url} "
                                     "is another machine; use data_url or http")
-        if transport == "http" and not self.cfg.get("video_base_url"):
+        if transport == "http" and not self.cfg.video_base_url:
             raise ServerConfigError(f"{CONF_KEY}.video_base_url is required to send videos by http to {url}"
                                     + (" (a transformers serve on another machine)" if kind == "transformers" else ""))
-        return ServerPlan(url, kind, transport, audio=bool(self.cfg.get("audio_fields")) and kind != "transformers",
-                          frames=bool(self.cfg.get("num_frames")) and kind == "transformers")
+        return ServerPlan(url, kind, transport, audio=bool(self.cfg.audio_fields) and kind != "transformers",
+                          frames=bool(self.cfg.num_frames) and kind == "transformers")
 
     async def _plan(self, client: OpenAICompatibleClient) -> ServerPlan:
         if client.base_url in self._plans:
             return self._plans[client.base_url]
-        kind = self.cfg["server"] if self.cfg["server"] != "auto" else identify(await client.routes())
+        kind = self.cfg.server if self.cfg.server != "auto" else identify(await client.routes())
         plan = self._plans[client.base_url] = self.plan(client.base_url, kind)
         log.info("Thinking server %s (%s): video by %s%s%s", plan.url, kind, plan.transport,
-                 ", audio fields" if plan.audio else "", f", {self.cfg['num_frames']} frames at most" if plan.frames else "")
+                 ", audio fields" if plan.audio else "", f", {self.cfg.num_frames} frames at most" if plan.frames else "")
         return plan
 
     def _video_url(self, path: Path, transport: str) -> str:
@@ -95,9 +90,9 @@ class OpenAIServerGenerator:
             return f"data:video/mp4;base64,{base64.b64encode(path.read_bytes()).decode()}"
         if transport == "path":
             return str(path.resolve())
-        return f"{self.cfg['video_base_url'].rstrip('/')}/{path.name}"
+        return f"{self.cfg.video_base_url.rstrip('/')}/{path.name}"
 
-    def request(self, sample: dict[str, Any], plan: ServerPlan) -> dict[str, Any]:
+    def request(self, sample: Row, plan: ServerPlan) -> Body:
         """The chat-completions body for one sample to one server: the audio fields only where conf names them
         and the server takes them, the frame count (`num_frames`, at most the video's) where the server reads
         one."""
@@ -107,22 +102,22 @@ class OpenAIServerGenerator:
         body = {
             "model": self.model_id,
             "messages": [
-                {"role": "system", "content": self.prompt["system"]},
+                {"role": "system", "content": self.prompt.system},
                 {"role": "user", "content": [
                     {"type": "video_url", "video_url": {"url": self._video_url(path, plan.transport)}},
                     {"type": "text", "text": user_text(sample, self.prompt, with_audio)},
                 ]},
             ],
-            "max_tokens": self.generation["max_new_tokens"], "temperature": self.generation["temperature"],
-            "top_p": self.generation["top_p"],
+            "max_tokens": self.generation.max_new_tokens, "temperature": self.generation.temperature,
+            "top_p": self.generation.top_p,
         }
-        body |= (self.cfg["audio_fields"] if with_audio else {}) | (self.cfg.get("extra_fields") or {})
+        body |= ((self.cfg.audio_fields or {}) if with_audio else {}) | (self.cfg.extra_fields or {})
         if plan.frames:
-            frames = min(self.cfg["num_frames"], info["num_frames"] or self.cfg["num_frames"])
+            frames = min(self.cfg.num_frames, info["num_frames"] or self.cfg.num_frames)
             body["chat_template_kwargs"] = (body.get("chat_template_kwargs") or {}) | {"num_frames": frames}
         return body
 
-    async def _one(self, client: OpenAICompatibleClient, plan: ServerPlan, sample: dict[str, Any]) -> Generation:
+    async def _one(self, client: OpenAICompatibleClient, plan: ServerPlan, sample: Row) -> Generation:
         sid = sample["sample_id"]
         try:
             body = self.request(sample, plan)
@@ -138,14 +133,14 @@ class OpenAIServerGenerator:
             return Generation(sid, error=f"generation_error: internal_error: {type(err).__name__}: {err}")
         return Generation(sid, reply.content, reply.usage["completion_tokens"])
 
-    async def _all(self, samples: list[dict[str, Any]]) -> list[Generation]:
-        clients = [OpenAICompatibleClient(self.cfg | {"base_url": url}, CONF_KEY) for url in self.cfg["base_urls"]]
+    async def _all(self, samples: list[Row]) -> list[Generation]:
+        clients = [OpenAICompatibleClient(self.cfg.model_copy(update={"base_url": url}), CONF_KEY) for url in self.cfg.base_urls]
         bar = None
         try:
             plans = [await self._plan(client) for client in clients]  # refused here, before any sample is sent
             bar = tqdm(total=len(samples), desc=f"thinking {self.model_id}", unit="sample")
 
-            async def run(index: int, sample: dict[str, Any]) -> Generation:
+            async def run(index: int, sample: Row) -> Generation:
                 at = index % len(clients)
                 result = await self._one(clients[at], plans[at], sample)
                 bar.update()
@@ -158,5 +153,5 @@ class OpenAIServerGenerator:
             for client in clients:
                 await client.http.aclose()
 
-    def generate(self, samples: list[dict[str, Any]]) -> list[Generation]:
+    def generate(self, samples: list[Row]) -> list[Generation]:
         return asyncio.run(self._all(samples))

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from thinking_summarizer.generators import Generation
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 
 
 class ReferenceGenerator:
     model_id = "reference"
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], client: dict[str, Any] | None) -> ReferenceGenerator:
+    def from_config(cls, cfg: ThinkingGeneration, client: ClientPolicy) -> ReferenceGenerator:
         return cls()
 
-    def generate(self, samples: list[dict[str, Any]]) -> list[Generation]:
+    def generate(self, samples: list[Row]) -> list[Generation]:
         out = []
         for s in samples:
             if not s.get("reference_thinking"):

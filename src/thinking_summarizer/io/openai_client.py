@@ -26,21 +26,25 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from thinking_summarizer.errors import UserFacingError
 from thinking_summarizer.io.ratelimit import TokenBucket
+from thinking_summarizer.schemas.params.shared import ClientPolicy, ClientSettings, Endpoint
 
 log = logging.getLogger(__name__)
+Body = dict[str, Any]  # a chat-completions request as JSON
+S = TypeVar("S", bound=ClientSettings)
 TRANSIENT = {"rate_limited", "server_error", "timeout", "connection_error", "invalid_response", "server_unavailable"}
 
 
-def client_settings(shared: dict[str, Any] | None, section: dict[str, Any]) -> dict[str, Any]:
-    """A backend's client settings: the shared policy (`params:openai_client`), overridden by its own section."""
-    return (shared or {}) | section
+def client_settings(shared: ClientPolicy, section: Endpoint, into: type[S]) -> S:
+    """A backend's client settings (`into`: its section's fields and the policy's): the shared policy
+    (`params:openai_client`), overridden by what its own section sets."""
+    return into.model_validate(shared.model_dump() | section.model_dump(exclude_unset=True))
 
 
 class ServerConfigError(UserFacingError, RuntimeError):
@@ -201,28 +205,28 @@ class OpenAICompatibleClient:
     """Use as `async with OpenAICompatibleClient(cfg, "teacher_labeling.openai") as client:`; `name` is the conf
     key that errors point at."""
 
-    def __init__(self, cfg: dict[str, Any], name: str):
+    def __init__(self, cfg: ClientSettings, name: str):
         self.cfg, self.name = cfg, name
-        base_url = cfg.get("base_url")
+        base_url = cfg.base_url
         if not base_url or urlsplit(str(base_url)).scheme not in ("http", "https"):
             raise ServerConfigError(f"{name}.base_url is required: the http(s) URL of the OpenAI-compatible server "
                                     f"(got {base_url!r}); there is no default host")
         self.base_url = str(base_url).rstrip("/")
         self.headers = {"Content-Type": "application/json"}
-        key = os.environ.get(cfg["api_key_env"]) if cfg.get("api_key_env") else None
+        key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
             _KEYS.add(key)
         elif not is_local(self.base_url):
             raise ServerConfigError(
-                f"No API key for {self.base_url}: set the environment variable {cfg.get('api_key_env')} "
+                f"No API key for {self.base_url}: set the environment variable {cfg.api_key_env} "
                 f"(or its entry in conf/local/credentials.yml); only a server on this machine may go without one")
-        self.limit = AdaptiveLimit(cfg["concurrency"])
-        self.requests = TokenBucket(cfg.get("requests_per_minute"))
-        self.tokens = TokenBucket(cfg.get("tokens_per_minute"))
-        self.config_error = re.compile("|".join(cfg["config_error_patterns"]), re.IGNORECASE)
-        self.sample_error = re.compile("|".join(cfg["sample_error_patterns"]), re.IGNORECASE)
-        timeout = httpx.Timeout(cfg["timeout_s"], connect=cfg.get("connect_timeout_s", 10))
+        self.limit = AdaptiveLimit(cfg.concurrency)
+        self.requests = TokenBucket(cfg.requests_per_minute)
+        self.tokens = TokenBucket(cfg.tokens_per_minute)
+        self.config_error = re.compile("|".join(cfg.config_error_patterns), re.IGNORECASE)
+        self.sample_error = re.compile("|".join(cfg.sample_error_patterns), re.IGNORECASE)
+        timeout = httpx.Timeout(cfg.timeout_s, connect=cfg.connect_timeout_s)
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
         self.fresh_calls = 0
@@ -263,8 +267,8 @@ class OpenAICompatibleClient:
         parts, finish, refusal, usage, size = [], None, None, {}, 0
         async for line in response.aiter_lines():
             size += len(line)
-            if size > self.cfg["max_response_bytes"]:
-                raise CallFailed("oversized_reply", f"the reply passed {self.cfg['max_response_bytes']} bytes")
+            if size > self.cfg.max_response_bytes:
+                raise CallFailed("oversized_reply", f"the reply passed {self.cfg.max_response_bytes} bytes")
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -290,13 +294,13 @@ class OpenAICompatibleClient:
         return Reply("".join(parts), finish, refusal, {"prompt_tokens": _count(usage.get("prompt_tokens")),
                                                        "completion_tokens": _count(usage.get("completion_tokens"))})
 
-    async def _attempt(self, body: dict[str, Any]) -> Reply:
+    async def _attempt(self, body: Body) -> Reply:
         url = f"{self.base_url}/chat/completions"
-        stream = bool(self.cfg.get("stream"))
+        stream = bool(self.cfg.stream)
         if stream:
-            body = body | {"stream": True} | ({"stream_options": self.cfg["stream_options"]}
-                                             if self.cfg.get("stream_options") else {})
-        async with asyncio.timeout(self.cfg["timeout_s"]):  # the whole answer, not just each read
+            body = body | {"stream": True} | ({"stream_options": self.cfg.stream_options}
+                                             if self.cfg.stream_options else {})
+        async with asyncio.timeout(self.cfg.timeout_s):  # the whole answer, not just each read
             async with self.http.stream("POST", url, json=body, headers=self.headers) as response:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")
@@ -306,8 +310,8 @@ class OpenAICompatibleClient:
                 raw = bytearray()
                 async for piece in response.aiter_bytes():
                     raw += piece
-                    if len(raw) > self.cfg["max_response_bytes"]:
-                        raise CallFailed("oversized_reply", f"the reply passed {self.cfg['max_response_bytes']} bytes")
+                    if len(raw) > self.cfg.max_response_bytes:
+                        raise CallFailed("oversized_reply", f"the reply passed {self.cfg.max_response_bytes} bytes")
         try:
             parsed = json.loads(raw)
         except (ValueError, RecursionError) as err:
@@ -326,11 +330,11 @@ class OpenAICompatibleClient:
         `deadline_s` has passed: a hung server costs minutes, not samples x timeout. A server that keeps answering
         while requests time out is queueing them (one generation at a time): those are asked again, fewer at once."""
         if self.unavailable is None:
-            limit, deadline = self.cfg["circuit_breaker_timeouts"], self.cfg.get("deadline_s")
+            limit, deadline = self.cfg.circuit_breaker_timeouts, self.cfg.deadline_s
             silent = time.monotonic() - self.last_answer
-            if limit and self.timeouts_in_a_row >= limit and silent >= self.cfg["timeout_s"]:
+            if limit and self.timeouts_in_a_row >= limit and silent >= self.cfg.timeout_s:
                 self.unavailable = (f"{self.base_url} timed out {self.timeouts_in_a_row} times in a row and answered "
-                                    f"nothing for {silent:.0f} s (timeout_s {self.cfg['timeout_s']}): it looks hung")
+                                    f"nothing for {silent:.0f} s (timeout_s {self.cfg.timeout_s}): it looks hung")
             elif deadline and time.monotonic() - self.started > deadline:
                 self.unavailable = f"the deadline of {deadline} s for {self.name} has passed"
             if self.unavailable:
@@ -339,21 +343,21 @@ class OpenAICompatibleClient:
             raise CallFailed("server_unavailable", self.unavailable)
 
     def _backoff(self, attempt: int) -> float:
-        base = self.cfg["backoff_base_s"] * 2 ** attempt
-        jitter = self.cfg["backoff_jitter"]  # spread, so clients that failed together do not retry together
-        return min(self.cfg["backoff_max_s"], base) * random.uniform(1 - jitter, 1 + jitter)
+        base = self.cfg.backoff_base_s * 2 ** attempt
+        jitter = self.cfg.backoff_jitter  # spread, so clients that failed together do not retry together
+        return min(self.cfg.backoff_max_s, base) * random.uniform(1 - jitter, 1 + jitter)
 
-    async def chat(self, body: dict[str, Any]) -> tuple[Reply, int]:
+    async def chat(self, body: Body) -> tuple[Reply, int]:
         """One answer for a chat-completions `body`, retrying what is transient; returns (reply, calls made).
 
         Raises `CallFailed` when the retries are spent or the failure is about this request alone, and
         `ServerConfigError` when the server says the configuration is wrong."""
         # what the tokens-per-minute limit is charged before the reply says (no tokenizer on the client side)
         chars = sum(len(json.dumps(m.get("content"))) for m in body.get("messages", []))
-        estimate = int(chars / self.cfg["chars_per_token"]) + int(body.get("max_tokens") or 0)
+        estimate = int(chars / self.cfg.chars_per_token) + int(body.get("max_tokens") or 0)
         timeouts, same_errors = 0, 0
         failure = CallFailed("server_error", "no attempt made")
-        for attempt in range(self.cfg["max_attempts"]):
+        for attempt in range(self.cfg.max_attempts):
             self._check_available()
             await self.requests.take(1)
             await self.tokens.take(estimate)
@@ -375,7 +379,7 @@ class OpenAICompatibleClient:
                 failure = err
                 if err.reason not in TRANSIENT:
                     raise CallFailed(err.reason, err.detail, attempt + 1) from err
-                if err.reason == "server_error" and same_errors >= self.cfg["same_error_attempts"]:
+                if err.reason == "server_error" and same_errors >= self.cfg.same_error_attempts:
                     raise CallFailed(err.reason, f"{err.detail} ({same_errors} times in a row, so not a passing "
                                      "fault: the server's log says why)", attempt + 1) from err
                 if err.reason == "rate_limited":
@@ -383,19 +387,19 @@ class OpenAICompatibleClient:
             except (TimeoutError, httpx.TimeoutException):
                 timeouts += 1
                 self.timeouts_in_a_row += 1
-                self.limit.congested(sent_in, self._answers_within(self.cfg["timeout_s"]))
-                failure = CallFailed("timeout", f"no complete answer within {self.cfg['timeout_s']} s")
-                if timeouts >= self.cfg["max_timeout_attempts"]:
+                self.limit.congested(sent_in, self._answers_within(self.cfg.timeout_s))
+                failure = CallFailed("timeout", f"no complete answer within {self.cfg.timeout_s} s")
+                if timeouts >= self.cfg.max_timeout_attempts:
                     raise CallFailed("timeout", f"{failure.detail}, {timeouts} times", attempt + 1) from None
             except httpx.HTTPError as err:  # refused, reset, dropped mid-answer, protocol errors
                 failure = CallFailed("connection_error", f"{type(err).__name__}: {redact(str(err))[:160]}")
             log.debug("Attempt %d at %s failed (%s: %s)", attempt + 1, self.base_url, failure.reason, failure.detail)
             if failure.retry_after is not None:
-                wait = min(failure.retry_after, self.cfg["max_retry_after_s"])
-            if attempt + 1 < self.cfg["max_attempts"]:
+                wait = min(failure.retry_after, self.cfg.max_retry_after_s)
+            if attempt + 1 < self.cfg.max_attempts:
                 await asyncio.sleep(wait)
-        raise CallFailed(failure.reason, f"{failure.detail}; gave up after {self.cfg['max_attempts']} attempts",
-                         self.cfg["max_attempts"])
+        raise CallFailed(failure.reason, f"{failure.detail}; gave up after {self.cfg.max_attempts} attempts",
+                         self.cfg.max_attempts)
 
     async def routes(self) -> set[str]:
         """The paths the server lists in its OpenAPI document (FastAPI's `/openapi.json`, which vLLM and
@@ -412,7 +416,7 @@ class OpenAICompatibleClient:
     async def _batch_call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {k: v for k, v in self.headers.items() if not (k == "Content-Type" and "files" in kwargs)}
         failure: Exception | None = None
-        for attempt in range(self.cfg["max_attempts"]):
+        for attempt in range(self.cfg.max_attempts):
             try:
                 response = await self.http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
             except httpx.HTTPError as err:
@@ -431,7 +435,7 @@ class OpenAICompatibleClient:
             await asyncio.sleep(self._backoff(attempt))
         raise failure or CallFailed("server_error", "no attempt made")
 
-    async def run_batch(self, requests: dict[str, dict[str, Any]], window: str, poll_s: float,
+    async def run_batch(self, requests: dict[str, Body], window: str, poll_s: float,
                         deadline_s: float) -> tuple[dict[str, Reply | CallFailed], str]:
         """Submit chat-completion bodies as one batch, wait (at most `deadline_s`), and read every result."""
         lines = "".join(json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": body})

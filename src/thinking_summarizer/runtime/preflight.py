@@ -13,11 +13,15 @@ from typing import Any
 
 import httpx
 
+from thinking_summarizer.schemas.params import RunParams
+from thinking_summarizer.schemas.params.shared import Preflight
 
-def _get(params: dict[str, Any], dotted: str) -> Any:
+
+def _get(params: RunParams, dotted: str) -> Any:
+    """The value at a dotted conf key, None where a section on the way is switched off (null)."""
     value: Any = params
     for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+        value = getattr(value, part, None)
     return value
 
 
@@ -40,39 +44,39 @@ def _hub_reachable(endpoint: str, timeout_s: float) -> bool:
         return False
 
 
-def models_needed(params: dict[str, Any], reads: set[str], builds: set[str], cfg: dict[str, Any]) -> dict[str, str]:
+def models_needed(params: RunParams, reads: set[str], builds: set[str], cfg: Preflight) -> dict[str, str]:
     """conf key -> model name, for the models the run will load: those whose dataset (`preflight.models`) one of
     its nodes reads, unless the run builds it (its demo_data node is in the run and tiny_models has a recipe)."""
     needed = {}
-    for dataset, rule in cfg["models"].items():
-        if dataset not in reads or (rule.get("when") and _get(params, rule["when"]["key"]) not in rule["when"]["in"]):
+    for dataset, rule in cfg.models.items():
+        if dataset not in reads or (rule.when and _get(params, rule.when.key) not in rule.when.in_):
             continue
-        if dataset in builds and _get(params, rule["tiny"]):
+        if dataset in builds and _get(params, rule.tiny):
             continue
-        if name := _get(params, rule["key"]):
-            needed[rule["key"]] = str(name)
+        if name := _get(params, rule.key):
+            needed[rule.key] = str(name)
     return needed
 
 
-def problems(params: dict[str, Any], reads: set[str], builds: set[str], cfg: dict[str, Any]) -> list[str]:
+def problems(params: RunParams, reads: set[str], builds: set[str], cfg: Preflight) -> list[str]:
     """Every reason the run would fail to load a model or find its GPU, each naming its conf key; `reads` and
     `builds`: the datasets the run's nodes read and write."""
     found = []
     hub: bool | None = None
-    rules = {rule["key"]: rule for rule in cfg["models"].values()}
+    rules = {rule.key: rule for rule in cfg.models.values()}
     for key, name in models_needed(params, reads, builds, cfg).items():
         if Path(name).exists() or name.startswith("models:/") or _in_hf_cache(name):
             continue
         if hub is None:
-            hub = _hub_reachable(cfg["hub_endpoint"], cfg["hub_timeout_s"])
+            hub = _hub_reachable(cfg.hub_endpoint, cfg.hub_timeout_s)
         if not hub:
             rule = rules[key]
-            built_by = (f" (the tiny one is built from {rule['tiny']} by the {rule['built_by']} pipeline: add it, "
-                        f"e.g. `--pipelines {rule['built_by']},...`, or run `make run` once)") \
-                if _get(params, rule["tiny"]) else ""
+            built_by = (f" (the tiny one is built from {rule.tiny} by the {rule.built_by} pipeline: add it, "
+                        f"e.g. `--pipelines {rule.built_by},...`, or run `make run` once)") \
+                if _get(params, rule.tiny) else ""
             found.append(f"{key} = {name!r}: not a local folder, not in the Hugging Face cache, and the hub is not "
                          f"reachable (offline machine?): download it first, or point the key at a local copy{built_by}")
-    if cfg.get("require_cuda"):
+    if cfg.require_cuda:
         import torch
 
         if not torch.cuda.is_available():

@@ -24,6 +24,7 @@ from transformers.models.sam3_video.modeling_sam3_video import nms_masks
 
 from thinking_summarizer.io.media import iter_frames, probe
 from thinking_summarizer.runtime.torch_runtime import resolve_device, resolve_dtype
+from thinking_summarizer.schemas.params.segmentation import Sam3Settings
 
 log = logging.getLogger(__name__)
 # (frame index, RGB frame, {object id: bool mask}, the result so far)
@@ -157,26 +158,26 @@ PROMPT_TOKENS = 32  # the length the processor pads a text prompt to
 class Sam3Segmenter:
     """Loads SAM3 once; `track` runs text prompts over one video, frame by frame."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: Sam3Settings):
         self.cfg = cfg
-        self.device = resolve_device(cfg["device"])
-        self.dtype = resolve_dtype(cfg["dtype"], self.device)
-        self.processor = Sam3VideoProcessor.from_pretrained(cfg["model"])
-        config = Sam3VideoConfig.from_pretrained(cfg["model"])
-        if cfg.get("image_size"):  # a reduced input size (SAM3 runs at 560 px as well as its 1008): faster, coarser
-            self._resize(config, cfg["image_size"])
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_dtype(cfg.dtype, self.device)
+        self.processor = Sam3VideoProcessor.from_pretrained(cfg.model)
+        config = Sam3VideoConfig.from_pretrained(cfg.model)
+        if cfg.image_size:  # a reduced input size (SAM3 runs at 560 px as well as its 1008): faster, coarser
+            self._resize(config, cfg.image_size)
         self.model = FastSam3VideoModel.from_pretrained(
-            cfg["model"], config=config, dtype=self.dtype,
-            attn_implementation=cfg["attn_implementation"]).to(self.device).eval()
-        self.model.configure(cfg["batched_prompts"], cfg["detect_every"])
-        if cfg["compile_vision"]:
+            cfg.model, config=config, dtype=self.dtype,
+            attn_implementation=cfg.attn_implementation).to(self.device).eval()
+        self.model.configure(cfg.batched_prompts, cfg.detect_every)
+        if cfg.compile_vision:
             self.model.detector_model.vision_encoder = torch.compile(self.model.detector_model.vision_encoder)
         tracker = self.model.config.tracker_config
         derived = max(tracker.num_maskmem, tracker.max_object_pointers_in_encoder, self.model.hotstart_delay,
                       self.model.recondition_every_nth_frame) + 1
-        self.window = cfg.get("state_window") or derived
+        self.window = cfg.state_window or derived
         self.max_cond_frames = tracker.max_cond_frame_num
-        self.model_id = cfg["model"]
+        self.model_id = cfg.model
 
     def _resize(self, config: Sam3VideoConfig, size: int) -> None:
         """The model's and the processor's input size (the config propagates it to detector and tracker)."""
@@ -200,13 +201,13 @@ class Sam3Segmenter:
     def track(self, video_path: str, prompts: list[str], on_frame: FrameCallback) -> TrackResult:
         """Track every prompt through the video, handing each frame's masks to `on_frame` as they come."""
         info = probe(video_path)
-        result = TrackResult(fps=info.fps / self.cfg["frame_stride"], width=info.width, height=info.height)
+        result = TrackResult(fps=info.fps / self.cfg.frame_stride, width=info.width, height=info.height)
         session = self.processor.init_video_session(inference_device=self.device, dtype=self.dtype)
         self.processor.add_text_prompt(session, prompts)
-        bounded = self.cfg["bounded_memory"]
-        expected = -(-info.num_frames // self.cfg["frame_stride"])
-        frames = iter_frames(video_path, self.cfg["frame_stride"], self.cfg["max_frames"])
-        for index, frame in tqdm(frames, total=min(expected, self.cfg["max_frames"] or expected),
+        bounded = self.cfg.bounded_memory
+        expected = -(-info.num_frames // self.cfg.frame_stride)
+        frames = iter_frames(video_path, self.cfg.frame_stride, self.cfg.max_frames)
+        for index, frame in tqdm(frames, total=min(expected, self.cfg.max_frames or expected),
                                  desc=f"SAM3 {Path(video_path).name}", unit="frame"):
             started = time.perf_counter()
             inputs = self.processor(images=frame, return_tensors="pt")

@@ -11,13 +11,15 @@ import importlib.util
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
 from thinking_summarizer.backends import create
 from thinking_summarizer.errors import PreflightError, ServerUnreachableError
 from thinking_summarizer.io.openai_client import CallFailed, OpenAICompatibleClient, client_settings
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy, ClientSettings, StudentInference, VLLMSettings
 from thinking_summarizer.student import Inference, Summaries, load_student, read_card
 
 CONF_KEY = "student_inference.openai"
@@ -25,7 +27,7 @@ BACKEND_KEY = "student_inference.backend"
 
 
 class Summarizer(Protocol):
-    card: dict[str, Any]  # base_model and instruction
+    card: Row  # base_model and instruction
 
     @property
     def instruction(self) -> str: ...
@@ -34,7 +36,7 @@ class Summarizer(Protocol):
         """Greedy summaries, in order."""
 
 
-def student_card(source: str) -> dict[str, Any]:
+def student_card(source: str) -> Row:
     """The card (base model, instruction) of a registered version or an adapter folder, without loading weights."""
     if not source.startswith("models:/"):
         return read_card(source)
@@ -59,10 +61,10 @@ class ServedStudent:
     """A student behind an OpenAI-compatible server; each request is one summary."""
 
     @classmethod
-    def from_config(cls, source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> ServedStudent:
-        return cls(student_card(source), client_settings(client, cfg["openai"]), cfg["constrained"])
+    def from_config(cls, source: str, cfg: StudentInference, client: ClientPolicy, device: str) -> ServedStudent:
+        return cls(student_card(source), client_settings(client, cfg.openai, ClientSettings), cfg.constrained)
 
-    def __init__(self, card: dict[str, Any], cfg: dict[str, Any], constrained: bool = True):
+    def __init__(self, card: Row, cfg: ClientSettings, constrained: bool = True):
         self.card, self.cfg = card, cfg
         # vLLM's structured outputs hold the served student to the same grammar as the in-process one
         grammar = card.get("grammar") if constrained else None
@@ -77,7 +79,7 @@ class ServedStudent:
 
             async def one(thinking: str) -> tuple[str, float, int] | CallFailed:
                 started = time.perf_counter()
-                body = {"model": self.cfg["model"], "messages": _messages(self.instruction, thinking),
+                body = {"model": self.cfg.model, "messages": _messages(self.instruction, thinking),
                         "max_tokens": max_new_tokens, "temperature": 0.0, **self.structured}
                 try:
                     reply, _ = await client.chat(body)
@@ -92,7 +94,7 @@ class ServedStudent:
         failed = [r for r in results if isinstance(r, CallFailed)]
         if thinkings and len(failed) == len(thinkings):
             raise ServerUnreachableError(
-                f"{CONF_KEY}: the student server at {self.cfg.get('base_url')} answered no request "
+                f"{CONF_KEY}: the student server at {self.cfg.base_url} answered no request "
                 f"({failed[0].reason}: {failed[0].detail}); start it or fix base_url")
         done = [r if not isinstance(r, CallFailed) else ("", 0.0, 0) for r in results]
         return Summaries([r[0] for r in done], [r[1] for r in done], [r[2] for r in done])
@@ -102,10 +104,10 @@ class VLLMStudent:
     """The base model in vLLM's offline engine with the adapter applied per request (`LoRARequest`)."""
 
     @classmethod
-    def from_config(cls, source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> VLLMStudent:
-        return cls(source, student_card(source), cfg["vllm"], cfg["constrained"])
+    def from_config(cls, source: str, cfg: StudentInference, client: ClientPolicy, device: str) -> VLLMStudent:
+        return cls(source, student_card(source), cfg.vllm, cfg.constrained)
 
-    def __init__(self, source: str, card: dict[str, Any], cfg: dict[str, Any], constrained: bool = True):
+    def __init__(self, source: str, card: Row, cfg: VLLMSettings, constrained: bool = True):
         if importlib.util.find_spec("vllm") is None:
             raise PreflightError("student_inference.backend=vllm needs the vllm package, which is not installed "
                                  "(`pip install vllm` on a GPU machine), or choose transformers or openai")
@@ -120,13 +122,13 @@ class VLLMStudent:
             adapter = local / "artifacts" / "adapter"
             base = str(local / "artifacts" / "base") if (local / "artifacts" / "base").is_dir() else base
         self.card, self.sampling = card, SamplingParams
-        self.structured: dict[str, Any] = {}
+        self.structured: Row = {}
         if constrained and card.get("grammar"):
             from vllm.sampling_params import StructuredOutputsParams
 
             self.structured = {"structured_outputs": StructuredOutputsParams(regex=card["grammar"])}
-        self.llm = LLM(model=base, enable_lora=True, max_lora_rank=cfg["max_lora_rank"],
-                       gpu_memory_utilization=cfg["gpu_memory_utilization"])
+        self.llm = LLM(model=base, enable_lora=True, max_lora_rank=cfg.max_lora_rank,
+                       gpu_memory_utilization=cfg.gpu_memory_utilization)
         self.lora = LoRARequest("student", 1, str(adapter))
 
     @property
@@ -143,20 +145,21 @@ class VLLMStudent:
                          [len(o.outputs[0].token_ids) for o in outputs])
 
 
-def transformers_student(source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> Summarizer:
+def transformers_student(source: str, cfg: StudentInference, client: ClientPolicy, device: str) -> Summarizer:
     """The student in-process: adapter merged into its base, batched greedy generation."""
     student = load_student(source, merge=True, device=device)
-    student.inference = Inference(**{k: cfg[k] for k in ("sort_by_length", "cache_implementation", "memory_fraction",
-                                                         "max_batch_size", "constrained")})
+    student.inference = Inference(sort_by_length=cfg.sort_by_length, cache_implementation=cfg.cache_implementation,
+                                  memory_fraction=cfg.memory_fraction, max_batch_size=cfg.max_batch_size,
+                                  constrained=cfg.constrained)
     return student
 
 
-def auto_student(source: str, cfg: dict[str, Any], client: dict[str, Any] | None, device: str) -> Summarizer:
+def auto_student(source: str, cfg: StudentInference, client: ClientPolicy, device: str) -> Summarizer:
     """vLLM where it is installed and a GPU is there, else in-process."""
     name = "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "transformers"
     return create(BACKEND_KEY, name, source, cfg, client, device)
 
 
-def build_summarizer(source: str, cfg: dict[str, Any], client: dict[str, Any], device: str = "auto") -> Summarizer:
+def build_summarizer(source: str, cfg: StudentInference, client: ClientPolicy, device: str = "auto") -> Summarizer:
     """The student at `source` (registry URI or adapter folder) through the configured backend."""
-    return create(BACKEND_KEY, cfg["backend"], source, cfg, client, device)
+    return create(BACKEND_KEY, cfg.backend, source, cfg, client, device)

@@ -18,6 +18,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 from trl import SFTConfig, SFTTrainer
 
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.training import Lora
+
 log = logging.getLogger(__name__)
 
 
@@ -137,7 +140,7 @@ FIXED = {"fp16": False, "packing": False, "assistant_only_loss": True, "load_bes
          "disable_tqdm": False}
 
 
-def sft_config(settings: dict[str, Any], output_dir: Path, bf16: bool) -> SFTConfig:
+def sft_config(settings: Row, output_dir: Path, bf16: bool) -> SFTConfig:
     """The training recipe as trl's SFTConfig, built from `lora_training.trainer` the way trl's scripts build it from
     YAML: every key there is an SFTConfig field (but OWN_KNOBS), so a key SFTConfig lacks fails here by name.
     `auto` for padding_free (needs FlashAttention) and use_liger_kernel means: where installed."""
@@ -174,8 +177,7 @@ class BuiltTrainer:
     total: int
 
 
-def build_trainer(train_chat: Dataset, val_chat: Dataset, base_model: str, lora: dict[str, Any],
-                  settings: dict[str, Any], output_dir: Path, device_name: str) -> BuiltTrainer:
+def build_trainer(train_chat: Dataset, val_chat: Dataset, base_model: str, lora: Lora, settings: Row, output_dir: Path, device_name: str) -> BuiltTrainer:
     """trl's SFTTrainer for the recipe: the base in the precision it trains in, LoRA on the configured modules,
     both splits fitted to `max_length`."""
     from peft import LoraConfig
@@ -192,12 +194,12 @@ def build_trainer(train_chat: Dataset, val_chat: Dataset, base_model: str, lora:
         model=load_base(base_model, device_name, "bfloat16" if bf16 else "float32"),
         args=sft_config(settings, output_dir, bf16), train_dataset=train_set, eval_dataset=val_set,
         processing_class=tokenizer,
-        peft_config=LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                               target_modules=lora["target_modules"], bias="none", task_type="CAUSAL_LM"),
+        peft_config=LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                               target_modules=lora.target_modules, bias="none", task_type="CAUSAL_LM"),
     )
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(TrainingProgress(f"training {Path(base_model).name} + LoRA r{lora['r']}"))
+    trainer.add_callback(TrainingProgress(f"training {Path(base_model).name} + LoRA r{lora.r}"))
     trainable, total = trainer.model.get_nb_trainable_parameters()
-    log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora["r"], lora["alpha"],
-             lora["target_modules"], base_model, f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    log.info("LoRA r=%d alpha=%d on %s of %s: %s trainable of %s parameters (%.2f%%)", lora.r, lora.alpha,
+             lora.target_modules, base_model, f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     return BuiltTrainer(trainer, tokenizer, device, counts | val_counts, trainable, total)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from thinking_summarizer.backends import create
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy, SummaryQC, Vocabulary
+from thinking_summarizer.schemas.params.teacher import TeacherLabeling
 
 
 @dataclass
@@ -14,14 +17,14 @@ class LabelOutcome:
 
     sample_id: str
     status: str  # labelled | rejected
-    summary: dict[str, Any] | None = None
+    summary: Row | None = None
     reason: str = ""
     detail: str = ""
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
     calls: int = 0
     cached: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Row:
         return asdict(self)
 
 
@@ -33,7 +36,6 @@ class Teacher(Protocol):
         """Label (sample_id, thinking) pairs; one outcome per pair, in order."""
 
 
-def build_teacher(cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
-                  client: dict[str, Any] | None = None) -> Teacher:
-    """The teacher named by `cfg['backend']`; `client` is the shared OpenAI-client policy (`params:openai_client`)."""
-    return create("teacher_labeling.backend", cfg["backend"], cfg, vocabulary, qc, client)
+def build_teacher(cfg: TeacherLabeling, vocabulary: Vocabulary, qc: SummaryQC, client: ClientPolicy) -> Teacher:
+    """The teacher named by `cfg.backend`; `client` is the shared OpenAI-client policy (`params:openai_client`)."""
+    return create("teacher_labeling.backend", cfg.backend, cfg, vocabulary, qc, client)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy, SummaryQC, Vocabulary
+from thinking_summarizer.schemas.params.teacher import Extractive, TeacherLabeling
 from thinking_summarizer.teachers import LabelOutcome
 from thinking_summarizer.text.negation import Negations
 from thinking_summarizer.text.summary_format import category_lookup
@@ -72,32 +74,32 @@ class ExtractiveTeacher:
     prompt_version = "patterns"
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
-                    client: dict[str, Any] | None) -> ExtractiveTeacher:
-        return cls(cfg["extractive"], vocabulary, qc)
+    def from_config(cls, cfg: TeacherLabeling, vocabulary: Vocabulary, qc: SummaryQC,
+                    client: ClientPolicy) -> ExtractiveTeacher:
+        return cls(cfg.extractive, vocabulary, qc)
 
-    def __init__(self, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]):
+    def __init__(self, cfg: Extractive, vocabulary: Vocabulary, qc: SummaryQC):
         self.cfg, self.vocabulary, self.qc = cfg, vocabulary, qc
         lookup = category_lookup(vocabulary)
-        self.gender = {w: g for g, words in cfg["genders"].items() for w in words}
-        self.plural = cfg["plural_people"]
+        self.gender = {w: g for g, words in cfg.genders.items() for w in words}
+        self.plural = cfg.plural_people
         person_words = [w for w, c in lookup.items() if c == "person"] + list(self.gender)
-        self.region_of = {w: region for region, words in cfg["face_regions"].items() for w in words}
-        regions = set(cfg["face_regions"]) | {"face", "hand"}
+        self.region_of = {w: region for region, words in cfg.face_regions.items() for w in words}
+        regions = set(cfg.face_regions) | {"face", "hand"}
         thing_words = [w for w, c in lookup.items() if c != "person" and c not in regions]
         self.category = lookup | {w: "person" for w in person_words}
-        colour, garment = _alternation(cfg["colours"]), _alternation(cfg["garments"])
+        colour, garment = _alternation(cfg.colours), _alternation(cfg.garments)
         # up to two describing words before the colour ("a beautiful red dress": dropped) and between colour and
         # garment ("red traditional dress": kept), never an article or a preposition that starts a new phrase
-        word = rf"(?:(?!(?:{_alternation(cfg['clothing_stop_words'])})\b)[\w'-]+\s+)"
+        word = rf"(?:(?!(?:{_alternation(cfg.clothing_stop_words)})\b)[\w'-]+\s+)"
         before, between = rf"(?:{word}{{0,2}}?)", rf"(?P<modifier>{word}{{0,2}}?)"
-        numbers = _alternation(list(cfg["numbers"]))
+        numbers = _alternation(list(cfg.numbers))
         self.group_re = re.compile(
             rf"\b(?:the\s+)?(?P<count>{numbers})\s+(?:\w+\s+)?(?P<noun>{_alternation(list(self.plural))})\b",
             re.IGNORECASE)
         self.person_re = re.compile(
             rf"\b(?P<det>a|an|the|this|that|another|other|second)\s+(?:(?P<other>other|second)\s+)?"
-            rf"(?:(?P<age>{_alternation(cfg['person_ages'])})\s+)?"
+            rf"(?:(?P<age>{_alternation(cfg.person_ages)})\s+)?"
             rf"(?P<noun>{_alternation(person_words)})(?:\s+character)?\b(?P<across>\s+(?:opposite|across from)\b)?"
             rf"(?:,?\s+(?:in|wearing|dressed in)\s+(?:a|an|the)?\s*{before}(?P<colour>{colour})?\s*{between}"
             rf"(?P<garment>{garment}))?",
@@ -108,34 +110,34 @@ class ExtractiveTeacher:
             rf"(?P<colour>{colour})?\s*{between}(?P<garment>{garment})\b", re.IGNORECASE)
         self.thing_re = re.compile(
             rf"\b(?:a|an|the|his|her|their)\s+(?:(?P<colour>{colour})\s+)?(?:(?P<material>"
-            rf"{_alternation(cfg['materials'])})\s+)?(?P<noun>{_alternation(thing_words)})\b",
+            rf"{_alternation(cfg.materials)})\s+)?(?P<noun>{_alternation(thing_words)})\b",
             re.IGNORECASE,
         )
-        self.narration = {w.lower() for w in cfg["narration_nouns"]}
-        self.position_re = _words(cfg["positions"])
+        self.narration = {w.lower() for w in cfg.narration_nouns}
+        self.position_re = _words(cfg.positions)
         self.detail_re = re.compile(
-            rf"\s+(?:{_alternation(cfg['detail_openers'])})\b(?:\s+[\w'-]+){{1,4}}?(?=\s*(?:[,.;!?]|$|\s+(?:and|but|which|who|that)\b))",
+            rf"\s+(?:{_alternation(cfg.detail_openers)})\b(?:\s+[\w'-]+){{1,4}}?(?=\s*(?:[,.;!?]|$|\s+(?:and|but|which|who|that)\b))",
             re.IGNORECASE,
         )
-        self.pose_re = _words(cfg["poses"])
+        self.pose_re = _words(cfg.poses)
         self.setting_re = re.compile(
             rf"\b(?P<prep>in|at|on)\s+(?:what (?:looks|seems) like\s+|what appears to be\s+)?(?:(?:a|an|the)\s+)?"
-            rf"(?:(?P<adj>[\w-]+)\s+)??(?P<place>{_alternation(cfg['settings'])})\b", re.IGNORECASE)
-        self.ruled_out = [re.compile(p, re.IGNORECASE) for p in cfg["ruled_out_patterns"]]
-        self.spoken_of = {side: re.compile(p, re.IGNORECASE) for side, p in cfg["spoken_of"].items()}
-        self.watching = [re.compile(p, re.IGNORECASE) for p in cfg["narration_key_points"]]
-        self.face_re = _words(cfg["face_words"])
-        self.hand_re = _words(cfg["hand_words"])
+            rf"(?:(?P<adj>[\w-]+)\s+)??(?P<place>{_alternation(cfg.settings)})\b", re.IGNORECASE)
+        self.ruled_out = [re.compile(p, re.IGNORECASE) for p in cfg.ruled_out_patterns]
+        self.spoken_of = {side: re.compile(p, re.IGNORECASE) for side, p in cfg.spoken_of.items()}
+        self.watching = [re.compile(p, re.IGNORECASE) for p in cfg.narration_key_points]
+        self.face_re = _words(cfg.face_words)
+        self.hand_re = _words(cfg.hand_words)
         self.region_re = re.compile(
             rf"\b(?P<owner>his|her|their|the)\s+(?:(?P<before>[\w-]+)\s+)?(?P<part>{_alternation(list(self.region_of))})"
-            rf"\b(?:\s+(?:{_alternation(cfg['linking_verbs'])})\s+(?P<after>(?:(?!\b(?:and|but|while)\b)[^,.;!?]){{3,60}}))?", re.IGNORECASE)
-        self.cue_re = _words(cfg["emotion_cues"])
-        self.emotion_re = _words(cfg["emotion_lexicon"])
-        self.negations = Negations(cfg["negations"])
-        senses = cfg["noun_senses"]
+            rf"\b(?:\s+(?:{_alternation(cfg.linking_verbs)})\s+(?P<after>(?:(?!\b(?:and|but|while)\b)[^,.;!?]){{3,60}}))?", re.IGNORECASE)
+        self.cue_re = _words(cfg.emotion_cues)
+        self.emotion_re = _words(cfg.emotion_lexicon)
+        self.negations = Negations(cfg.negations)
+        senses = cfg.noun_senses
         self.noun_sense_re = re.compile(
-            rf"\b(?:{_alternation(senses['determiners'])})\s+(?:{_alternation(senses['words'])})\b"
-            rf"|\b(?:{_alternation(senses['words'])})\s+of\b", re.IGNORECASE)
+            rf"\b(?:{_alternation(senses.determiners)})\s+(?:{_alternation(senses.words)})\b"
+            rf"|\b(?:{_alternation(senses.words)})\s+of\b", re.IGNORECASE)
 
     def _spoken_of(self, sentence: str, m: re.Match) -> bool:
         """A person only quoted, not seen: "what the other person said"."""
@@ -156,7 +158,7 @@ class ExtractiveTeacher:
             return ""
         place = f"{match.group('adj').lower()} {match.group('place').lower()}" if match.group("adj") else \
             match.group("place").lower()
-        article = "" if place in self.cfg["settings_without_article"] else ("an " if place[0] in "aeiou" else "a ")
+        article = "" if place in self.cfg.settings_without_article else ("an " if place[0] in "aeiou" else "a ")
         return f" {match.group('prep').lower()} {article}{place}"
 
     def _detail(self, sentence: str, start: int) -> str:
@@ -184,7 +186,7 @@ class ExtractiveTeacher:
                 noun = m.group("noun").lower()
                 gender, singular = self.plural[noun]
                 have = sum(1 for p in people if p.gender == gender)
-                for _ in range(self.cfg["numbers"][m.group("count").lower()] - have):
+                for _ in range(self.cfg.numbers[m.group("count").lower()] - have):
                     add(singular, gender, s_index * 1000 + m.start())
             for m in self.person_re.finditer(sentence):
                 if self._spoken_of(sentence, m):
@@ -215,7 +217,7 @@ class ExtractiveTeacher:
                 person.where = person.where or self._detail(sentence, m.end()) or self._setting(sentence, m.end())
                 if not person.pose and (pose := self.pose_re.search(sentence)):
                     person.pose = pose.group(0).lower()
-        people = people[: self.cfg["max_people"]]
+        people = people[: self.cfg.max_people]
         self._clothing_by_pronoun(sentences, people)
         return people
 
@@ -265,8 +267,8 @@ class ExtractiveTeacher:
     def _said(self, phrase: str) -> str:
         """The first clause of what follows a region's linking verb, at most a few words."""
         clause = re.split(r"\s+(?:and|but|while|as|which|because|so|when|like)\s+", phrase.strip().lower())[0]
-        words = [w for w in clause.split() if w not in self.cfg["filler_words"]][: self.cfg["region_detail_words"]]
-        return "" if not words or words[0] in self.cfg["not_details"] else " ".join(words)
+        words = [w for w in clause.split() if w not in self.cfg.filler_words][: self.cfg.region_detail_words]
+        return "" if not words or words[0] in self.cfg.not_details else " ".join(words)
 
     def _regions(self, sentences: list[str], people: list[_Person]) -> list[_Found]:
         """Face regions the chain observes ("his brow is a bit furrowed"), each described as the chain says."""
@@ -304,7 +306,7 @@ class ExtractiveTeacher:
         """A sentence within `key_point_chars`, cut only between clauses: its leading clauses, or, when the
         emotion it concludes lies past them, the clauses that end with it. A first clause over the limit is kept
         whole: never a cut mid-clause ("... she is feeling.")."""
-        limit = self.cfg["key_point_chars"]
+        limit = self.cfg.key_point_chars
         if len(sentence) <= limit:
             return sentence
         clauses = re.split(r"(?<=[,;:])\s+", sentence.rstrip(".!? "))
@@ -332,7 +334,7 @@ class ExtractiveTeacher:
         """The opening (about the subject), the sentence richest in cues, the conclusion (with its emotion):
         three different sentences, none of them the narration of watching."""
         usable = [s for s in kept if not any(p.search(s) for p in self.watching)] or kept
-        markers = self.cfg["conclusion_markers"]
+        markers = self.cfg.conclusion_markers
         concluding = [s for s in reversed(sentences) if any(m in s.lower() for m in markers)
                       and not any(p.search(s) for p in self.watching)]
         chosen: dict[str, str] = {}
@@ -359,14 +361,14 @@ class ExtractiveTeacher:
         phrases it affirms."""
         observed = [f"{r.noun} {r.said}" for r in regions if r.said]
         cues = [m.group(0).lower() for s in kept for m in self.cue_re.finditer(s) if self._affirmed(s, m)]
-        markers = self.cfg["conclusion_markers"]
+        markers = self.cfg.conclusion_markers
         concluding = [s for s in kept if any(k in s.lower() for k in markers)] or kept[-2:]
         noun_uses = {(s, n.start(), n.end()) for s in concluding for n in self.noun_sense_re.finditer(s)}
         emotions = [m.group(0).lower() for s in concluding for m in self.emotion_re.finditer(s)
                     if self._affirmed(s, m) and not any(s == t and a <= m.start() < b for t, a, b in noun_uses)]
-        return list(dict.fromkeys(emotions + observed + cues))[: self.cfg["max_emotion_indicators"]]
+        return list(dict.fromkeys(emotions + observed + cues))[: self.cfg.max_emotion_indicators]
 
-    def summarize(self, thinking: str) -> dict[str, Any]:
+    def summarize(self, thinking: str) -> Row:
         """A summary as a plain dict (the QC step validates and normalises it)."""
         sentences = _sentences(thinking)
         kept = [s for s in sentences if self._kept(s)]
@@ -381,8 +383,8 @@ class ExtractiveTeacher:
         # a bare mention of a thing ("a bed") says nothing SAM3 can use about appearance or position: leave it out;
         # a person on screen is an object however briefly described ("a man")
         candidates = [o for o in candidates if o.category == "person"
-                      or len(content_words(o.description, self.qc["empty_description_words"])) > 1]
-        objects = candidates[: self.cfg["max_objects"]]
+                      or len(content_words(o.description, self.qc.empty_description_words)) > 1]
+        objects = candidates[: self.cfg.max_objects]
         return {
             "key_points": self._key_points(sentences, kept, people[0] if people else None),
             "objects": [{"category": o.category, "description": o.description, "priority": o.priority} for o in objects],

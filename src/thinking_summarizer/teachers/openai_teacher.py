@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from tqdm.auto import tqdm
 
 from thinking_summarizer.io.openai_client import (
-    TRANSIENT, CallFailed, OpenAICompatibleClient, Reply, ServerConfigError, client_settings,
+    TRANSIENT, Body, CallFailed, OpenAICompatibleClient, Reply, ServerConfigError, client_settings,
 )
 from thinking_summarizer.io.result_cache import ResponseCache, request_key
-from thinking_summarizer.schemas import Summary
+from thinking_summarizer.schemas import Row, Summary
+from thinking_summarizer.schemas.params.shared import ClientPolicy, SummaryQC, Vocabulary
+from thinking_summarizer.schemas.params.teacher import TeacherClient, TeacherLabeling, TeacherPrompt
 from thinking_summarizer.teachers import LabelOutcome
 from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
@@ -40,31 +41,31 @@ class OpenAITeacher:
     """Concurrent, rate-limited, retried, cached labelling through chat completions."""
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any],
-                    client: dict[str, Any] | None) -> OpenAITeacher:
-        return cls(client_settings(client, cfg["openai"]), cfg["prompt"], vocabulary, qc)
+    def from_config(cls, cfg: TeacherLabeling, vocabulary: Vocabulary, qc: SummaryQC,
+                    client: ClientPolicy) -> OpenAITeacher:
+        return cls(client_settings(client, cfg.openai, TeacherClient), cfg.prompt, vocabulary, qc)
 
-    def __init__(self, cfg: dict[str, Any], prompt: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]):
+    def __init__(self, cfg: TeacherClient, prompt: TeacherPrompt, vocabulary: Vocabulary, qc: SummaryQC):
         self.cfg, self.prompt, self.vocabulary, self.qc = cfg, prompt, vocabulary, qc
-        self.model_id, self.prompt_version = cfg["model"], prompt["version"]
-        self.cache = ResponseCache(cfg["cache_path"])
-        self.mode_note = f"response_format:{cfg.get('base_url')}:{cfg['model']}"
-        self.auto = cfg["response_format"] == "auto"
-        self.mode = (self.cache.note(self.mode_note) or "json_schema") if self.auto else cfg["response_format"]
+        self.model_id, self.prompt_version = cfg.model, prompt.version
+        self.cache = ResponseCache(cfg.cache_path)
+        self.mode_note = f"response_format:{cfg.base_url}:{cfg.model}"
+        self.auto = cfg.response_format == "auto"
+        self.mode = (self.cache.note(self.mode_note) or "json_schema") if self.auto else cfg.response_format
 
     # --- requests ----------------------------------------------------------------------------------------
 
     def _system(self) -> str:
-        instruction = self.prompt["format_markdown" if self.mode == "markdown" else "format_json"]
-        return f"{self.prompt['system'].strip()}\n\n{instruction.strip()}"
+        instruction = self.prompt.format_markdown if self.mode == "markdown" else self.prompt.format_json
+        return f"{self.prompt.system.strip()}\n\n{instruction.strip()}"
 
     def _first_turn(self, thinking: str) -> list[dict[str, str]]:
-        categories = ", ".join(self.vocabulary["categories"])
-        return [{"role": "user", "content": self.prompt["user"].format(thinking=thinking, categories=categories)}]
+        categories = ", ".join(self.vocabulary.categories)
+        return [{"role": "user", "content": self.prompt.user.format(thinking=thinking, categories=categories)}]
 
-    def _body(self, turns: list[dict[str, str]]) -> dict[str, Any]:
+    def _body(self, turns: list[dict[str, str]]) -> Body:
         body = {"model": self.model_id, "messages": [{"role": "system", "content": self._system()}, *turns],
-                "temperature": self.cfg["temperature"], "max_tokens": self.cfg["max_tokens"]}
+                "temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens}
         if self.mode == "json_schema":
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": "summary", "schema": SUMMARY_SCHEMA}}
         elif self.mode == "json_object":
@@ -77,7 +78,7 @@ class OpenAITeacher:
 
     def _switch_to_markdown(self, why: str) -> None:
         if self.mode != "markdown":
-            log.warning("%s: %s; asking for the markdown form from now on", self.cfg.get("base_url"), why)
+            log.warning("%s: %s; asking for the markdown form from now on", self.cfg.base_url, why)
             self.mode = "markdown"
             self.cache.note(self.mode_note, "markdown")
 
@@ -99,7 +100,7 @@ class OpenAITeacher:
 
     def _feedback(self, reply: Reply, err: SummaryQCError) -> list[dict[str, str]]:
         return [{"role": "assistant", "content": reply.content},
-                {"role": "user", "content": self.prompt["retry"].format(error=str(err))}]
+                {"role": "user", "content": self.prompt.retry.format(error=str(err))}]
 
     @staticmethod
     def _count(outcome: LabelOutcome, reply: Reply, calls: int) -> None:
@@ -110,7 +111,7 @@ class OpenAITeacher:
     async def _label(self, client: OpenAICompatibleClient, outcome: LabelOutcome, thinking: str) -> LabelOutcome:
         """Ask (and re-ask after a QC failure) until the summary passes; calls and tokens add up in `outcome`."""
         turns = self._first_turn(thinking)
-        for _ in range(1 + self.cfg["qc_retries"]):
+        for _ in range(1 + self.cfg.qc_retries):
             asked_in = self.mode  # requests in flight may see another sample switch the mode
             try:
                 reply, calls = await client.chat(self._body(turns))
@@ -144,7 +145,7 @@ class OpenAITeacher:
 
     # --- the run -----------------------------------------------------------------------------------------
 
-    def _from_cache(self, hit: dict[str, Any], sample_id: str) -> LabelOutcome:
+    def _from_cache(self, hit: Row, sample_id: str) -> LabelOutcome:
         """A cached outcome: paid for before, so no calls and no tokens in this run's usage."""
         return LabelOutcome(**{**hit, "sample_id": sample_id, "cached": True, "calls": 0,
                                "usage": {"prompt_tokens": 0, "completion_tokens": 0}})
@@ -157,7 +158,7 @@ class OpenAITeacher:
             if (hit := self.cache.get(key)) is not None:
                 return self._from_cache(hit, sample_id)
             async with gate:  # claimed only when about to ask, so another process takes the samples not yet begun
-                if not self.cache.claim(key, self.cfg["claim_lease_s"]):
+                if not self.cache.claim(key, self.cfg.claim_lease_s):
                     claimed_elsewhere = True
                 elif (hit := self.cache.get(key)) is not None:  # answered elsewhere between our look and our claim
                     self.cache.release(key)
@@ -173,7 +174,7 @@ class OpenAITeacher:
                         self.cache.release(key)
                         raise
             if claimed_elsewhere:  # another process is asking for it: its answer will be in the cache
-                await asyncio.sleep(self.cfg["claim_poll_s"])
+                await asyncio.sleep(self.cfg.claim_poll_s)
                 continue
             if outcome.reason in TRANSIENT:
                 self.cache.release(key)  # asked again on a rerun
@@ -183,7 +184,7 @@ class OpenAITeacher:
 
     async def _label_all(self, items: list[tuple[str, str]]) -> list[LabelOutcome]:
         bar = tqdm(total=len(items), desc=f"teacher {self.model_id}", unit="sample")
-        gate = asyncio.Semaphore(self.cfg["concurrency"])
+        gate = asyncio.Semaphore(self.cfg.concurrency)
         async with OpenAICompatibleClient(self.cfg, CONF_KEY) as client:
 
             async def one(sample_id: str, thinking: str) -> LabelOutcome:
@@ -230,12 +231,12 @@ class OpenAIBatchTeacher(OpenAITeacher):
             else:
                 outcomes[sid] = self._from_cache(hit, sid)
         async with OpenAICompatibleClient(self.cfg, CONF_KEY) as client:
-            for _ in range(1 + self.cfg["qc_retries"]):  # the batch, then batches of retries with the QC error
+            for _ in range(1 + self.cfg.qc_retries):  # the batch, then batches of retries with the QC error
                 if not turns:
                     break
                 replies, _ = await client.run_batch(
-                    {sid: self._body(t) for sid, t in turns.items()}, self.cfg["batch_completion_window"],
-                    self.cfg["batch_poll_s"], self.cfg["batch_deadline_s"])
+                    {sid: self._body(t) for sid, t in turns.items()}, self.cfg.batch_completion_window,
+                    self.cfg.batch_poll_s, self.cfg.batch_deadline_s)
                 retry = {}
                 for sid, reply in replies.items():
                     outcome = outcomes.setdefault(sid, LabelOutcome(sid, "rejected"))

@@ -7,8 +7,10 @@ counts go into teacher_labeling's report and the run summary, with a few sample 
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import Vocabulary
+from thinking_summarizer.schemas.params.teacher import Extractive
 from thinking_summarizer.text.negation import Negations
 from thinking_summarizer.text.summary_format import category_lookup
 from thinking_summarizer.text.summary_qc import content_words
@@ -24,9 +26,9 @@ class LabelChecker:
     which the extractive teacher avoids with the same words), the person words of the vocabulary, the words that
     name nothing (`summary_qc.empty_description_words`)."""
 
-    def __init__(self, extractive: dict[str, Any], vocabulary: dict[str, Any], empty_words: list[str]):
-        self.narration = [re.compile(p) for p in extractive["narration_key_points"]]
-        self.negations = Negations(extractive["negations"])
+    def __init__(self, extractive: Extractive, vocabulary: Vocabulary, empty_words: list[str]):
+        self.narration = [re.compile(p) for p in extractive.narration_key_points]
+        self.negations = Negations(extractive.negations)
         self.lookup = category_lookup(vocabulary)
         self.person_words = sorted((w for w, c in self.lookup.items() if c == "person"), key=len, reverse=True)
         self.empty_words = empty_words
@@ -39,7 +41,7 @@ class LabelChecker:
     def _naming(self, description: str) -> list[str]:
         return content_words(description, self.empty_words)
 
-    def problems(self, summary: dict[str, Any], thinking: str) -> dict[str, int]:
+    def problems(self, summary: Row, thinking: str) -> dict[str, int]:
         """How many items of one summary each check finds."""
         chain = thinking.lower()
         chain_words = set(_WORD.findall(chain))
@@ -59,8 +61,8 @@ class LabelChecker:
         }
 
 
-def quality_report(labels: list[dict[str, Any]], thinkings: dict[str, str], checker: LabelChecker,
-                   max_examples: int) -> dict[str, Any]:
+def quality_report(labels: list[Row], thinkings: dict[str, str], checker: LabelChecker,
+                   max_examples: int) -> Row:
     """Per check: items found over all labels, and the first `max_examples` sample ids that have any."""
     counts = {check: 0 for check in CHECKS}
     examples: dict[str, list[str]] = {check: [] for check in CHECKS}

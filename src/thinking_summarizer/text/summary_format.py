@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinking_summarizer.schemas import Summary, VisualObject, field_errors
+from thinking_summarizer.schemas import Row, Summary, VisualObject, field_errors
+from thinking_summarizer.schemas.params.shared import SummaryQC, Vocabulary
 
 KEY_POINTS = "## Key points"
 OBJECTS = "## Visual objects"
@@ -43,10 +44,10 @@ class SummaryParseError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
-def category_lookup(vocabulary: dict[str, Any]) -> dict[str, str]:
+def category_lookup(vocabulary: Vocabulary) -> dict[str, str]:
     """Every accepted word (category or synonym, lower case) mapped to its standard category."""
-    lookup = {c: c for c in vocabulary["categories"]}
-    for category, words in vocabulary.get("synonyms", {}).items():
+    lookup = {c: c for c in vocabulary.categories}
+    for category, words in vocabulary.synonyms.items():
         lookup.update({w.lower(): category for w in words})
     return lookup
 
@@ -169,11 +170,11 @@ def _objects(body: list[tuple[int, str]], lookup: Mapping[str, str]) -> tuple[li
     return found, prompts
 
 
-def parse_lenient(text: str, lookup: Mapping[str, str]) -> dict[str, Any]:
+def parse_lenient(text: str, lookup: Mapping[str, str]) -> Row:
     """What the sections of a possibly malformed summary hold (unknown sections, stray lines and wrong counts
     are skipped, not raised), so that content can be scored even when `parse` rejects the text; an object with
     no category keeps its description under category "" (it matches nothing)."""
-    out: dict[str, Any] = {"key_points": [], "objects": [], "emotion_indicators": [], "sam3_prompts": []}
+    out: Row = {"key_points": [], "objects": [], "emotion_indicators": [], "sam3_prompts": []}
     section, priority = None, "primary"
     for line in (raw.strip() for raw in text.splitlines()):
         if line.startswith("## "):
@@ -216,20 +217,20 @@ def _literal(text: str) -> str:
     return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
 
 
-def format_regex(qc: Mapping[str, Any], lookup: Mapping[str, str]) -> str:
+def format_regex(qc: SummaryQC, lookup: Mapping[str, str]) -> str:
     """A regular expression matching the rendered summaries that `parse` and QC accept in form: the counts of the
     `Summary` schema, item lengths and the indicator count from `summary_qc`, and an object line that names its
     category or has a description with a vocabulary noun in it. The grammar a student's decoder is held to."""
-    max_chars, max_emotion_indicators = qc["max_chars"], qc["max_emotion_indicators"]
+    max_chars, max_emotion_indicators = qc.max_chars, qc.max_emotion_indicators
     limits = {m.__class__.__name__: m for m in Summary.model_fields["objects"].metadata}
     fewest, most = limits["MinLen"].min_length, limits["MaxLen"].max_length
-    side = max_chars["description"] // 2
+    side = max_chars.description // 2
     text, item = rf"[^\n\r|{CONTROL_CHARACTERS}]", rf"[^\n\r{CONTROL_CHARACTERS}]"  # in an object line; elsewhere
     nouns = "|".join(_literal(w) for w in sorted(lookup, key=len, reverse=True))
     categories = "|".join(_literal(c) for c in sorted(set(lookup.values()), key=len, reverse=True))
     implied = rf"(?:{text}{{0,{side}}} )?(?:{nouns})(?:e?s)?(?:'s)?(?:[ ,.;']{text}{{0,{side}}})?"
-    named = rf"(?:{categories}): {text}{{1,{max_chars['description']}}}"
-    obj = rf"- (?:{named}|{implied}) \| {text}{{1,{max_chars['sam3_prompt']}}}\n"
+    named = rf"(?:{categories}): {text}{{1,{max_chars.description}}}"
+    obj = rf"- (?:{named}|{implied}) \| {text}{{1,{max_chars.sam3_prompt}}}\n"
     splits = []
     for primary in range(1, most + 1):
         low, high = max(0, fewest - primary), most - primary
@@ -237,8 +238,8 @@ def format_regex(qc: Mapping[str, Any], lookup: Mapping[str, str]) -> str:
         none = rf"- none\n" if low == 0 else ""
         body = f"(?:{none}|{secondary})" if none and secondary else none or secondary
         splits.append(rf"(?:{obj}){{{primary}}}{_literal(SECONDARY)}\n{body}")
-    point = rf"{item}{{1,{max_chars['key_point']}}}"
-    cue = rf"- {item}{{1,{max_chars['emotion_indicator']}}}"
+    point = rf"{item}{{1,{max_chars.key_point}}}"
+    cue = rf"- {item}{{1,{max_chars.emotion_indicator}}}"
     return (rf"{_literal(KEY_POINTS)}\n1\. {point}\n2\. {point}\n3\. {point}\n\n"
             rf"{_literal(OBJECTS)}\n{_literal(PRIMARY)}\n(?:{'|'.join(splits)})\n"
             rf"{_literal(EMOTIONS)}\n(?:- none|(?:{cue}\n){{0,{max_emotion_indicators - 1}}}{cue})")

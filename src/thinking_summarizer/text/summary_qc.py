@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from thinking_summarizer.schemas import Summary, field_errors
+from thinking_summarizer.schemas import Row, Summary, field_errors
+from thinking_summarizer.schemas.params.shared import MaxChars, SummaryQC, Vocabulary
 from thinking_summarizer.text.summary_format import CONTROL_CHARACTERS, SummaryParseError, category_lookup, parse
 
 
@@ -40,7 +41,7 @@ def find_placeholders(value: Any, patterns: list[str]) -> list[str]:
             for m in re.finditer(p, _QUOTED.sub("", text), flags=re.IGNORECASE)]
 
 
-def _as_data(answer: str | dict[str, Any], lookup: dict[str, str]) -> dict[str, Any]:
+def _as_data(answer: str | Row, lookup: dict[str, str]) -> Row:
     if isinstance(answer, dict):
         return answer
     text = answer.strip()
@@ -68,21 +69,21 @@ def content_words(description: str, empty_words: list[str]) -> list[str]:
     return [w for w in re.findall(r"[a-z][a-z'-]*", description.lower()) if w not in set(empty_words)]
 
 
-def _check_sizes(summary: Summary, limits: dict[str, int]) -> None:
+def _check_sizes(summary: Summary, limits: MaxChars) -> None:
     for field, name in FIELD_LIMITS.items():
         for index, text in enumerate(getattr(summary, field)):
-            if len(text) > limits[name]:
-                raise SummaryQCError("too_long", f"{field}[{index}]: {len(text)} chars > {limits[name]}")
+            if len(text) > getattr(limits, name):
+                raise SummaryQCError("too_long", f"{field}[{index}]: {len(text)} chars > {getattr(limits, name)}")
     for index, obj in enumerate(summary.objects):
-        if len(obj.description) > limits["description"]:
+        if len(obj.description) > limits.description:
             raise SummaryQCError("too_long", f"objects[{index}].description: {len(obj.description)} chars > "
-                                             f"{limits['description']}")
+                                             f"{limits.description}")
 
 
-def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any]) -> Summary:
+def check_summary(answer: str | Row, vocabulary: Vocabulary, qc: SummaryQC) -> Summary:
     """Parse (JSON or markdown), normalise categories and enforce every QC rule, or raise `SummaryQCError`."""
-    if isinstance(answer, str) and len(answer) > qc["max_answer_chars"]:
-        raise SummaryQCError("oversized", f"{len(answer)} chars > {qc['max_answer_chars']}; not parsed")
+    if isinstance(answer, str) and len(answer) > qc.max_answer_chars:
+        raise SummaryQCError("oversized", f"{len(answer)} chars > {qc.max_answer_chars}; not parsed")
     lookup = category_lookup(vocabulary)
     data = _as_data(answer, lookup)
     if not isinstance(data, dict):
@@ -90,7 +91,7 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
     bad = sorted({f"U+{ord(c):04X}" for text in _strings(data) for c in _BAD_CHARACTERS.findall(text)})
     if bad:
         raise SummaryQCError("bad_characters", f"control or bidirectional characters {bad[:5]}")
-    found = find_placeholders(data, qc["placeholder_patterns"])
+    found = find_placeholders(data, qc.placeholder_patterns)
     if found:
         raise SummaryQCError("placeholder", f"placeholder text {sorted(set(found))}")
     for obj in data.get("objects") or []:
@@ -100,16 +101,16 @@ def check_summary(answer: str | dict[str, Any], vocabulary: dict[str, Any], qc: 
                 raise SummaryQCError("unknown_category", f"category {word!r} is not in the vocabulary")
             obj["category"] = lookup[word]
     if isinstance(data.get("emotion_indicators"), list):
-        data["emotion_indicators"] = data["emotion_indicators"][: qc["max_emotion_indicators"]]
+        data["emotion_indicators"] = data["emotion_indicators"][: qc.max_emotion_indicators]
     try:
         summary = Summary.model_validate(data)
     except ValidationError as err:
         field, message = field_errors(err, "summary")[0]
         raise SummaryQCError("schema", f"{field}: {message}") from err
     for obj in summary.objects:
-        if not content_words(obj.description, qc["empty_description_words"]):
+        if not content_words(obj.description, qc.empty_description_words):
             raise SummaryQCError("short_description", f"{obj.category}: {obj.description!r} names nothing")
     if any(not p.strip() for p in summary.sam3_prompts):
         raise SummaryQCError("empty_prompt", "a SAM3 prompt is empty")
-    _check_sizes(summary, qc["max_chars"])
+    _check_sizes(summary, qc.max_chars)
     return summary

@@ -13,12 +13,14 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from thinking_summarizer.io.hashing import content_hash
+from thinking_summarizer.schemas.records import Row
+from thinking_summarizer.schemas.params.thinking import ThinkingPrompt
+from thinking_summarizer.schemas.params.tiny import TinySam3, TinyStudent, TinyThinker
 
 log = logging.getLogger(__name__)
 RECIPE_FILE = "tiny_recipe.json"
@@ -30,7 +32,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
-def ensure_built(path: str | Path, recipe: dict[str, Any], build: Callable[[Path], None]) -> bool:
+def ensure_built(path: str | Path, recipe: Row, build: Callable[[Path], None]) -> bool:
     """Build into `path` unless a build of the same recipe is already there; True when `path` now holds the
     project's tiny model.
 
@@ -84,33 +86,34 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], 
     )
 
 
-def build_thinker(path: str, recipe: dict[str, Any], prompt: dict[str, Any]) -> bool:
+def build_thinker(path: str, recipe: TinyThinker, prompt: ThinkingPrompt) -> bool:
     """The tiny HumanOmniV2 stand-in at `path`, its tokenizer trained on the prompt's own words."""
     from thinking_summarizer.tiny_models.omni import build_tiny_omni
 
-    texts = [prompt["system"], *prompt["type_instructions"].values(), "<context> </context><think> </think><answer>"]
-    return ensure_built(path, recipe, lambda folder: build_tiny_omni(folder, recipe, texts))
+    texts = [prompt.system, *prompt.type_instructions.values(), "<context> </context><think> </think><answer>"]
+    return ensure_built(path, recipe.model_dump(mode="json"), lambda folder: build_tiny_omni(folder, recipe, texts))
 
 
-def build_sam3(path: str, recipe: dict[str, Any]) -> bool:
+def build_sam3(path: str, recipe: TinySam3) -> bool:
     """The tiny SAM3 stand-in at `path`, its prompt tokenizer trained on the recipe's prompt words."""
     from thinking_summarizer.tiny_models.sam3 import build_tiny_sam3
 
-    return ensure_built(path, recipe, lambda folder: build_tiny_sam3(folder, recipe, recipe["prompt_texts"]))
+    return ensure_built(path, recipe.model_dump(mode="json"),
+                        lambda folder: build_tiny_sam3(folder, recipe, recipe.prompt_texts))
 
 
-def build_student(path: str, recipe: dict[str, Any], conversations: list[list[dict[str, str]]]) -> bool:
+def build_student(path: str, recipe: TinyStudent, conversations: list[list[dict[str, str]]]) -> bool:
     """The tiny student base at `path`: its tokenizer trained on the train split's turns, pre-trained on its
     thinkings (never their summaries). Rebuilt when the recipe (but its trainer knobs) or the split changes."""
     from thinking_summarizer.tiny_models.student import build_tiny_student
 
     thinkings = [m["content"] for c in conversations for m in c if m["role"] == "user"]
     vocabulary = [m["content"] for c in conversations for m in c]
-    key = {k: v for k, v in recipe.items() if k != "trainer"} | {"data": content_hash(vocabulary)}
+    key = recipe.model_dump(mode="json", exclude={"trainer"}) | {"data": content_hash(vocabulary)}
     return ensure_built(path, key, lambda folder: build_tiny_student(folder, recipe, vocabulary, thinkings))
 
 
-def announce_stand_in(built: dict[str, Any], name: str, role: str) -> None:
+def announce_stand_in(built: Row, name: str, role: str) -> None:
     """Say so when the model a node is about to load is the tiny random one demo_data built (`built`, its
     dataset): what it writes shows that the chain runs, not what the real model would write."""
     if built.get("model") == name:

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from transformers import Qwen2ForCausalLM
 
+from thinking_summarizer.schemas.params.tiny import CopyCircuit
+
 
 def _head_width(model: Qwen2ForCausalLM) -> int:
     cfg = model.config
@@ -40,20 +42,20 @@ def _rotary_frequencies(model: Qwen2ForCausalLM, width: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def wire_copy_circuit(model: Qwen2ForCausalLM, cfg: dict[str, Any]) -> int:
+def wire_copy_circuit(model: Qwen2ForCausalLM, cfg: CopyCircuit, seed: int) -> int:
     """Write the circuit into `model` (random weights elsewhere); the number of rotary dimensions it matches on."""
     width = _head_width(model)
     token, previous = slice(0, width), slice(width, 2 * width)
     frequencies = _rotary_frequencies(model, width)
-    generator = torch.Generator().manual_seed(cfg["seed"])
+    generator = torch.Generator().manual_seed(seed)
     embedding = model.model.embed_tokens.weight
     embedding.zero_()
-    embedding[:, token] = torch.randn(embedding.shape[0], width, generator=generator) * cfg["embedding_std"]
+    embedding[:, token] = torch.randn(embedding.shape[0], width, generator=generator) * cfg.embedding_std
     model.lm_head.weight.copy_(embedding)
     first, second = model.model.layers[0].self_attn, model.model.layers[1].self_attn
 
     # layer 0, head 0: constant query and key whose rotary phases agree at distance one
-    strength = cfg["previous_token_strength"]
+    strength = cfg.previous_token_strength
     first.q_proj.weight[:width] = 0
     first.q_proj.bias[:width] = torch.cat([strength * torch.cos(frequencies), -strength * torch.sin(frequencies)])
     first.k_proj.weight[:width] = 0
@@ -67,7 +69,7 @@ def wire_copy_circuit(model: Qwen2ForCausalLM, cfg: dict[str, Any]) -> int:
     model.model.layers[0].mlp.down_proj.weight[:2 * width] = 0
 
     # layer 0, head 1: the token two back, turned by `turn`, into the previous-token block as well
-    second_token, head1 = cfg.get("second_token", 0.0), slice(width, 2 * width)
+    second_token, head1 = cfg.second_token, slice(width, 2 * width)
     first.o_proj.weight[:, head1] = 0
     if second_token:
         turn = torch.linalg.qr(torch.randn(width, width, generator=generator))[0]
@@ -82,19 +84,19 @@ def wire_copy_circuit(model: Qwen2ForCausalLM, cfg: dict[str, Any]) -> int:
         first.o_proj.weight[previous, head1] = torch.eye(width)
 
     # layer 1, head 0: the current token against the previous-token block, on the slow rotary pairs only
-    slow = (frequencies < cfg["low_frequency"]).nonzero().flatten()
+    slow = (frequencies < cfg.low_frequency).nonzero().flatten()
     dims = torch.cat([slow, slow + width // 2])
     projection = torch.linalg.qr(torch.randn(width, width, generator=generator))[0][:len(dims)]
     for linear in (second.q_proj, second.k_proj, second.v_proj):
         linear.weight[:width] = 0
         linear.bias[:width] = 0
-    second.q_proj.weight[dims, token] = cfg["match_strength"] * projection
+    second.q_proj.weight[dims, token] = cfg.match_strength * projection
     if second_token:  # the previous token, turned as layer 0 turned the one two back
-        second.q_proj.weight[dims, previous] = cfg["match_strength"] * second_token * projection @ turn
+        second.q_proj.weight[dims, previous] = cfg.match_strength * second_token * projection @ turn
     second.k_proj.weight[dims, previous] = projection
     second.v_proj.weight[:width, token] = torch.eye(width)
     second.o_proj.weight[:, :width] = 0
-    second.o_proj.weight[token, :width] = cfg["copy_gain"] * torch.eye(width)
+    second.o_proj.weight[token, :width] = cfg.copy_gain * torch.eye(width)
     return len(dims)
 
 

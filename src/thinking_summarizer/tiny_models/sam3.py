@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from tokenizers import processors
@@ -12,6 +11,7 @@ from transformers.models.sam2_video.video_processing_sam2_video import Sam2Video
 from transformers.models.sam3.configuration_sam3 import Sam3Config, Sam3ViTConfig, Sam3VisionConfig
 from transformers.models.sam3.image_processing_sam3 import Sam3ImageProcessor
 
+from thinking_summarizer.schemas.params.tiny import TinySam3
 from thinking_summarizer.tiny_models import train_tokenizer
 
 
@@ -26,15 +26,15 @@ def _prompt_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerF
     return fast
 
 
-def build_tiny_sam3(path: Path, recipe: dict[str, Any], prompt_texts: list[str]) -> None:
+def build_tiny_sam3(path: Path, recipe: TinySam3, prompt_texts: list[str]) -> None:
     """Write a random `Sam3VideoModel` sized by the recipe, with a processor that works at its image size."""
-    size, patch, hidden = recipe["image_size"], 14, recipe["hidden_size"]
+    size, patch, hidden = recipe.image_size, 14, recipe.hidden_size
     grid = size // patch
-    tokenizer = _prompt_tokenizer(prompt_texts, recipe["vocab_size"])
+    tokenizer = _prompt_tokenizer(prompt_texts, recipe.vocab_size)
     backbone = Sam3ViTConfig(
-        hidden_size=recipe["backbone_hidden_size"], num_hidden_layers=recipe["backbone_layers"], num_attention_heads=4,
-        intermediate_size=2 * recipe["backbone_hidden_size"], image_size=size, pretrain_image_size=size,
-        patch_size=patch, window_size=grid // 2, global_attn_indexes=[recipe["backbone_layers"] - 1])
+        hidden_size=recipe.backbone_hidden_size, num_hidden_layers=recipe.backbone_layers, num_attention_heads=4,
+        intermediate_size=2 * recipe.backbone_hidden_size, image_size=size, pretrain_image_size=size,
+        patch_size=patch, window_size=grid // 2, global_attn_indexes=[recipe.backbone_layers - 1])
     # the tracker's hidden size must equal the detector's FPN size (and be a multiple of 64 above 64)
     vision = Sam3VisionConfig(backbone_config=backbone, fpn_hidden_size=hidden, scale_factors=[4.0, 2.0, 1.0, 0.5],
                               backbone_feature_sizes=[[grid * 4] * 2, [grid * 2] * 2, [grid] * 2])
@@ -48,7 +48,7 @@ def build_tiny_sam3(path: Path, recipe: dict[str, Any], prompt_texts: list[str])
         geometry_encoder_config={"hidden_size": hidden, "num_layers": 1, "mask_fuser_hidden_size": hidden,
                                  "mask_fuser_num_layers": 1, **small},
         detr_encoder_config={"hidden_size": hidden, "num_layers": 1, **small},
-        detr_decoder_config={"hidden_size": hidden, "num_layers": 1, "num_queries": recipe["num_queries"], **small},
+        detr_decoder_config={"hidden_size": hidden, "num_layers": 1, "num_queries": recipe.num_queries, **small},
         mask_decoder_config={"hidden_size": hidden, "num_upsampling_stages": 2},
     )
     tracker = {
@@ -64,12 +64,12 @@ def build_tiny_sam3(path: Path, recipe: dict[str, Any], prompt_texts: list[str])
     }
     # random weights score around 0.25: low thresholds and a cap keep frames neither empty nor flooded
     config = Sam3VideoConfig(detector_config=detector.to_dict(), tracker_config=tracker,
-                             low_res_mask_size=grid * 4, **recipe["thresholds"])
-    torch.manual_seed(recipe["seed"])
+                             low_res_mask_size=grid * 4, **recipe.thresholds.model_dump())
+    torch.manual_seed(recipe.seed)
     model = Sam3VideoModel(config)
     # random weights call every tracked object occluded, so tracks would go blank after their first frame;
     # a positive object-score bias keeps them visible, as a trained tracker's are
-    model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.data.fill_(recipe["object_score_bias"])
+    model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.data.fill_(recipe.object_score_bias)
     model.save_pretrained(path)
     image_size = {"height": size, "width": size}
     Sam3VideoProcessor(

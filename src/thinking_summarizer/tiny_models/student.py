@@ -17,7 +17,6 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -25,6 +24,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerBase
 
 from thinking_summarizer.tiny_models import CHAT_SPECIALS, train_tokenizer
 from thinking_summarizer.tiny_models.copy_circuit import freeze_copy_circuit, wire_copy_circuit
+from thinking_summarizer.schemas.params.tiny import Pretrain, TinyStudent
 
 log = logging.getLogger(__name__)
 # Qwen2.5's turn layout; {% generation %} marks the assistant tokens that carry the loss
@@ -37,11 +37,11 @@ CHAT_TEMPLATE = (
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def _repeat_task(rng: random.Random, pool: list[str], cfg: dict[str, Any]) -> list[dict[str, str]]:
+def _repeat_task(rng: random.Random, pool: list[str], cfg: Pretrain) -> list[dict[str, str]]:
     """A run of random words of `pool`, said back word for word: nothing but copying predicts it, which is how a
     tiny model gets the induction heads that a pretrained base has (they form after a plateau of a few hundred
     steps, so the schedule must be long enough)."""
-    low, high = cfg["repeat_words"]
+    low, high = cfg.repeat_words
     words = " ".join(rng.choice(pool) for _ in range(rng.randint(low, high)))
     return [{"role": "system", "content": "Repeat the text."}, {"role": "user", "content": words},
             {"role": "assistant", "content": words}]
@@ -107,7 +107,7 @@ def _batch(tokenizer: PreTrainedTokenizerBase, conversations: list[list[dict[str
 
 
 def _task(kind: str, rng: random.Random, texts: list[str], words: list[str],
-          cfg: dict[str, Any]) -> list[dict[str, str]]:
+          cfg: Pretrain) -> list[dict[str, str]]:
     if kind == "repeat":
         return _repeat_task(rng, words, cfg)
     if kind == "follow":
@@ -118,24 +118,24 @@ def _task(kind: str, rng: random.Random, texts: list[str], words: list[str],
 
 
 def pretrain(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, texts: list[str],
-             cfg: dict[str, Any]) -> dict[str, float]:
+             cfg: Pretrain) -> dict[str, float]:
     """Full fine-tuning on a mix of the tasks (`tasks`: weights), the loss on the answers or on every token
     (`loss_on`); the final loss and the copy accuracy on new runs of random words."""
-    rng = random.Random(cfg["seed"])
+    rng = random.Random(cfg.seed)
     # the words of the texts, most used first; `vocabulary` caps how many the random runs draw from
     counts = Counter(w.strip(".,!?\"'").lower() for t in texts for w in t.split())
-    words = [w for w, _ in counts.most_common(cfg["vocabulary"]) if w]
-    kinds, weights = zip(*cfg["tasks"].items())
-    steps, warmup = cfg["steps"], max(1, int(cfg["steps"] * 0.1))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg["learning_rate"],
+    words = [w for w, _ in counts.most_common(cfg.vocabulary) if w]
+    kinds, weights = zip(*cfg.tasks.items())
+    steps, warmup = cfg.steps, max(1, int(cfg.steps * 0.1))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
                                   weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     model.train()
     started, loss = time.perf_counter(), torch.tensor(float("nan"))
     for _ in tqdm(range(steps), desc="pre-training tiny student base", unit="step"):
-        batch = [_task(kind, rng, texts, words, cfg) for kind in rng.choices(kinds, weights, k=cfg["batch_size"])]
-        loss = model(**_batch(tokenizer, batch, answer_only=cfg["loss_on"] == "answer")).loss
+        batch = [_task(kind, rng, texts, words, cfg) for kind in rng.choices(kinds, weights, k=cfg.batch_size)]
+        loss = model(**_batch(tokenizer, batch, answer_only=cfg.loss_on == "answer")).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -161,29 +161,29 @@ def copy_accuracy(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase,
     return int((guess[keep] == target[keep]).sum()) / max(1, int(keep.sum()))
 
 
-def tiny_qwen2(tokenizer: PreTrainedTokenizerBase, recipe: dict[str, Any]) -> Qwen2ForCausalLM:
+def tiny_qwen2(tokenizer: PreTrainedTokenizerBase, recipe: TinyStudent) -> Qwen2ForCausalLM:
     """A random Qwen2 of the recipe's size, with the copying circuit written in when the recipe has one."""
-    size = recipe["model"]
-    torch.manual_seed(recipe["seed"])
+    size = recipe.model
+    torch.manual_seed(recipe.seed)
     model = Qwen2ForCausalLM(Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=size["hidden_size"], intermediate_size=3 * size["hidden_size"],
-        num_hidden_layers=size["layers"], num_attention_heads=size["heads"], num_key_value_heads=size["kv_heads"],
-        max_position_embeddings=size["max_positions"], tie_word_embeddings=size["tie_embeddings"],
-        rope_parameters={"rope_type": "default", "rope_theta": size["rope_theta"]},
+        vocab_size=len(tokenizer), hidden_size=size.hidden_size, intermediate_size=3 * size.hidden_size,
+        num_hidden_layers=size.layers, num_attention_heads=size.heads, num_key_value_heads=size.kv_heads,
+        max_position_embeddings=size.max_positions, tie_word_embeddings=size.tie_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": size.rope_theta},
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-    if recipe.get("copy_circuit"):
-        wire_copy_circuit(model, recipe["copy_circuit"] | {"seed": recipe["seed"]})
+    if recipe.copy_circuit:
+        wire_copy_circuit(model, recipe.copy_circuit, recipe.seed)
     return model
 
 
-def build_tiny_student(path: Path, recipe: dict[str, Any], vocabulary_texts: list[str], copy_texts: list[str]) -> None:
+def build_tiny_student(path: Path, recipe: TinyStudent, vocabulary_texts: list[str], copy_texts: list[str]) -> None:
     """A tokenizer trained on `vocabulary_texts`, a random Qwen2 of the recipe's size, pre-trained on
     `copy_texts` (when the recipe asks for steps) around its copying circuit."""
-    tokenizer = train_tokenizer(vocabulary_texts, recipe["vocab_size"], CHAT_SPECIALS, CHAT_TEMPLATE)
+    tokenizer = train_tokenizer(vocabulary_texts, recipe.vocab_size, CHAT_SPECIALS, CHAT_TEMPLATE)
     model = tiny_qwen2(tokenizer, recipe)
-    if recipe["pretrain"]["steps"]:
-        hooks = freeze_copy_circuit(model) if recipe.get("copy_circuit") else []
-        pretrain(model, tokenizer, copy_texts, recipe["pretrain"])
+    if recipe.pretrain.steps:
+        hooks = freeze_copy_circuit(model) if recipe.copy_circuit else []
+        pretrain(model, tokenizer, copy_texts, recipe.pretrain)
         for hook in hooks:
             hook.remove()
         model.requires_grad_(True)

@@ -18,6 +18,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
 from mlflow import MlflowClient
 
+from thinking_summarizer.schemas.params.shared import Tracking
 from thinking_summarizer.tracking.store import configure, flatten, start_run
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,8 @@ class TrackingHook:
     their nodes come, and closes them all (FAILED when the pipeline fails)."""
 
     def __init__(self) -> None:
-        self._cfg: dict[str, Any] = {}
+        self._cfg: Tracking | None = None
+        self._params: dict[str, Any] = {}
         self._parent: str | None = None
         self._run_name: str | None = None
         self._children: dict[str, str] = {}
@@ -68,7 +70,8 @@ class TrackingHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._cfg = context.params["tracking"]
+        self._params = context.config_loader["parameters"]  # as written: Kedro builds models in context.params
+        self._cfg = Tracking.model_validate(self._params["tracking"])
         configure(self._cfg, context.project_path)
 
     @hook_impl(trylast=True)  # after the parameter check, so a refused run opens no MLflow run
@@ -80,7 +83,7 @@ class TrackingHook:
         run = start_run(self._cfg, "kedro-" + _what_ran(run_params, names), tags)
         self._parent, self._children, self._stage, self._seconds = run.info.run_id, {}, None, {}
         self._run_name = run.info.run_name
-        mlflow.log_params(flatten(catalog.load("parameters")))
+        mlflow.log_params(flatten(self._params))
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:
@@ -103,7 +106,7 @@ class TrackingHook:
         if self._run_name is None:
             return None
         kept = sorted(stage for stage, run_id in self._children.items() if not _empty(run_id))
-        return (f"mlflow: run {self._run_name} in experiment {self._cfg['experiment']} (child runs "
+        return (f"mlflow: run {self._run_name} in experiment {self._cfg.experiment} (child runs "
                 f"{', '.join(kept) or 'none'}); `make mlflow-ui`")
 
     def _enter(self, stage: str | None) -> None:
@@ -161,5 +164,5 @@ class TrackingHook:
         for stage in self._children:
             self._own_duration(stage, status)
         log.info("MLflow: run %s (%s) in experiment %s, child runs %s", self._parent, status.lower(),
-                 self._cfg["experiment"], ", ".join(f"{k} {v}" for k, v in self._children.items()) or "none")
+                 self._cfg.experiment, ", ".join(f"{k} {v}" for k, v in self._children.items()) or "none")
         self._parent, self._stage = None, None

@@ -12,6 +12,8 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
+from thinking_summarizer.schemas.params.shared import Tracking
+
 ENV = "MLFLOW_TRACKING_URI"
 # the user's own setting, read before this process points MLflow anywhere: `mlflow.set_tracking_uri` exports the
 # variable itself (for subprocesses), so read later it would hand a second session the first project's store
@@ -28,17 +30,17 @@ def resolve_uri(uri: str, project_path: Path) -> str:
     return uri
 
 
-def configure(cfg: dict[str, Any], project_path: Path) -> str:
+def configure(cfg: Tracking, project_path: Path) -> str:
     """Point this process's MLflow at the configured store; `MLFLOW_TRACKING_URI` in the environment wins."""
-    uri = USER_URI or resolve_uri(cfg["uri"], project_path)
+    uri = USER_URI or resolve_uri(cfg.uri, project_path)
     mlflow.set_tracking_uri(uri)
     return uri
 
 
-def start_run(tracking_cfg: dict[str, Any], name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
+def start_run(tracking_cfg: Tracking, name: str, tags: dict[str, str]) -> mlflow.ActiveRun:
     """Start a run in the configured experiment: a unique name (`name` and the start time), `tags`, and MLflow's
     standard source tags, so the UI shows the commit where it shows it for any project."""
-    experiment = mlflow.set_experiment(tracking_cfg["experiment"])
+    experiment = mlflow.set_experiment(tracking_cfg.experiment)
     for key, value in EXPERIMENT_KIND.items():
         if experiment.tags.get(key) != value:
             MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)

@@ -19,9 +19,8 @@ from thinking_summarizer.io.media import MediaError, VideoInfo, probe
 from thinking_summarizer.pipelines.data_sampling.formats import AUTO, FORMATS, resolve
 from thinking_summarizer.reporting.run_summary import counts
 from thinking_summarizer.errors import UserFacingError
-from thinking_summarizer.schemas import (
-    DataSamplingParams, Sample, SamplingPolicy, SourceConfig, SourceRecord, field_errors, video_id,
-)
+from thinking_summarizer.schemas import Row, Sample, SourceRecord, field_errors, video_id
+from thinking_summarizer.schemas.params.data import DataSampling, SamplingPolicy, SourceConfig
 from thinking_summarizer.text.tagged_output import extract
 
 log = logging.getLogger(__name__)
@@ -31,9 +30,8 @@ class SourceDataError(UserFacingError, ValueError):
     """A source file or record that cannot be used; the message names file, record and field."""
 
 
-def select_sources(sampling: dict[str, Any], demo_manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def select_sources(params: DataSampling, demo_manifest: Row) -> dict[str, Row]:
     """The sources this run samples from: the configured ones, or the demo corpus when none is configured."""
-    params = DataSamplingParams.model_validate(sampling)
     chosen = params.sources or params.demo_sources
     if not params.sources:
         log.info("No data_sampling.sources configured: sampling the synthetic demo corpus (seed %s)",
@@ -63,7 +61,7 @@ def _object(pairs: list[tuple[str, Any]]) -> _Record:
     return record
 
 
-def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[dict[str, Any]]]:
+def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[Row]]:
     """(index, raw record) pairs of a JSON list or JSONL file, and one reject per unparsable line."""
     if not path.is_file():
         raise SourceDataError(f"{path}: source file not found")
@@ -129,7 +127,7 @@ class _Reject(Exception):
         super().__init__(detail)
 
 
-def _check_video(root: Path, media: str, field: str, policy: dict[str, str],
+def _check_video(root: Path, media: str, field: str, policy: SamplingPolicy,
                  probed: dict[str, VideoInfo]) -> tuple[Path, VideoInfo | None]:
     """The video's path, confined to `root` and opened once; raises `_Reject` with the reason."""
     path = Path(os.path.normpath(os.path.abspath(root / media)))
@@ -146,7 +144,7 @@ def _check_video(root: Path, media: str, field: str, policy: dict[str, str],
         except OSError as err:  # e.g. a name longer than the file system allows
             raise _Reject(field, "bad_video_path", f"{media[:80]!r}: {err.strerror or err}") from err
         if not exists:
-            if policy["on_missing_video"] == "keep":
+            if policy.on_missing_video == "keep":
                 return path, None
             raise _Reject(field, "missing_video", f"no file at {path}")
         if path.stat().st_size == 0:
@@ -161,17 +159,17 @@ def _check_video(root: Path, media: str, field: str, policy: dict[str, str],
     return path, probed[key]
 
 
-def _load_source(source: str, cfg: dict[str, Any], policy: dict[str, str],
-                 probed: dict[str, VideoInfo]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    path = Path(cfg["path"])
-    root = Path(cfg["video_root"] or path.parent)
+def _load_source(source: str, cfg: SourceConfig, policy: SamplingPolicy,
+                 probed: dict[str, VideoInfo]) -> tuple[list[Row], list[Row], int]:
+    path = Path(cfg.path)
+    root = Path(cfg.video_root or path.parent)
     if not path.is_file():
         raise SourceDataError(f"{path}: source file not found (data_sampling.sources.{source}.path)")
     records, broken = _read_records(path)
     samples, found = [], [{"source": source, "file": str(path), **bad} for bad in broken]
     for index, raw in records:
         reject = {"source": source, "file": str(path), "index": index}
-        fmt = resolve(cfg["format"], raw) if isinstance(raw, dict) else None
+        fmt = resolve(cfg.format, raw) if isinstance(raw, dict) else None
         if fmt is None:
             keys = sorted(raw)[:8] if isinstance(raw, dict) else type(raw).__name__
             found.append(reject | {"field": "(record)", "reason": "unknown_format",
@@ -198,9 +196,7 @@ def _load_source(source: str, cfg: dict[str, Any], policy: dict[str, str],
     return samples, found, len(records) + len(broken)
 
 
-def load_sources(
-    sources: dict[str, dict[str, Any]], policy: dict[str, str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_sources(sources: dict[str, Row], sampling: DataSampling) -> tuple[list[Row], list[Row]]:
     """Read every selected source, validate each record and its video, and unify the valid ones.
 
     Returns (samples, rejects). A reject names source, file, record index, field and reason; with
@@ -209,11 +205,11 @@ def load_sources(
     """
     samples, rejects = [], []
     probed: dict[str, VideoInfo] = {}
-    policy = SamplingPolicy.model_validate(policy).model_dump()
+    policy = sampling.policy
     for source, given in sources.items():
-        cfg = SourceConfig.model_validate({k: v for k, v in given.items() if k in SourceConfig.model_fields}).model_dump()
+        cfg = SourceConfig.model_validate({k: v for k, v in given.items() if k in SourceConfig.model_fields})
         loaded, found, read = _load_source(source, cfg, policy, probed)
-        if found and policy["on_invalid"] == "fail":
+        if found and policy.on_invalid == "fail":
             first = found[0]
             raise SourceDataError(
                 f"{first['file']} record {first['index']} field '{first['field']}': "
@@ -225,9 +221,9 @@ def load_sources(
         log.info("Source %s: %d records read, %d usable, %d rejected", source, read, len(loaded), len(found))
         if not loaded:
             top = ", ".join(f"{r} x{n}" for r, n in Counter(f["reason"] for f in found).most_common(3)) or "no records"
-            message = (f"data_sampling source {source!r} ({cfg['path']}, video_root {cfg['video_root'] or '(its folder)'}) "
+            message = (f"data_sampling source {source!r} ({cfg.path}, video_root {cfg.video_root or '(its folder)'}) "
                        f"yielded no usable record of {read}: {top}")
-            if policy["on_empty_source"] != "warn":
+            if policy.on_empty_source != "warn":
                 raise SourceDataError(message + "; fix the source or set data_sampling.policy.on_empty_source=warn")
             log.warning(message)
         samples += loaded
@@ -235,7 +231,7 @@ def load_sources(
     return samples, rejects
 
 
-def _sample_key(sample: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
+def _sample_key(sample: Row) -> tuple[str, str, tuple[str, ...]]:
     """What makes two samples the same: the video, the question and its options (whitespace and case aside)."""
     def norm(text: str) -> str:
         return " ".join(text.split()).casefold()
@@ -244,13 +240,13 @@ def _sample_key(sample: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
 
 
 def dedupe_samples(
-    samples: list[dict[str, Any]], sources: dict[str, dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    samples: list[Row], sources: dict[str, Row]
+) -> tuple[list[Row], list[Row]]:
     """Keep one of each identical sample (same video, question and options): the first source in config order,
     then the smallest sample id. Other questions on the same video stay samples of their own; the train/val split
     keeps every video on one side."""
     rank = {name: i for i, name in enumerate(sources)}
-    kept: dict[tuple, dict[str, Any]] = {}
+    kept: dict[tuple, Row] = {}
     dropped = []
     for sample in sorted(samples, key=lambda s: (rank[s["source"]], s["sample_id"])):
         first = kept.setdefault(_sample_key(sample), sample)
@@ -292,10 +288,10 @@ def allocate(capacity: dict[str, int], weights: dict[str, float], total: int) ->
 
 
 def sample_by_ratio(
-    samples: list[dict[str, Any]], sources: dict[str, dict[str, Any]], n_samples: int, seed: int
-) -> list[dict[str, Any]]:
+    samples: list[Row], sources: dict[str, Row], n_samples: int, seed: int
+) -> list[Row]:
     """Draw `n_samples` by source ratio, stratified by problem type within a source; same seed, same draw."""
-    strata: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    strata: dict[str, dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for sample in sorted(samples, key=lambda s: s["sample_id"]):
         strata[sample["source"]][sample["problem_type"]].append(sample)
     available = {name: sum(len(v) for v in strata[name].values()) for name in sources}
@@ -318,9 +314,9 @@ def sample_by_ratio(
 
 
 def sampling_report(
-    sources: dict[str, dict[str, Any]], loaded: list[dict[str, Any]], rejects: list[dict[str, Any]],
-    duplicates: list[dict[str, Any]], sampled: list[dict[str, Any]],
-) -> dict[str, Any]:
+    sources: dict[str, Row], loaded: list[Row], rejects: list[Row],
+    duplicates: list[Row], sampled: list[Row],
+) -> Row:
     """Counts per source, reasons for rejection, and the sampled set's make-up."""
     lengths = sorted(len(s["reference_thinking"] or "") for s in sampled)
     demo = any(s["demo"] for s in sources.values())

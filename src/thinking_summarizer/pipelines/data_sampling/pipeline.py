@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(select_sources, ["params:data_sampling", "demo_manifest"], "selected_sources", name="select_sources"),
             Node(
                 load_sources,
-                ["selected_sources", "params:data_sampling.policy"],
+                ["selected_sources", "params:data_sampling"],
                 ["unified_samples", "invalid_records"],
                 name="load_sources",
             ),

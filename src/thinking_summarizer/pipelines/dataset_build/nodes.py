@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, defaultdict
-from typing import Any
 
 from datasets import Dataset
 
 from thinking_summarizer.reporting.run_summary import counts, pct
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.data import Split
+from thinking_summarizer.schemas.params.shared import SummaryQC, Vocabulary
 from thinking_summarizer.text.summary_format import category_lookup, format_regex, render
 from thinking_summarizer.text.summary_qc import SummaryQCError, check_summary
 
@@ -17,9 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def select_clean_examples(
-    labels: list[dict[str, Any]], teacher_rejects: list[dict[str, Any]], thinking_records: list[dict[str, Any]],
-    samples: list[dict[str, Any]], vocabulary: dict[str, Any], qc: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    labels: list[Row], teacher_rejects: list[Row], thinking_records: list[Row],
+    samples: list[Row], vocabulary: Vocabulary, qc: SummaryQC,
+) -> tuple[list[Row], list[Row], Row]:
     """Keep labelled samples whose summary passes QC again; report the keep rate per source and reason."""
     thinking = {r["sample_id"]: r["thinking"] for r in thinking_records}
     meta = {s["sample_id"]: s for s in samples}
@@ -58,24 +60,24 @@ def select_clean_examples(
 
 
 def split_examples(
-    examples: list[dict[str, Any]], split: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    examples: list[Row], split: Split
+) -> tuple[list[Row], list[Row], Row]:
     """Stratified train/val split of whole videos: every sample of a video lands in the same split."""
-    videos: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    videos: dict[str, list[Row]] = defaultdict(list)
     for example in sorted(examples, key=lambda e: e["sample_id"]):
         videos[example["video_id"]].append(example)
     strata: dict[tuple, list[str]] = defaultdict(list)
     for video_id, group in videos.items():
-        strata[tuple(group[0][key] for key in split["stratify_by"])].append(video_id)
+        strata[tuple(group[0][key] for key in split.stratify_by)].append(video_id)
     val_videos: set[str] = set()
     for stratum, video_ids in sorted(strata.items()):
-        random.Random(f"{split['seed']}:{stratum}").shuffle(video_ids)
-        val_videos.update(video_ids[: round(len(video_ids) * split["val_fraction"])])
+        random.Random(f"{split.seed}:{stratum}").shuffle(video_ids)
+        val_videos.update(video_ids[: round(len(video_ids) * split.val_fraction)])
     train = [e for v, g in videos.items() if v not in val_videos for e in g]
     val = [e for v, g in videos.items() if v in val_videos for e in g]
     if not train:
         raise ValueError(f"the train split is empty ({len(examples)} clean examples, "
-                         f"val_fraction={split['val_fraction']})")
+                         f"val_fraction={split.val_fraction})")
     report = {
         "summary": f"dataset_build: {len(train)} train / {len(val)} val",
         "train": len(train), "val": len(val),
@@ -87,7 +89,7 @@ def split_examples(
     return train, val, report
 
 
-def to_training_forms(examples: list[dict[str, Any]], instruction: str) -> tuple[Dataset, Dataset]:
+def to_training_forms(examples: list[Row], instruction: str) -> tuple[Dataset, Dataset]:
     """The instruction/input/output form and the chat `messages` form, with the sample's identity columns."""
     identity = [{k: e[k] for k in ("sample_id", "source", "problem_type", "video_id")} for e in examples]
     alpaca = [ident | {"instruction": instruction, "input": e["thinking"], "output": e["markdown"]}
@@ -99,6 +101,6 @@ def to_training_forms(examples: list[dict[str, Any]], instruction: str) -> tuple
     return Dataset.from_list(alpaca), Dataset.from_list(chat)
 
 
-def summary_grammar(vocabulary: dict[str, Any], qc: dict[str, Any]) -> str:
+def summary_grammar(vocabulary: Vocabulary, qc: SummaryQC) -> str:
     """The regex every summary in the training data matches (`summary_format.format_regex`)."""
     return format_regex(qc, category_lookup(vocabulary))

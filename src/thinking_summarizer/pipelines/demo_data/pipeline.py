@@ -14,7 +14,7 @@ def demo_corpus() -> Pipeline:
 
 def tiny_student() -> Pipeline:
     return Pipeline([Node(build_tiny_student,
-                          ["sft_train_chat", "params:tiny_models.student", "params:lora_training.base_model"],
+                          ["sft_train_chat", "params:tiny_models", "params:lora_training.base_model"],
                           "tiny_student", name="build_tiny_student")])
 
 
@@ -22,8 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return demo_corpus() + Pipeline(
         [
             Node(build_tiny_models,
-                 ["params:tiny_models", "params:thinking_generation.transformers.model",
-                  "params:thinking_generation.prompt", "params:video_segmentation.sam3.model"],
+                 ["params:tiny_models", "params:thinking_generation", "params:video_segmentation.sam3.model"],
                  ["tiny_thinker", "tiny_sam3"], name="build_tiny_models"),
         ]
     )

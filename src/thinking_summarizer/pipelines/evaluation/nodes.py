@@ -7,16 +7,19 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
-from typing import Any
 
 import numpy as np
 
 from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
-from thinking_summarizer.schemas import LoggedInput, RegistryUpdate, TrackingRecord
+from thinking_summarizer.schemas import LoggedInput, RegistryUpdate, Row, TrackingRecord
+from thinking_summarizer.schemas.params.evaluation import Evaluation
+from thinking_summarizer.schemas.params.shared import ClientPolicy, StudentInference, SummaryQC, Tracking, Vocabulary
+from thinking_summarizer.schemas.params.teacher import Extractive, TeacherLabeling
 from thinking_summarizer.student import untrained
 from thinking_summarizer.student.backends import Summarizer, build_summarizer
 from thinking_summarizer.student.registry import version_by_alias
@@ -30,11 +33,32 @@ from .report import build_report
 log = logging.getLogger(__name__)
 
 
-def _student_outputs(student: Summarizer, examples: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
-    device = resolve_device(cfg["device"])
+@dataclass(frozen=True)
+class ScoringRules:
+    """How an output is matched to a reference and checked: from `evaluation`, `vocabulary` and `summary_qc`."""
+
+    lookup: dict[str, str]
+    attribute_words: set[str]
+    min_overlap: float
+    truth_ignore: set[str]
+    identity_words: set[str]
+    exclusive: list[set[str]]
+    placeholder_patterns: list[str]
+
+    @classmethod
+    def from_params(cls, cfg: Evaluation, vocabulary: Vocabulary, qc: SummaryQC) -> ScoringRules:
+        return cls(lookup=category_lookup(vocabulary), attribute_words={w.lower() for w in cfg.attribute_words},
+                   min_overlap=cfg.min_attribute_overlap, truth_ignore=set(cfg.truth_ignore_categories),
+                   identity_words={w.lower() for w in cfg.identity_words},
+                   exclusive=[{w.lower() for w in group} for group in cfg.exclusive_words],
+                   placeholder_patterns=qc.placeholder_patterns)
+
+
+def _student_outputs(student: Summarizer, examples: list[Row], cfg: Evaluation) -> Row:
+    device = resolve_device(cfg.device)
     reset_peak_memory(device)
     started = time.perf_counter()
-    out = student.summarize([e["thinking"] for e in examples], cfg["batch_size"], cfg["max_new_tokens"])
+    out = student.summarize([e["thinking"] for e in examples], cfg.batch_size, cfg.max_new_tokens)
     total = time.perf_counter() - started
     # a sample's latency is the time of the batch it was generated in
     rows = [{"sample_id": e["sample_id"], "text": t, "seconds": s, "new_tokens": n}
@@ -42,8 +66,8 @@ def _student_outputs(student: Summarizer, examples: list[dict[str, Any]], cfg: d
     return {"rows": rows, "total_seconds": total, "peak_memory_mb": peak_memory_mb(device)}
 
 
-def _baseline_outputs(examples: list[dict[str, Any]], extractive_cfg: dict[str, Any], vocabulary: dict[str, Any],
-                      qc: dict[str, Any]) -> dict[str, Any]:
+def _baseline_outputs(examples: list[Row], extractive_cfg: Extractive, vocabulary: Vocabulary,
+                      qc: SummaryQC) -> Row:
     teacher, lookup = ExtractiveTeacher(extractive_cfg, vocabulary, qc), category_lookup(vocabulary)
     rows, started = [], time.perf_counter()
     for example in examples:
@@ -58,76 +82,73 @@ def _baseline_outputs(examples: list[dict[str, Any]], extractive_cfg: dict[str, 
 
 
 def generate_summaries(
-    val_examples: list[dict[str, Any]], registered: dict[str, Any], cfg: dict[str, Any],
-    extractive_cfg: dict[str, Any], vocabulary: dict[str, Any], qc: dict[str, Any], inference: dict[str, Any],
-    client: dict[str, Any],
-) -> dict[str, Any]:
+    val_examples: list[Row], registered: Row, cfg: Evaluation, teacher_cfg: TeacherLabeling, vocabulary: Vocabulary,
+    qc: SummaryQC, inference: StudentInference, client: ClientPolicy,
+) -> Row:
     """Every system's summary of every val sample, with timings. The teacher's are its labels."""
-    source = cfg["student"] or registered["model_uri"]
-    log.info("Evaluating student %s on %d val samples (%s backend)", source, len(val_examples), inference["backend"])
-    student = build_summarizer(source, inference, client, cfg["device"])
+    source = cfg.student or registered["model_uri"]
+    log.info("Evaluating student %s on %d val samples (%s backend)", source, len(val_examples), inference.backend)
+    student = build_summarizer(source, inference, client, cfg.device)
     systems = {"student": _student_outputs(student, val_examples, cfg)}
-    champion = version_by_alias(registered["name"], cfg["promotion"]["alias"])
+    champion = version_by_alias(registered["name"], cfg.promotion.alias)
     if champion and source != f"models:/{registered['name']}/{champion}":
-        champ = build_summarizer(f"models:/{registered['name']}/{champion}", inference, client, cfg["device"])
+        champ = build_summarizer(f"models:/{registered['name']}/{champion}", inference, client, cfg.device)
         systems["champion"] = _student_outputs(champ, val_examples, cfg) | {"version": champion}
-    if cfg["include_untrained"]:
-        base = untrained(student.card["base_model"], student.instruction, cfg["device"])
+    if cfg.include_untrained:
+        base = untrained(student.card["base_model"], student.instruction, cfg.device)
         base.card["grammar"] = student.card.get("grammar")  # decoded as the student is
         systems["untrained"] = _student_outputs(base, val_examples, cfg)
     systems["teacher"] = {"rows": [{"sample_id": e["sample_id"], "text": e["markdown"], "seconds": None,
                                     "new_tokens": None} for e in val_examples],
                           "total_seconds": None, "peak_memory_mb": None}
-    systems["baseline"] = _baseline_outputs(val_examples, extractive_cfg, vocabulary, qc)
+    systems["baseline"] = _baseline_outputs(val_examples, teacher_cfg.extractive, vocabulary, qc)
     return {"student_source": source, "champion_version": champion, "systems": systems}
 
 
-def _truth(ground_truth: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _truth(ground_truth: dict[str, Row]) -> dict[str, list[Row]]:
     return {video_id: [{k: o[k] for k in ("category", "description", "priority")} for o in scene["objects"]]
             for video_id, scene in ground_truth.items()}
 
 
-def _object_scores(predicted: list[dict[str, Any]], reference: list[dict[str, Any]], suffix: str,
-                   ctx: dict[str, Any]) -> dict[str, float]:
+def _object_scores(predicted: list[Row], reference: list[Row], suffix: str, rules: ScoringRules) -> dict[str, float]:
     scores = {}
     for prefix, pred, ref in (("object", predicted, reference),
                               ("primary", [o for o in predicted if o["priority"] == "primary"],
                                [o for o in reference if o["priority"] == "primary"])):
-        hits = m.match_objects(pred, ref, ctx["lookup"], ctx["attribute_words"], ctx["min_overlap"],
-                               ctx["identity_words"], ctx["exclusive"])
+        hits = m.match_objects(pred, ref, rules.lookup, rules.attribute_words, rules.min_overlap,
+                               rules.identity_words, rules.exclusive)
         p, r, f = m.precision_recall_f1(hits, len(pred), len(ref))
         scores |= {f"{prefix}_precision/{suffix}": p, f"{prefix}_recall/{suffix}": r, f"{prefix}_f1/{suffix}": f}
     return scores
 
 
-def score_sample(text: str, teacher: dict[str, Any] | None, truth: list[dict[str, Any]] | None,
-                 ctx: dict[str, Any]) -> dict[str, Any]:
+def score_sample(text: str, teacher: Row | None, truth: list[Row] | None, rules: ScoringRules) -> Row:
     """Every metric of one output; `/teacher` and `/truth` name the reference it is scored against."""
-    parsed = parse_lenient(text, ctx["lookup"])
+    parsed = parse_lenient(text, rules.lookup)
     objects = parsed["objects"]
-    row: dict[str, Any] = {
-        "format_valid": float(m.format_valid(text, ctx["lookup"])),
-        "placeholder": float(m.has_placeholder(text, ctx["placeholder_patterns"])),
-        "category_validity": m.category_validity(objects, ctx["lookup"]),
+    row: Row = {
+        "format_valid": float(m.format_valid(text, rules.lookup)),
+        "placeholder": float(m.has_placeholder(text, rules.placeholder_patterns)),
+        "category_validity": m.category_validity(objects, rules.lookup),
         "prompt_coverage": m.prompt_coverage(objects, parsed["sam3_prompts"]),
         "prompt_grounding": m.prompt_grounding(objects),
         "objects": float(len(objects)),
     }
     if teacher is not None:
-        row |= _object_scores(objects, teacher["objects"], "teacher", ctx)
+        row |= _object_scores(objects, teacher["objects"], "teacher", rules)
         row["key_point_rouge_l/teacher"] = m.rouge_l(parsed["key_points"], teacher["key_points"])
         row["emotion_f1/teacher"] = m.bag_f1(parsed["emotion_indicators"], teacher["emotion_indicators"])
     if truth is not None:
-        visible = [o for o in objects if o["category"] not in ctx["truth_ignore"]]
-        row |= _object_scores(visible, truth, "truth", ctx)
+        visible = [o for o in objects if o["category"] not in rules.truth_ignore]
+        row |= _object_scores(visible, truth, "truth", rules)
     return row
 
 
-def _aggregate(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, float]:
+def _aggregate(rows: list[Row], keys: list[str]) -> dict[str, float]:
     return {k: round(mean(vals), 4) for k in keys if (vals := [r[k] for r in rows if r.get(k) is not None])}
 
 
-def _speed(system: dict[str, Any]) -> dict[str, float]:
+def _speed(system: Row) -> dict[str, float]:
     seconds = [r["seconds"] for r in system["rows"] if r["seconds"] is not None]
     if not seconds or not system["total_seconds"]:
         return {}
@@ -139,15 +160,11 @@ def _speed(system: dict[str, Any]) -> dict[str, float]:
 
 
 def score_systems(
-    outputs: dict[str, Any], val_examples: list[dict[str, Any]], ground_truth: dict[str, dict[str, Any]], cfg: dict[str, Any],
-    vocabulary: dict[str, Any], qc: dict[str, Any],
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    outputs: Row, val_examples: list[Row], ground_truth: dict[str, Row], cfg: Evaluation, vocabulary: Vocabulary,
+    qc: SummaryQC,
+) -> tuple[list[Row], Row]:
     """A per-sample table and the metrics per system: overall, per source and per problem type."""
-    ctx = {"lookup": category_lookup(vocabulary), "attribute_words": {w.lower() for w in cfg["attribute_words"]},
-           "min_overlap": cfg["min_attribute_overlap"], "truth_ignore": set(cfg["truth_ignore_categories"]),
-           "identity_words": {w.lower() for w in cfg["identity_words"]},
-           "exclusive": [{w.lower() for w in group} for group in cfg["exclusive_words"]],
-           "placeholder_patterns": qc["placeholder_patterns"]}
+    rules = ScoringRules.from_params(cfg, vocabulary, qc)
     truth = _truth(ground_truth)
     by_id = {e["sample_id"]: e for e in val_examples}
     table = []
@@ -155,13 +172,13 @@ def score_systems(
         for out in result["rows"]:
             example = by_id[out["sample_id"]]
             teacher = None if system == "teacher" else example["summary"]
-            scores = score_sample(out["text"], teacher, truth.get(example["video_id"]), ctx)
+            scores = score_sample(out["text"], teacher, truth.get(example["video_id"]), rules)
             table.append({"system": system, "sample_id": out["sample_id"], "source": example["source"],
                           "problem_type": example["problem_type"], "seconds": out["seconds"], "text": out["text"],
                           **scores})
     keys = sorted({k for row in table for k in row if k not in
                    ("system", "sample_id", "source", "problem_type", "seconds", "text")})
-    results: dict[str, Any] = {"samples": len(val_examples), "with_truth": sum(e["video_id"] in truth for e in val_examples),
+    results: Row = {"samples": len(val_examples), "with_truth": sum(e["video_id"] in truth for e in val_examples),
                                "systems": {}}
     for system, result in outputs["systems"].items():
         rows = [r for r in table if r["system"] == system]
@@ -181,7 +198,7 @@ def score_systems(
     return table, results
 
 
-def evaluation_line(results: dict[str, Any]) -> str:
+def evaluation_line(results: Row) -> str:
     """The run summary's line: per system, format, object and primary F1 against the reference, grounding."""
     ref = "truth" if results["with_truth"] else "teacher"
     parts = []
@@ -194,19 +211,18 @@ def evaluation_line(results: dict[str, Any]) -> str:
     return f"evaluation on {results['samples']} val samples: " + "; ".join(parts)
 
 
-def _primary(results: dict[str, Any], system: str, cfg: dict[str, Any]) -> tuple[str, float | None]:
-    promotion = cfg["promotion"]
-    key = f"{promotion['metric']}/{promotion['reference']}"
-    if promotion["reference"] == "truth" and not results["with_truth"]:
-        key = f"{promotion['metric']}/teacher"  # no ground truth in this corpus: the teacher is the reference
+def _primary(results: Row, system: str, cfg: Evaluation) -> tuple[str, float | None]:
+    promotion = cfg.promotion
+    key = f"{promotion.metric}/{promotion.reference}"
+    if promotion.reference == "truth" and not results["with_truth"]:
+        key = f"{promotion.metric}/teacher"  # no ground truth in this corpus: the teacher is the reference
     return key, results["systems"].get(system, {}).get("overall", {}).get(key)
 
 
-def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registered: dict[str, Any],
-                     cfg: dict[str, Any]) -> tuple[dict[str, Any], TrackingRecord]:
+def decide_promotion(results: Row, outputs: Row, registered: Row, cfg: Evaluation) -> tuple[Row, TrackingRecord]:
     """Promote the candidate when it beats the champion by the margin on the primary metric. The registry
     change (the alias moved onto it; its evaluation numbers as version tags) is the returned record's."""
-    alias, margin = cfg["promotion"]["alias"], cfg["promotion"]["margin"]
+    alias, margin = cfg.promotion.alias, cfg.promotion.margin
     metric, candidate = _primary(results, "student", cfg)
     _, champion = _primary(results, "champion", cfg)
     decision = {"candidate": registered["model_uri"], "candidate_version": registered["version"],
@@ -241,7 +257,7 @@ def decide_promotion(results: dict[str, Any], outputs: dict[str, Any], registere
     return decision, record
 
 
-def flatten_results(results: dict[str, Any]) -> dict[str, float]:
+def flatten_results(results: Row) -> dict[str, float]:
     """Every number of the results under the MLflow key it is logged as: system/[group/name/]metric."""
     flat = {}
     for system, parts in results["systems"].items():
@@ -254,15 +270,15 @@ def flatten_results(results: dict[str, Any]) -> dict[str, float]:
 
 
 def report_evaluation(
-    table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any], outputs: dict[str, Any],
-    val_examples: list[dict[str, Any]], cfg: dict[str, Any], tracking_cfg: dict[str, Any],
+    table: list[Row], results: Row, decision: Row, outputs: Row, val_examples: list[Row], cfg: Evaluation,
+    tracking_cfg: Tracking,
 ) -> tuple[str, str, TrackingRecord]:
     """The HTML report (for its versioned and its latest copy) and its tracking record: every number it shows,
     the per-sample table, the plots, the report itself and the val split as the run's input."""
     flat = flatten_results(results)
     with tempfile.TemporaryDirectory() as tmp:
         report = build_report(table, results, decision, outputs, val_examples, cfg, flat, Path(tmp),
-                              tracking_cfg["experiment"])
+                              tracking_cfg.experiment)
         plots = {path.name: path.read_bytes() for path in Path(tmp).iterdir()}
     record = TrackingRecord(
         metrics=flat, tags={"student": outputs["student_source"], "samples": str(results["samples"])},

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(generate_summaries,
                  ["val_examples", "registered_student", "params:evaluation",
-                  "params:teacher_labeling.extractive", "params:vocabulary", "params:summary_qc",
+                  "params:teacher_labeling", "params:vocabulary", "params:summary_qc",
                   "params:student_inference", "params:openai_client"],
                  "evaluation_outputs", name="generate_summaries"),
             Node(score_systems,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from thinking_summarizer.reporting import html as r
 from thinking_summarizer.reporting.plots import distributions, grouped_bars
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.evaluation import Evaluation
 
 SPEED = ["latency_p50_s", "latency_p95_s", "samples_per_s", "peak_memory_mb"]
 GLOSSARY = {  # the metric (without its reference) -> what it means; docs/metrics.md says more
@@ -35,7 +36,7 @@ def _headline(reference: str) -> list[str]:
             "object_f1/teacher", "key_point_rouge_l/teacher", "emotion_f1/teacher"]
 
 
-def _plots(table: list[dict[str, Any]], flat: dict[str, float], systems: list[str], sources: list[str],
+def _plots(table: list[Row], flat: dict[str, float], systems: list[str], sources: list[str],
            reference: str, folder: Path) -> dict[str, Path]:
     return {
         "metrics per system": grouped_bars(
@@ -51,7 +52,7 @@ def _plots(table: list[dict[str, Any]], flat: dict[str, float], systems: list[st
     }
 
 
-def _same_systems(table: list[dict[str, Any]], systems: list[str]) -> list[tuple[str, str]]:
+def _same_systems(table: list[Row], systems: list[str]) -> list[tuple[str, str]]:
     """Pairs of systems whose every output is the same text (e.g. the default run's teacher and baseline)."""
     texts = {s: [row["text"] for row in sorted(table, key=lambda r: r["sample_id"]) if row["system"] == s]
              for s in systems}
@@ -63,8 +64,8 @@ def _meaning(metric: str) -> str:
     return GLOSSARY.get(name, "") + (f" (vs {reference})" if reference else "")
 
 
-def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision: dict[str, Any],
-                 outputs: dict[str, Any], val_examples: list[dict[str, Any]], cfg: dict[str, Any],
+def build_report(table: list[Row], results: Row, decision: Row,
+                 outputs: Row, val_examples: list[Row], cfg: Evaluation,
                  flat: dict[str, float], folder: Path, experiment: str) -> str:
     """The HTML page; its plots are also written to `folder`. Every number shown is `flat[cell's key]`.
     Tables list metrics down and systems across, so they fit a page whatever the number of metrics."""
@@ -74,7 +75,7 @@ def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision:
     plots = _plots(table, flat, systems, sorted({e["source"] for e in val_examples}), reference, folder)
     score = f"object_f1/{reference}"
     worst = sorted((row for row in table if row["system"] == "student"),
-                   key=lambda row: (row.get(score) or 0.0, row["sample_id"]))[: cfg["worst_samples"]]
+                   key=lambda row: (row.get(score) or 0.0, row["sample_id"]))[: cfg.worst_samples]
     by_id = {e["sample_id"]: e for e in val_examples}
 
     def cells(keys: list[str]) -> dict[tuple[str, str], tuple[str, float | None]]:
@@ -88,7 +89,7 @@ def build_report(table: list[dict[str, Any]], results: dict[str, Any], decision:
         r.paragraph(f"Student {outputs['student_source']} on {results['samples']} val samples "
                     f"({results['with_truth']} with ground-truth objects). Object metrics pair a predicted object "
                     f"with a reference object of the same category when it covers at least "
-                    f"{cfg['min_attribute_overlap']:.0%} of the reference's colour, clothing and position words, at "
+                    f"{cfg.min_attribute_overlap:.0%} of the reference's colour, clothing and position words, at "
                     f"least as much of its own are right, and a person noun it names (man, woman, ...) is the "
                     f"reference's. Every number is logged in MLflow: experiment {experiment}, the evaluation "
                     "child run of this kedro run (`make mlflow-ui`)."),

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
-
 import yaml
 from datasets import Dataset
 from transformers import EarlyStoppingCallback
@@ -18,17 +16,18 @@ from thinking_summarizer.io.hashing import content_hash
 from thinking_summarizer.reporting.plots import loss_curve
 from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
-from thinking_summarizer.schemas import LoggedInput, TrackingRecord
+from thinking_summarizer.schemas import LoggedInput, Row, TrackingRecord
+from thinking_summarizer.schemas.params.training import LoraTraining
 from thinking_summarizer.student import CARD, base_config, read_card
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 
 log = logging.getLogger(__name__)
 
 
-def prepare_base_model(tiny_student: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+def prepare_base_model(tiny_student: Row, cfg: LoraTraining) -> Row:
     """The base to fine-tune, as configured; when it is the tiny one demo_data built (`tiny_student` names it),
     with the trainer knobs its recipe changes."""
-    name = cfg["base_model"]
+    name = cfg.base_model
     recipe = tiny_student.get("recipe") if tiny_student.get("model") == name else None
     config = base_config(name)
     return {"base_model": name, "model_type": config.model_type, "tiny": recipe is not None,
@@ -36,12 +35,12 @@ def prepare_base_model(tiny_student: dict[str, Any], cfg: dict[str, Any]) -> dic
             "fingerprint": content_hash({"name": name, "recipe": recipe, "config": config.to_dict()})}
 
 
-def trainer_settings(cfg: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def trainer_settings(cfg: LoraTraining, base: Row) -> Row:
     """The design's trainer knobs, with the tiny base's CPU overrides when it is the one trained."""
-    return dict(cfg["trainer"]) | base.get("trainer", {})
+    return cfg.trainer.model_dump() | base.get("trainer", {})
 
 
-def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, Any]) -> Path:
+def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: Row) -> Path:
     """Save the best adapter with its tokenizer and card, the training config and the loss curve."""
     adapter_dir = output_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # the best checkpoint: load_best_model_at_end
@@ -54,7 +53,7 @@ def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: dict[str, An
     return adapter_dir
 
 
-def _with_summary(result: dict[str, Any]) -> dict[str, Any]:
+def _with_summary(result: Row) -> Row:
     """The result with its line for the run summary (also for a training finished before this run)."""
     m = result["metrics"]
     return result | {"summary": f"lora_training: {m['steps']} steps, best val loss {m['best_eval_loss']:.4f}, "
@@ -62,7 +61,7 @@ def _with_summary(result: dict[str, Any]) -> dict[str, Any]:
                                 f"parameters ({pct(m['trainable_fraction'])}); adapter {result['adapter_dir']}"}
 
 
-def _record(result: dict[str, Any], data: dict[str, Any], train_chat: Dataset, val_chat: Dataset) -> TrackingRecord:
+def _record(result: Row, data: Row, train_chat: Dataset, val_chat: Dataset) -> TrackingRecord:
     """What the training child run gets: the final numbers, the adapter and its config, the two splits."""
     output_dir = Path(result["adapter_dir"]).parent
     return TrackingRecord(
@@ -86,8 +85,8 @@ def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
     return root / (run_key if not attempts else f"{run_key}-{len(attempts) + 1}")
 
 
-def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], cfg: dict[str, Any],
-                  instruction: str, grammar: str) -> tuple[dict[str, Any], TrackingRecord]:
+def train_student(train_chat: Dataset, val_chat: Dataset, base: Row, cfg: LoraTraining,
+                  instruction: str, grammar: str) -> tuple[Row, TrackingRecord]:
     """Run the recipe's trainer (`student.training.build_trainer`) with resume: an identical finished training is
     reused (its record says so), an unfinished one resumes from its last checkpoint. Per-step losses go to the
     active MLflow run as they come; the result and its tracking record are returned. The adapter's card carries
@@ -97,9 +96,9 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     settings = trainer_settings(cfg, base)
     data = {"train_sha": content_hash(list(train_chat["messages"])), "val_sha": content_hash(list(val_chat["messages"])),
             "train_rows": len(train_chat), "val_rows": len(val_chat)}
-    run_key = content_hash({"lora": cfg["lora"], "trainer": settings, "base": base["fingerprint"], "data": data,
+    run_key = content_hash({"lora": cfg.lora, "trainer": settings, "base": base["fingerprint"], "data": data,
                            "instruction": instruction})
-    output_dir = _run_dir(Path(cfg["output_dir"]), run_key, cfg["retrain"])
+    output_dir = _run_dir(Path(cfg.output_dir), run_key, cfg.retrain)
     done = output_dir / "result.json"
     if done.is_file():
         result = json.loads(done.read_text())
@@ -110,7 +109,7 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
             card_file.write_text(json.dumps(card | {"grammar": grammar}, indent=1))
         return _with_summary(result), TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"})
     output_dir.mkdir(parents=True, exist_ok=True)
-    built = build_trainer(train_chat, val_chat, base["base_model"], cfg["lora"], settings, output_dir, cfg["device"])
+    built = build_trainer(train_chat, val_chat, base["base_model"], cfg.lora, settings, output_dir, cfg.device)
     trainer, device = built.trainer, built.device
     logger = MlflowLogging()
     for callback in (logger, StopOnNonFiniteLoss(),
@@ -129,7 +128,7 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
         "steps": state.global_step, **built.counts,
     }
     adapter_dir = _save(trainer, built.tokenizer, output_dir, {
-        "base": base, "lora": cfg["lora"], "trainer": settings, "data": data, "instruction": instruction,
+        "base": base, "lora": cfg.lora.model_dump(), "trainer": settings, "data": data, "instruction": instruction,
         "grammar": grammar})
     result = {"training_id": output_dir.name, "run_key": run_key, "adapter_dir": str(adapter_dir),
               "base_model": base["base_model"], "resumed_from_step": int(metrics["first_step"]),
@@ -140,18 +139,18 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: dict[str, Any], 
     return _with_summary(result), _record(result, data, train_chat, val_chat)
 
 
-def release_student(training: dict[str, Any], registry_cfg: dict[str, Any]) -> dict[str, Any]:
+def release_student(training: Row, cfg: LoraTraining) -> Row:
     """What the registry is to hold for this training: the adapter as a new model version, described and tagged
     with its training; with `verify_reload`, only a version that reloads to the trained logits gets the aliases.
     Saving it to `registered_student` (a `RegisteredStudentDataset`) registers it."""
-    metrics = training["metrics"]
+    metrics, registry_cfg = training["metrics"], cfg.registry
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
                    f"{metrics['best_eval_loss']:.4f}, training {training['training_id']}.")
     card = read_card(training["adapter_dir"])
     tags = {"base_model": training["base_model"], "instruction": card["instruction"], "grammar": card.get("grammar", ""),
             "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
-    verify = registry_cfg if registry_cfg["verify_reload"] else None
+    verify = registry_cfg.model_dump() if registry_cfg.verify_reload else None
     return {"adapter_dir": training["adapter_dir"], "base_model": training["base_model"],
-            "name": registry_cfg["name"], "aliases": registry_cfg["aliases"], "serving": registry_cfg["serving"],
+            "name": registry_cfg.name, "aliases": registry_cfg.aliases, "serving": registry_cfg.serving.model_dump(),
             "description": description, "tags": tags, "verify": verify}

@@ -6,11 +6,14 @@ import hashlib
 import logging
 import re
 from collections import Counter, defaultdict
-from typing import Any, Callable
+from typing import Callable
 
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.reporting.run_summary import counts, shares
+from thinking_summarizer.schemas import Row
+from thinking_summarizer.schemas.params.shared import ClientPolicy
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 from thinking_summarizer.text.tagged_output import extract
 from thinking_summarizer.tiny_models import announce_stand_in
 
@@ -26,27 +29,27 @@ def partition_name(shard_id: int, num_shards: int) -> str:
     return f"shard-{shard_id:03d}-of-{num_shards:03d}"
 
 
-def generate_thinking(samples: list[dict[str, Any]], cache: ResponseCache, tiny_thinker: dict[str, Any],
-                      cfg: dict[str, Any], client_cfg: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+def generate_thinking(samples: list[Row], cache: ResponseCache, tiny_thinker: Row, cfg: ThinkingGeneration,
+                      client_cfg: ClientPolicy) -> dict[str, list[Row]]:
     """Generate this shard's samples through the content-keyed `thinking_cache` (finished ones are never generated
     again); `tiny_thinker` is the stand-in demo_data built, if any."""
-    shard_id, num_shards = cfg["shard_id"], cfg["num_shards"]
+    shard_id, num_shards = cfg.shard_id, cfg.num_shards
     if not 0 <= shard_id < num_shards:
         raise ValueError(f"thinking_generation.shard_id={shard_id} must be in [0, num_shards={num_shards})")
     mine = [s for s in samples if shard_of(s["sample_id"], num_shards) == shard_id]
-    if cfg["backend"] == "transformers":
-        announce_stand_in(tiny_thinker, cfg["transformers"]["model"], "thinker")
+    if cfg.backend == "transformers":
+        announce_stand_in(tiny_thinker, cfg.transformers.model, "thinker")
     records = generate_cached(mine, cache, cfg, client_cfg, f"thinking shard {shard_id}/{num_shards}")
     return {partition_name(shard_id, num_shards): records}
 
 
 def merge_thinking_shards(
-    partitions: dict[str, Callable[[], list[dict[str, Any]]]], samples: list[dict[str, Any]], cfg: dict[str, Any]
-) -> list[dict[str, Any]]:
+    partitions: dict[str, Callable[[], list[Row]]], samples: list[Row], cfg: ThinkingGeneration
+) -> list[Row]:
     """Join the shards of the configured split; every sampled id must appear exactly once."""
-    suffix = f"-of-{cfg['num_shards']:03d}"
+    suffix = f"-of-{cfg.num_shards:03d}"
     found = sorted(name for name in partitions if name.endswith(suffix))
-    expected = [partition_name(i, cfg["num_shards"]) for i in range(cfg["num_shards"])]
+    expected = [partition_name(i, cfg.num_shards) for i in range(cfg.num_shards)]
     missing_shards = sorted(set(expected) - set(found))
     if missing_shards:
         raise ValueError(f"thinking shards not generated yet: {missing_shards}")
@@ -78,9 +81,10 @@ def answer_correct(predicted: str | None, gold: str | None, problem_type: str) -
 
 
 def gate_thinking(
-    raw: list[dict[str, Any]], samples: list[dict[str, Any]], gates: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    raw: list[Row], samples: list[Row], cfg: ThinkingGeneration
+) -> tuple[list[Row], list[Row], Row]:
     """Extract context/think/answer, keep thinking of the configured length, drop duplicates; report accuracy."""
+    gates = cfg.gates
     by_id = {s["sample_id"]: s for s in samples}
     kept, rejects, seen = [], [], {}
     accuracy: dict[str, list[bool]] = defaultdict(list)
@@ -94,10 +98,10 @@ def gate_thinking(
         thinking = parts.thinking or ""
         if parts.thinking is None or parts.answer is None:
             reason, detail = "no_tags", "; ".join(parts.problems)
-        elif len(thinking) < gates["min_chars"]:
-            reason, detail = "too_short", f"{len(thinking)} chars < {gates['min_chars']}"
-        elif len(thinking) > gates["max_chars"]:
-            reason, detail = "too_long", f"{len(thinking)} chars > {gates['max_chars']}"
+        elif len(thinking) < gates.min_chars:
+            reason, detail = "too_short", f"{len(thinking)} chars < {gates.min_chars}"
+        elif len(thinking) > gates.max_chars:
+            reason, detail = "too_long", f"{len(thinking)} chars > {gates.max_chars}"
         elif thinking in seen:
             reason, detail = "duplicate_thinking", f"same thinking as {seen[thinking]}"
         else:
@@ -114,14 +118,14 @@ def gate_thinking(
                      "answer_correct": correct})
     report = {
         "generated": len(raw), "kept": len(kept), "rejected": dict(Counter(r["reason"] for r in rejects)),
-        "gates": {"min_chars": gates["min_chars"], "max_chars": gates["max_chars"]},
+        "gates": {"min_chars": gates.min_chars, "max_chars": gates.max_chars},
         "accuracy_by_problem_type": {t: round(sum(v) / len(v), 4) for t, v in sorted(accuracy.items())},
         "thinking_chars": {"min": min((len(k["thinking"]) for k in kept), default=0),
                            "max": max((len(k["thinking"]) for k in kept), default=0)},
     }
-    report["summary"] = (f"thinking_generation: {len(kept)} of {len(raw)} kept (length gate {gates['min_chars']}-"
-                         f"{gates['max_chars']} chars), rejected {counts(report['rejected'])}, answer accuracy "
+    report["summary"] = (f"thinking_generation: {len(kept)} of {len(raw)} kept (length gate {gates.min_chars}-"
+                         f"{gates.max_chars} chars), rejected {counts(report['rejected'])}, answer accuracy "
                          f"{shares(report['accuracy_by_problem_type'])}")
-    log.info("Thinking gates (%d-%d chars): %d kept of %d, rejected %s, accuracy %s", gates["min_chars"],
-             gates["max_chars"], len(kept), len(raw), report["rejected"], report["accuracy_by_problem_type"])
+    log.info("Thinking gates (%d-%d chars): %d kept of %d, rejected %s, accuracy %s", gates.min_chars,
+             gates.max_chars, len(kept), len(raw), report["rejected"], report["accuracy_by_problem_type"])
     return kept, rejects, report

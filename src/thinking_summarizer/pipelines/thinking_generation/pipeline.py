@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="generate_thinking"),
             Node(merge_thinking_shards, ["thinking_shards", "sampled_samples", "params:thinking_generation"],
                  "thinking_raw", name="merge_thinking_shards"),
-            Node(gate_thinking, ["thinking_raw", "sampled_samples", "params:thinking_generation.gates"],
+            Node(gate_thinking, ["thinking_raw", "sampled_samples", "params:thinking_generation"],
                  ["thinking_records", "thinking_rejects", "thinking_report"], name="gate_thinking"),
         ]
     )

@@ -9,14 +9,18 @@ import shutil
 import time
 from pathlib import Path
 from statistics import mean
-from typing import Any
+from typing import Callable
 
 import numpy as np
 
 from thinking_summarizer.generators.cached import generate_cached
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
-from thinking_summarizer.schemas import Summary, TrackingRecord
+from thinking_summarizer.schemas import Row, Summary, TrackingRecord
+from thinking_summarizer.schemas.params.segmentation import Encoder, UngroundedPrompts, VideoSegmentation
+from thinking_summarizer.schemas.params.shared import ClientPolicy, StudentInference, SummaryQC, Vocabulary
+from thinking_summarizer.schemas.params.teacher import TeacherLabeling
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 from thinking_summarizer.segmentation.masks import MaskWriter, OverlayStyle, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
 from thinking_summarizer.student.backends import build_summarizer
@@ -29,11 +33,11 @@ from thinking_summarizer.tiny_models import announce_stand_in
 log = logging.getLogger(__name__)
 
 
-def plan_samples(val_examples: list[dict[str, Any]], samples: list[dict[str, Any]], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+def plan_samples(val_examples: list[Row], samples: list[Row], cfg: VideoSegmentation) -> list[Row]:
     """The videos to segment: those of a demo config file (`samples: [{video_path, question, answer_options}]`),
     or the first val samples."""
-    if cfg["demo_config"]:
-        path = Path(cfg["demo_config"])
+    if cfg.demo_config:
+        path = Path(cfg.demo_config)
         entries = json.loads(path.read_text())["samples"]
         plan = []
         for i, entry in enumerate(entries):
@@ -47,21 +51,21 @@ def plan_samples(val_examples: list[dict[str, Any]], samples: list[dict[str, Any
                          "source": "demo_config"})
         return plan
     by_id = {s["sample_id"]: s for s in samples}
-    return [by_id[e["sample_id"]] for e in val_examples[: cfg["from_val_split"]]]
+    return [by_id[e["sample_id"]] for e in val_examples[: cfg.from_val_split]]
 
 
-def description_prompt(description: str, rule: dict[str, Any]) -> str:
+def description_prompt(description: str, rule: UngroundedPrompts) -> str:
     """A SAM3 prompt made of the description's own words: without its leading article, cut before its first
     position phrase ("a girl in a red sweater on the right" -> "girl in a red sweater")."""
     words = description.strip().rstrip(".").split()
-    if words and words[0].lower() in rule["articles"]:
+    if words and words[0].lower() in rule.articles:
         words = words[1:]
     text = " ".join(words)
-    cuts = [i for phrase in rule["cut_at"] if (i := text.lower().find(f" {phrase}")) > 0]
+    cuts = [i for phrase in rule.cut_at if (i := text.lower().find(f" {phrase}")) > 0]
     return text[: min(cuts)] if cuts else text
 
 
-def _prompts(text: str, limit: int, lookup: dict[str, str], rule: dict[str, Any] | None) -> tuple[list[str], int]:
+def _prompts(text: str, limit: int, lookup: dict[str, str], rule: UngroundedPrompts | None) -> tuple[list[str], int]:
     """SAM3 prompts of a summary, those of primary objects first, without repeats; with `rule`, a prompt that says
     what its own description does not (`prompt_grounding`) is replaced by the description's words. Also how many
     were replaced."""
@@ -73,14 +77,13 @@ def _prompts(text: str, limit: int, lookup: dict[str, str], rule: dict[str, Any]
 
 
 def think_and_summarize(
-    plan: list[dict[str, Any]], cache: ResponseCache, tiny_thinker: dict[str, Any], thinking_cfg: dict[str, Any],
-    cfg: dict[str, Any],
-    registered: dict[str, Any], teacher_cfg: dict[str, Any], client_cfg: dict[str, Any], vocabulary: dict[str, Any],
-    qc: dict[str, Any], inference: dict[str, Any],
-) -> list[dict[str, Any]]:
+    plan: list[Row], cache: ResponseCache, tiny_thinker: Row, thinking_cfg: ThinkingGeneration, cfg: VideoSegmentation,
+    registered: Row, teacher_cfg: TeacherLabeling, client_cfg: ClientPolicy, vocabulary: Vocabulary, qc: SummaryQC,
+    inference: StudentInference,
+) -> list[Row]:
     """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
-    if thinking_cfg["backend"] == "transformers":
-        announce_stand_in(tiny_thinker, thinking_cfg["transformers"]["model"], "thinker")
+    if thinking_cfg.backend == "transformers":
+        announce_stand_in(tiny_thinker, thinking_cfg.transformers.model, "thinker")
     started = time.perf_counter()
     # thinking_generation's own cache: a video and question already thought about is not thought about again
     generations = {g["sample_id"]: g for g in generate_cached(plan, cache, thinking_cfg, client_cfg,
@@ -100,15 +103,15 @@ def think_and_summarize(
     lookup = category_lookup(vocabulary) if ready else {}
     started = time.perf_counter()
     texts: list[str] = []
-    if ready and cfg["summarizer"] == "student":
-        student = build_summarizer(cfg["student"] or registered["model_uri"], inference, client_cfg)
-        texts = student.summarize([r["thinking"] for r in ready], cfg["batch_size"], cfg["max_new_tokens"]).texts
+    if ready and cfg.summarizer == "student":
+        student = build_summarizer(cfg.student or registered["model_uri"], inference, client_cfg)
+        texts = student.summarize([r["thinking"] for r in ready], cfg.batch_size, cfg.max_new_tokens).texts
     elif ready:
         teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
         texts = [_render_or_empty(o.summary, lookup) for o in outcomes]
     for row, text in zip(ready, texts):
-        prompts, replaced = _prompts(text, cfg["max_prompts"], lookup, cfg["ungrounded_prompts"])
+        prompts, replaced = _prompts(text, cfg.max_prompts, lookup, cfg.ungrounded_prompts)
         row |= {"summary": text, "prompts": prompts, "prompts_from_description": replaced}
         if not row["prompts"]:
             row["error"] = "the summary names no SAM3 prompt"
@@ -122,12 +125,11 @@ def think_and_summarize(
     return rows
 
 
-def _render_or_empty(summary: dict[str, Any] | None, lookup: dict[str, str]) -> str:
+def _render_or_empty(summary: Row | None, lookup: dict[str, str]) -> str:
     return render(Summary(**summary), lookup) if summary else ""
 
 
-def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, style: OverlayStyle,
-                 encoder: dict[str, Any]) -> dict[str, Any]:
+def _segment_one(segmenter: Sam3Segmenter, row: Row, staging: Path, style: OverlayStyle, encoder: Encoder) -> Row:
     video_file, masks_file = staging / f"{row['sample_id']}.mp4", staging / f"{row['sample_id']}.jsonl.gz"
     writer: VideoWriter | None = None
     masks_out = MaskWriter(masks_file)
@@ -141,8 +143,8 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, s
         labels.update({i: so_far.prompt_of.get(i, "") for i in masks})
         shown = overlay(frame, masks, labels, style)
         if writer is None:
-            writer = VideoWriter(video_file, so_far.fps, shown.shape[1], shown.shape[0], crf=encoder["crf"],
-                                 preset=encoder["preset"])
+            writer = VideoWriter(video_file, so_far.fps, shown.shape[1], shown.shape[0], crf=encoder.crf,
+                                 preset=encoder.preset)
         writer.write(shown)
         encode_seconds += time.perf_counter() - started
 
@@ -172,13 +174,13 @@ def _segment_one(segmenter: Sam3Segmenter, row: dict[str, Any], staging: Path, s
 
 
 def segment_videos(
-    rows: list[dict[str, Any]], tiny_sam3: dict[str, Any], cfg: dict[str, Any], ground_truth: dict[str, dict[str, Any]],
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, str]]:
+    rows: list[Row], tiny_sam3: Row, cfg: VideoSegmentation, ground_truth: dict[str, Row],
+) -> tuple[dict[str, Row], dict[str, str], dict[str, str]]:
     """Track each sample's prompts; a broken video fails its own sample only. Returns the JSON result per
     sample and the finished masked videos and mask files (moved into the catalog's folders on save)."""
-    announce_stand_in(tiny_sam3, cfg["sam3"]["model"], "SAM3")
-    segmenter = Sam3Segmenter(cfg["sam3"])
-    staging = Path(cfg["staging_dir"])
+    announce_stand_in(tiny_sam3, cfg.sam3.model, "SAM3")
+    segmenter = Sam3Segmenter(cfg.sam3)
+    staging = Path(cfg.staging_dir)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     results, videos, masks = {}, {}, {}
@@ -190,7 +192,7 @@ def segment_videos(
             results[row["sample_id"]] = result | {"status": "error", "error": row["error"]}
             continue
         try:
-            out = _segment_one(segmenter, row, staging, OverlayStyle(**cfg["render"]), cfg["encoder"])
+            out = _segment_one(segmenter, row, staging, OverlayStyle(**cfg.render.model_dump()), cfg.encoder)
         except MediaError as err:
             log.warning("Sample %s: %s", row["sample_id"], err)
             results[row["sample_id"]] = result | {"status": "error", "error": f"unreadable_video: {err}"}
@@ -207,8 +209,8 @@ def segment_videos(
 
 
 def segmentation_statistics(
-    partitions: dict[str, Any], plan: list[dict[str, Any]],
-) -> tuple[dict[str, Any], TrackingRecord]:
+    partitions: dict[str, Callable[[], Row]], plan: list[Row],
+) -> tuple[Row, TrackingRecord]:
     """Objects per video, tracking success, frame coverage, speed and (demo) agreement with ground truth, over
     this run's samples (`plan`; earlier runs' results stay on disk); and their tracking record (the numbers, the
     SAM3 checkpoint, every sample's result)."""
