@@ -11,7 +11,7 @@ from thinking_summarizer.schemas.params.base import Section
 
 class Lora(Section):
     r: int = Field(ge=1)
-    alpha: float = Field(gt=0)
+    alpha: int = Field(ge=1)  # peft's lora_alpha
     dropout: float = Field(ge=0, lt=1)
     target_modules: list[str] = Field(min_length=1)
 
