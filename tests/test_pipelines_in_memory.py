@@ -138,3 +138,48 @@ def test_demo_data_in_memory_builds_the_tiny_models_once_and_names_them(tmp_path
     assert built[0][:2] == ({"model": thinker}, {"model": sam3}) and (tmp_path / sam3 / "config.json").is_file()
     assert built[1] == built[0]  # the same recipe: the folder is reused, not rebuilt
     assert built[2][:2] == ({}, {})  # conf/gpu's nulls: real models, nothing built or claimed
+
+
+def test_video_segmentation_in_memory_from_demo_videos_to_masked_mp4s(tmp_path, tmp_path_factory):
+    """Two demo videos through the whole stage: their chains (the reference backend, through the thinking cache),
+    the extractive teacher's summary, its SAM3 prompts, the tiny SAM3's tracks: one masked MP4 and one mask file
+    per video, and statistics over exactly these two."""
+    from kedro_datasets.partitions import PartitionedDataset
+
+    from thinking_summarizer.demo.corpus import write_corpus
+    from thinking_summarizer.io.media import probe
+    from thinking_summarizer.io.result_cache import ResponseCache
+    from thinking_summarizer.pipelines.data_sampling.nodes import load_sources
+    from thinking_summarizer.pipelines.video_segmentation.pipeline import create_pipeline as video_segmentation
+
+    from .conftest import build_tiny
+
+    sam3 = build_tiny(tmp_path_factory, "sam3")
+    write_corpus(DEMO.model_copy(update={"root": str(tmp_path / "demo"), "n_scenes": 4}))
+    sources = {name: {"path": str(tmp_path / "demo" / file), "video_root": str(tmp_path / "demo/videos")}
+               for name, file in (("intentbench", "intentbench.json"), ("intenttrain", "intenttrain.json"))}
+    samples, _ = load_sources(sources, typed("data_sampling"))
+    assert len(samples) >= 2
+    pipeline = video_segmentation()
+    run = catalog(pipeline, {"video_segmentation": {"summarizer": "teacher", "from_val_split": 2,
+                                                    "staging_dir": str(tmp_path / "staging"),
+                                                    "sam3": {"model": str(sam3)}}},
+                  val_examples=[{"sample_id": s["sample_id"]} for s in samples], sampled_samples=samples,
+                  tiny_thinker={}, tiny_sam3={}, registered_student={}, ground_truth={})
+    run["thinking_cache"] = MemoryDataset(ResponseCache(str(tmp_path / "cache.sqlite")), copy_mode="assign")
+    for name, dataset, suffix in (("segmentation_results", "thinking_summarizer.io.datasets.JSONDataset", ".json"),
+                                  ("segmentation_videos", "thinking_summarizer.io.datasets.StagedFileDataset", ".mp4"),
+                                  ("segmentation_masks", "thinking_summarizer.io.datasets.StagedFileDataset",
+                                   ".jsonl.gz")):
+        run[name] = PartitionedDataset(path=str(tmp_path / name), dataset=dataset, filename_suffix=suffix)
+    run["segmentation_plan"] = Kept()
+    SequentialRunner().run(pipeline, run)
+    plan, stats = run.load("segmentation_plan"), run.load("segmentation_stats")
+    assert [r["sample_id"] for r in plan] == [s["sample_id"] for s in samples[:2]]
+    assert all(r["thinking"] and r["prompts"] and not r["error"] for r in plan)
+    assert (stats["samples"], stats["segmented"], stats["errors"]) == (2, 2, {})
+    assert stats["summary"].startswith("video_segmentation: 2 of 2 videos")
+    videos = sorted((tmp_path / "segmentation_videos").glob("*.mp4"))
+    assert [v.stem for v in videos] == sorted(r["sample_id"] for r in plan)
+    assert all(probe(v).num_frames == DEMO.video.num_frames for v in videos)
+    assert len(list((tmp_path / "segmentation_masks").glob("*.jsonl.gz"))) == 2
