@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from thinking_summarizer.backends import unknown_backend
 
@@ -13,8 +15,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def known_backend(key: str, name: str) -> str:
-    """`name` when the backend registry knows it under `key`, else a ValueError naming the choices."""
-    if error := unknown_backend(key, name):
-        raise ValueError(error.split(": ", 1)[1])
-    return name
+def registered(key: str) -> Any:
+    """The type of a backend name: one the registry (`backends.REGISTRY`) knows under `key`."""
+    def known(name: str) -> str:
+        if error := unknown_backend(key, name):
+            raise ValueError(error.split(": ", 1)[1])
+        return name
+
+    return Annotated[str, AfterValidator(known)]

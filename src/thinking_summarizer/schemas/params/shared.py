@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from thinking_summarizer.schemas.params.base import Section, known_backend
+from thinking_summarizer.schemas.params.base import Section, registered
 
 
 class MaxChars(Section):
@@ -114,7 +114,7 @@ class VLLMSettings(Section):
 class StudentInference(Section):
     """`student_inference`: how the trained student answers, wherever it runs."""
 
-    backend: str
+    backend: registered("student_inference.backend")
     sort_by_length: bool
     cache_implementation: Literal["dynamic", "static"]
     memory_fraction: float = Field(ge=0, le=1)
@@ -122,8 +122,3 @@ class StudentInference(Section):
     constrained: bool
     vllm: VLLMSettings
     openai: Endpoint
-
-    @field_validator("backend")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        return known_backend("student_inference.backend", value)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from thinking_summarizer.schemas.params.base import Section, known_backend
+from thinking_summarizer.schemas.params.base import Section, registered
 from thinking_summarizer.schemas.params.shared import ClientSettings, Endpoint
 
 
@@ -97,13 +97,8 @@ class TeacherPrompt(Section):
 class TeacherLabeling(Section):
     """`teacher_labeling`: the backend and each backend's settings."""
 
-    backend: str
+    backend: registered("teacher_labeling.backend")
     quality_check: QualityCheck
     extractive: Extractive
     openai: TeacherEndpoint
     prompt: TeacherPrompt
-
-    @field_validator("backend")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        return known_backend("teacher_labeling.backend", value)

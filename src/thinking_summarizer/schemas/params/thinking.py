@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from thinking_summarizer.schemas.params.base import Section, known_backend
+from thinking_summarizer.schemas.params.base import Section, registered
 from thinking_summarizer.schemas.params.shared import ClientSettings, Endpoint
 
 
@@ -75,7 +75,7 @@ class Gates(Section):
 class ThinkingGeneration(Section):
     """`thinking_generation`: the backend, its sharding and checkpoints, prompt, generation and gates."""
 
-    backend: str
+    backend: registered("thinking_generation.backend")
     shard_id: int = Field(ge=0)
     num_shards: int = Field(ge=1)
     checkpoint_every: int = Field(ge=1)
@@ -84,8 +84,3 @@ class ThinkingGeneration(Section):
     transformers: InProcessThinker
     openai: ThinkingServers
     gates: Gates
-
-    @field_validator("backend")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        return known_backend("thinking_generation.backend", value)
