@@ -183,3 +183,108 @@ def test_video_segmentation_in_memory_from_demo_videos_to_masked_mp4s(tmp_path, 
     assert [v.stem for v in videos] == sorted(r["sample_id"] for r in plan)
     assert all(probe(v).num_frames == DEMO.video.num_frames for v in videos)
     assert len(list((tmp_path / "segmentation_masks").glob("*.jsonl.gz"))) == 2
+
+
+def test_evaluation_in_memory_scores_a_student_adapter_against_the_teacher(tmp_path, tmp_path_factory, monkeypatch):
+    """The evaluation stage on demo val examples labelled by the extractive teacher, with a student adapter folder
+    (a random LoRA on a small base, as `evaluation.student` may name one): every system scored against the
+    teacher (a user's corpus has no ground truth), the baseline as the teacher, the candidate promoted when no
+    champion exists, and the report naming each system."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from thinking_summarizer.demo.scenes import make_scene
+    from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
+    from thinking_summarizer.pipelines.evaluation.pipeline import create_pipeline as evaluation
+    from thinking_summarizer.schemas import Summary
+    from thinking_summarizer.student import CARD
+    from thinking_summarizer.teachers import build_teacher
+    from thinking_summarizer.text.summary_format import category_lookup, render
+    from thinking_summarizer.tiny_models.student import build_tiny_student
+
+    from .conftest import small_student, tiny_model_dir
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # no champion registered
+    params = run_params()
+    teacher = build_teacher(params.teacher_labeling, params.vocabulary, params.summary_qc, params.openai_client)
+    lookup = category_lookup(params.vocabulary)
+    val = []
+    for i in range(4):
+        scene = make_scene(i, DEMO)
+        summary = teacher.label_all([(scene.scene_id, scene.thinking)])[0].summary
+        val.append({"sample_id": scene.scene_id, "video_id": scene.scene_id, "source": "demo",
+                    "problem_type": "multiple choice", "thinking": scene.thinking, "summary": summary,
+                    "markdown": render(Summary(**summary), lookup)})
+    base = tiny_model_dir(tmp_path_factory, "student-base")
+    base.mkdir(parents=True)
+    texts = [e["thinking"] for e in val] + [e["markdown"] for e in val]
+    build_tiny_student(base, small_student(), texts, texts)
+    torch.manual_seed(0)
+    adapter = tmp_path / "adapter"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                   LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(base).save_pretrained(adapter)  # the adapter folder carries its tokenizer
+    (adapter / CARD).write_text(json.dumps({"base_model": str(base), "instruction": "Summarise the reasoning.",
+                                            "grammar": summary_grammar(params.vocabulary, params.summary_qc)}))
+    pipeline = evaluation()
+    registered = {"name": "in-memory-student", "version": "1", "model_uri": str(adapter)}
+    run = catalog(pipeline, {"evaluation": {"include_untrained": False, "max_new_tokens": 48, "device": "cpu"}},
+                  val_examples=val, registered_student=registered, ground_truth={})
+    for name in ("evaluation_results", "promotion_decision", "evaluation_report_latest"):
+        run[name] = Kept()
+    SequentialRunner().run(pipeline, run)
+    results, decision = run.load("evaluation_results"), run.load("promotion_decision")
+    assert set(results["systems"]) == {"student", "teacher", "baseline"} and results["with_truth"] == 0
+    teacher_scores = results["systems"]["teacher"]["overall"]
+    assert teacher_scores["format_valid"] == 1.0 and "object_f1/teacher" not in teacher_scores  # not scored on itself
+    assert results["systems"]["baseline"]["overall"]["object_f1/teacher"] == 1.0  # the same extractive teacher
+    assert 0 <= results["systems"]["student"]["overall"]["format_valid"] <= 1
+    assert (decision["promoted"], decision["reason"]) == (True, "there was no champion yet")
+    assert decision["metric"] == "object_f1/teacher"  # no ground truth: the teacher is the reference
+    report = run.load("evaluation_report_latest")
+    assert all(system in report for system in ("student", "teacher", "baseline"))
+
+
+def test_lora_training_in_memory_builds_the_tiny_base_trains_and_releases(tmp_path, monkeypatch):
+    """lora_training on a small train split: demo_data's node builds the tiny base from its recipe (under the
+    project's data/), the recipe's trainer knobs reach the trainer, the adapter is saved with its card, and the
+    release names what the registry is to hold (saving it to `registered_student` registers it in a run)."""
+    import json
+    from pathlib import Path
+
+    from datasets import Dataset
+
+    from thinking_summarizer.demo.scenes import make_scene
+    from thinking_summarizer.pipelines.lora_training.pipeline import create_pipeline as lora_training
+    from thinking_summarizer.student import CARD
+
+    from .conftest import small_student
+
+    monkeypatch.chdir(tmp_path)  # the tiny base is only built under a project's data/
+    chats = [{"messages": [{"role": "system", "content": "Summarise."},
+                           {"role": "user", "content": make_scene(i, DEMO).thinking},
+                           {"role": "assistant", "content": f"## Key points\n1. point {i}"}]} for i in range(12)]
+    recipe = small_student().model_dump() | {"trainer": {"num_train_epochs": 1, "per_device_train_batch_size": 4,
+                                                         "gradient_accumulation_steps": 1, "logging_steps": 1}}
+    pipeline = lora_training()
+    run = catalog(pipeline, {"tiny_models": {"student": recipe},
+                             "lora_training": {"base_model": "data/06_models/tiny/student-base",
+                                               "output_dir": str(tmp_path / "runs"), "device": "cpu"}},
+                  sft_train_chat=Dataset.from_list(chats[:8]), sft_val_chat=Dataset.from_list(chats[8:]),
+                  summary_grammar="## Key points\n.*")
+    for name in ("student_base", "training_result", "registered_student"):
+        run[name] = Kept()
+    SequentialRunner().run(pipeline, run)
+    base, training, release = (run.load(n) for n in ("student_base", "training_result", "registered_student"))
+    assert base["tiny"] is True and base["trainer"]["num_train_epochs"] == 1
+    assert (Path("data/06_models/tiny/student-base") / "config.json").is_file()
+    assert training["metrics"]["steps"] == 2 and training["summary"].startswith("lora_training: 2 steps")
+    adapter = Path(training["adapter_dir"])
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert json.loads((adapter / CARD).read_text())["grammar"] == "## Key points\n.*"
+    assert (release["adapter_dir"], release["name"], release["aliases"]) == (
+        str(adapter), "thinking-summarizer-lora", ["candidate"])
+    assert release["tags"]["training_id"] == training["training_id"] and release["verify"]["logit_tolerance"] > 0
