@@ -4,7 +4,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 
 from thinking_summarizer.demo.corpus import write_corpus
 from thinking_summarizer.demo.scenes import make_scene
@@ -14,7 +13,7 @@ from thinking_summarizer.text.tagged_output import extract
 
 from thinking_summarizer.schemas.params.data import DemoData
 
-from .conftest import REPO, typed
+from .conftest import typed
 
 
 @pytest.fixture(scope="module")

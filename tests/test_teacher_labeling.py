@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.io.openai_client import CallFailed, ServerConfigError

@@ -235,7 +235,7 @@ def format_regex(qc: SummaryQC, lookup: Mapping[str, str]) -> str:
     for primary in range(1, most + 1):
         low, high = max(0, fewest - primary), most - primary
         secondary = rf"(?:{obj}){{{max(low, 1)},{high}}}" if high else ""
-        none = rf"- none\n" if low == 0 else ""
+        none = r"- none\n" if low == 0 else ""
         body = f"(?:{none}|{secondary})" if none and secondary else none or secondary
         splits.append(rf"(?:{obj}){{{primary}}}{_literal(SECONDARY)}\n{body}")
     point = rf"{item}{{1,{max_chars.key_point}}}"
