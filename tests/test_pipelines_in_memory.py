@@ -200,7 +200,7 @@ def test_evaluation_in_memory_scores_a_student_adapter_against_the_teacher(tmp_p
     from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
     from thinking_summarizer.pipelines.evaluation.pipeline import create_pipeline as evaluation
     from thinking_summarizer.schemas import Summary
-    from thinking_summarizer.student import CARD
+    from thinking_summarizer.student import CARD, load_student
     from thinking_summarizer.teachers import build_teacher
     from thinking_summarizer.text.summary_format import category_lookup, render
     from thinking_summarizer.tiny_models.student import build_tiny_student
@@ -233,7 +233,7 @@ def test_evaluation_in_memory_scores_a_student_adapter_against_the_teacher(tmp_p
     registered = {"name": "in-memory-student", "version": "1", "model_uri": str(adapter)}
     run = catalog(pipeline, {"evaluation": {"include_untrained": False, "max_new_tokens": 48, "device": "cpu"}},
                   val_examples=val, registered_student=registered, ground_truth={})
-    for name in ("evaluation_results", "promotion_decision", "evaluation_report_latest"):
+    for name in ("evaluation_outputs", "evaluation_results", "promotion_decision", "evaluation_report_latest"):
         run[name] = Kept()
     SequentialRunner().run(pipeline, run)
     results, decision = run.load("evaluation_results"), run.load("promotion_decision")
@@ -241,7 +241,9 @@ def test_evaluation_in_memory_scores_a_student_adapter_against_the_teacher(tmp_p
     teacher_scores = results["systems"]["teacher"]["overall"]
     assert teacher_scores["format_valid"] == 1.0 and "object_f1/teacher" not in teacher_scores  # not scored on itself
     assert results["systems"]["baseline"]["overall"]["object_f1/teacher"] == 1.0  # the same extractive teacher
-    assert 0 <= results["systems"]["student"]["overall"]["format_valid"] <= 1
+    # the student scored is the named adapter: its rows are that adapter's own greedy summaries
+    written = [row["text"] for row in run.load("evaluation_outputs")["systems"]["student"]["rows"]]
+    assert all(written) and written == load_student(str(adapter), merge=True).summarize([e["thinking"] for e in val], 4, 48).texts
     assert (decision["promoted"], decision["reason"]) == (True, "there was no champion yet")
     assert decision["metric"] == "object_f1/teacher"  # no ground truth: the teacher is the reference
     report = run.load("evaluation_report_latest")

@@ -30,8 +30,11 @@ class CredentialsHook:
 
     A section such as `teacher_labeling.openai` names both: `credentials: teacher_api` (the entry, holding
     `api_key`) and `api_key_env: TEACHER_API_KEY`. Keys never travel through parameters, which are logged.
-    A variable already set in the environment wins.
+    A variable already set in the environment wins. The parameters are the run's as `parameters` read them.
     """
+
+    def __init__(self, parameters: ParametersHook) -> None:
+        self.parameters = parameters
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -39,7 +42,7 @@ class CredentialsHook:
             credentials = context.config_loader["credentials"]
         except MissingConfigException:
             return
-        for section in _key_settings(context.config_loader["parameters"]):
+        for section in _key_settings(self.parameters.raw):
             key = (credentials.get(section["credentials"]) or {}).get("api_key")
             if key and not os.environ.get(section["api_key_env"]):
                 os.environ[section["api_key_env"]] = key
@@ -52,6 +55,7 @@ class ParametersHook:
     reads, and names a misspelt key's nearest known one."""
 
     def __init__(self) -> None:
+        self.raw: dict[str, Any] = {}  # the run's parameters as written (with its --params), read once per run
         self.typed: RunParams | None = None
 
     @hook_impl(tryfirst=True)  # before any other hook reads the parameters
@@ -59,7 +63,7 @@ class ParametersHook:
         loader = context.config_loader
         base = OmegaConfigLoader(str(loader.conf_source), env=loader.base_env, base_env=loader.base_env,
                                  default_run_env=loader.base_env)
-        params = loader["parameters"]  # with the run's --params; not `context.params`, which Kedro builds models in
+        params = self.raw = loader["parameters"]  # with --params; not `context.params`, where Kedro builds models
         open_mappings = (params.get("parameter_check") or {}).get("open_mappings", [])
         errors = override_errors(params, base["parameters"], open_mappings)
         self.typed, invalid = parameter_errors(params)

@@ -10,5 +10,6 @@ CONFIG_LOADER_ARGS = {"base_env": "base", "default_run_env": "local",
 from thinking_summarizer.hooks import CredentialsHook, ParametersHook, RunSummaryHook  # noqa: E402
 from thinking_summarizer.tracking.hook import TrackingHook  # noqa: E402
 
-TRACKING = TrackingHook()
-HOOKS = (ParametersHook(), CredentialsHook(), TRACKING, RunSummaryHook(TRACKING))
+PARAMETERS = ParametersHook()  # first of all: the others read the parameters it read and checked
+TRACKING = TrackingHook(PARAMETERS)
+HOOKS = (PARAMETERS, CredentialsHook(PARAMETERS), TRACKING, RunSummaryHook(TRACKING))

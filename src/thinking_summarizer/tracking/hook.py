@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from kedro.framework.hooks import hook_impl
@@ -19,6 +19,9 @@ from kedro.pipeline import Node
 from mlflow import MlflowClient
 
 from thinking_summarizer.schemas.params.shared import Tracking
+
+if TYPE_CHECKING:
+    from thinking_summarizer.hooks import ParametersHook
 from thinking_summarizer.tracking.store import configure, flatten, start_run
 
 log = logging.getLogger(__name__)
@@ -58,9 +61,9 @@ class TrackingHook:
     """Points MLflow at the configured store; opens the parent run before the pipeline, the stage child runs as
     their nodes come, and closes them all (FAILED when the pipeline fails)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parameters: ParametersHook) -> None:
+        self._parameters = parameters  # the run's parameters, read and checked once by the ParametersHook
         self._cfg: Tracking | None = None
-        self._params: dict[str, Any] = {}
         self._parent: str | None = None
         self._run_name: str | None = None
         self._children: dict[str, str] = {}
@@ -70,8 +73,7 @@ class TrackingHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        self._params = context.config_loader["parameters"]  # as written: Kedro builds models in context.params
-        self._cfg = Tracking.model_validate(self._params["tracking"])
+        self._cfg = self._parameters.typed.tracking
         configure(self._cfg, context.project_path)
 
     @hook_impl(trylast=True)  # after the parameter check, so a refused run opens no MLflow run
@@ -83,7 +85,7 @@ class TrackingHook:
         run = start_run(self._cfg, "kedro-" + _what_ran(run_params, names), tags)
         self._parent, self._children, self._stage, self._seconds = run.info.run_id, {}, None, {}
         self._run_name = run.info.run_name
-        mlflow.log_params(flatten(self._params))
+        mlflow.log_params(flatten(self._parameters.raw))
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:

@@ -17,7 +17,7 @@ from thinking_summarizer.reporting.plots import loss_curve
 from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, Row, TrackingRecord
-from thinking_summarizer.schemas.params.training import LoraTraining
+from thinking_summarizer.schemas.params.training import LoraTraining, Trainer
 from thinking_summarizer.student import CARD, base_config, read_card
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 
@@ -36,8 +36,11 @@ def prepare_base_model(tiny_student: Row, cfg: LoraTraining) -> Row:
 
 
 def trainer_settings(cfg: LoraTraining, base: Row) -> Row:
-    """The design's trainer knobs, with the tiny base's CPU overrides when it is the one trained."""
-    return cfg.trainer.model_dump() | base.get("trainer", {})
+    """The design's trainer knobs, with the tiny base's CPU overrides when it is the one trained; the merged recipe
+    is checked as a whole (the overrides' values too), and handed on as written."""
+    settings = cfg.trainer.model_dump() | base.get("trainer", {})
+    Trainer.model_validate(settings)
+    return settings
 
 
 def _save(trainer: SFTTrainer, tokenizer, output_dir: Path, config: Row) -> Path:
