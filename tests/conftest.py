@@ -22,6 +22,9 @@ from kedro.framework.startup import bootstrap_project
 from pydantic import BaseModel
 
 from thinking_summarizer.schemas.params import RunParams
+from thinking_summarizer.schemas.params.shared import ClientPolicy, SummaryQC, Vocabulary
+from thinking_summarizer.schemas.params.teacher import TeacherLabeling
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 from thinking_summarizer.schemas.params.tiny import TinyModels, TinyStudent
 
 from .typed_call import to_json
@@ -198,13 +201,30 @@ def kill_when(code: str, condition, timeout: float = 120) -> None:
     child.wait()
 
 
-def think(samples: list[dict], config, client, cache_dir: Path) -> dict:
-    """The generate_thinking node as the pipeline calls it, with the result cache the catalog opens (here
-    `cache_dir/cache.sqlite`); the thinker, if in-process, is the test's own (`{}`: not demo_data's)."""
+def model(dataset: type, **sections):
+    """A catalog model (`io.model_datasets`) as a run hands it to a node: built on first use from `sections`."""
+    return dataset(settings={}).bind_sections(**sections).load()
+
+
+def think(samples: list[dict], config: ThinkingGeneration, client: ClientPolicy, cache_dir: str) -> dict:
+    """The generate_thinking node as the pipeline calls it: the thinker built as the catalog's `thinker` entry
+    builds it, the result cache the catalog opens (here `cache_dir/cache.sqlite`); the thinker, if in-process, is
+    the test's own (`{}`: not demo_data's)."""
+    from thinking_summarizer.io.model_datasets import ThinkerDataset
     from thinking_summarizer.io.result_cache import ResponseCache
     from thinking_summarizer.pipelines.thinking_generation.nodes import generate_thinking
 
-    return generate_thinking(samples, ResponseCache(Path(cache_dir) / "cache.sqlite"), {}, config, client)
+    return generate_thinking(samples, ResponseCache(Path(cache_dir) / "cache.sqlite"),
+                             model(ThinkerDataset, cfg=config, client=client), {}, config)
+
+
+def label(records: list[dict], cfg: TeacherLabeling, client: ClientPolicy, vocabulary: Vocabulary, qc: SummaryQC):
+    """The label_thinking node as the pipeline calls it, with the teacher the catalog's `teacher` entry builds."""
+    from thinking_summarizer.io.model_datasets import TeacherDataset
+    from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
+
+    teacher = model(TeacherDataset, cfg=cfg, vocabulary=vocabulary, qc=qc, client=client)
+    return label_thinking(records, teacher, cfg, vocabulary, qc)
 
 
 def build_tiny(tmp_path_factory, role: str) -> Path:
@@ -224,14 +244,9 @@ def build_tiny(tmp_path_factory, role: str) -> Path:
 
 def kill_after_calls(node: str, args: list, server, calls: int, tmp_path: Path) -> dict:
     """Run `node(*args)` (a "module:function" path) in a child process, kill it once the stub server
-    has answered `calls` requests, and return the server's call counts at that moment. An argument
-    `{"result_cache": path}` is the catalog's result cache at `path`, opened in the child."""
+    has answered `calls` requests, and return the server's call counts at that moment."""
     (tmp_path / "child_args.json").write_text(to_json(args))
     kill_when(f"import json, sys\nsys.path.insert(0, {str(REPO)!r})\nfrom tests.typed_call import call\n"
-              "from thinking_summarizer.io.result_cache import ResponseCache\n"
-              f"args = json.load(open({str(tmp_path / 'child_args.json')!r}))\n"
-              "args = [ResponseCache(a['result_cache']) if isinstance(a, dict) and set(a) == {'result_cache'} else a "
-              "for a in args]\n"
-              f"call({node!r}, args)\n",
+              f"call({node!r}, json.load(open({str(tmp_path / 'child_args.json')!r})))\n",
               lambda: sum(server.calls.values()) >= calls, timeout=60)
     return dict(server.calls)

@@ -3,17 +3,20 @@
 import json
 
 import numpy as np
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from thinking_summarizer.io.media import VideoWriter
+from thinking_summarizer.io.model_datasets import bind_models
 from thinking_summarizer.pipelines.data_sampling.pipeline import create_pipeline as data_sampling
 from thinking_summarizer.pipelines.teacher_labeling.pipeline import create_pipeline as teacher_labeling
 
-from .conftest import at, run_params, typed
+from .conftest import REPO, at, run_params, typed
 
 DEMO = typed("demo_data")
+CATALOG = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
 
 
 class Kept(MemoryDataset):
@@ -25,11 +28,20 @@ class Kept(MemoryDataset):
 
 def catalog(pipeline: Pipeline, changes: dict | None = None, **data) -> DataCatalog:
     """An in-memory catalog for `pipeline`: every `params:` input it reads as Kedro hands it (the typed section of
-    conf/base's parameters with `changes` merged in), and `data`."""
+    conf/base's parameters with `changes` merged in), every model it reads as conf/base's catalog entry (bound to
+    the same parameters, as a session binds it), and `data`."""
     params = run_params(changes)
-    reads = {name for node in pipeline.nodes for name in node.inputs if name.startswith("params:")}
-    return DataCatalog({name: MemoryDataset(at(params, name.removeprefix("params:"))) for name in reads}
-                       | {name: MemoryDataset(value) for name, value in data.items()})
+    reads = {name for node in pipeline.nodes for name in node.inputs}
+    models = {name: CATALOG[name] for name in reads
+              if CATALOG.get(name, {}).get("type", "").startswith("thinking_summarizer.io.model_datasets.")}
+    run = DataCatalog.from_config(models)
+    for name in reads:
+        if name.startswith("params:"):
+            run[name] = MemoryDataset(at(params, name.removeprefix("params:")))
+    for name, value in data.items():
+        run[name] = MemoryDataset(value)
+    assert sorted(bind_models(run, params)) == sorted(models)
+    return run
 
 
 def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path):

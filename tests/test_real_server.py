@@ -21,13 +21,12 @@ import httpx
 import pytest
 
 from thinking_summarizer.io.openai_client import ServerConfigError, client_settings
-from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.pipelines.thinking_generation.nodes import gate_thinking
 from thinking_summarizer.schemas.params.shared import ClientSettings, Endpoint
 from thinking_summarizer.schemas.params.teacher import TeacherLabeling
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import build_tiny, small_student, think, tiny_model_dir, typed
+from .conftest import build_tiny, label, small_student, think, tiny_model_dir, typed
 
 VOCABULARY, QC, CLIENT = typed("vocabulary"), typed("summary_qc"), typed("openai_client")
 TEACHER, THINKING = typed("teacher_labeling"), typed("thinking_generation")
@@ -112,7 +111,7 @@ CLIENT = CLIENT.model_copy(update={"backoff_base_s": 0.1})
 def test_teacher_through_transformers_serve(serve, tiny_student, tmp_path, caplog):
     url, proc = serve(tiny_student)
     cfg = teacher_cfg(url, str(tiny_student), tmp_path)
-    labels, rejects, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    labels, rejects, usage = label(records(3), cfg, CLIENT, VOCABULARY, QC)
     # every request was answered (a random tiny model writes no valid summary): the answers reached QC (in the
     # markdown form if the server was seen to answer free text in JSON mode; an empty or cut answer says nothing
     # about that), and nothing was lost to a transport error
@@ -120,7 +119,7 @@ def test_teacher_through_transformers_serve(serve, tiny_student, tmp_path, caplo
     assert {r["reason"] for r in rejects} <= {"malformed", "invalid_json", "truncated", "placeholder", "schema"}
     assert usage["api_calls"] >= 4 and usage["completion_tokens"] > 0 and usage["estimated_cost"] == 0
     # a rerun asks nothing: it starts in the remembered mode, and every outcome is in the cache
-    _, _, again = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    _, _, again = label(records(3), cfg, CLIENT, VOCABULARY, QC)
     assert (again["api_calls"], again["cached"]) == (0, 3)
     assert rss_mb(proc.pid) < 8000
 
@@ -129,7 +128,7 @@ def test_pinned_model_400_fails_the_run_with_the_servers_message(serve, tiny_stu
     url, _ = serve(tiny_student)
     cfg = teacher_cfg(url, "qwen-max", tmp_path)
     with pytest.raises(ServerConfigError, match=r"HTTP 400: Server is pinned to .*student.*requested 'qwen-max'"):
-        label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+        label(records(2), cfg, CLIENT, VOCABULARY, QC)
 
 
 @pytest.fixture(scope="module")

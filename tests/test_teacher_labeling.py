@@ -13,7 +13,6 @@ import pytest
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.io.openai_client import CallFailed, ServerConfigError
 from thinking_summarizer.io.result_cache import ResponseCache
-from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.schemas.params.shared import ClientPolicy
 from thinking_summarizer.schemas.params.teacher import TeacherEndpoint, TeacherLabeling
 from thinking_summarizer.teachers import build_teacher
@@ -21,7 +20,7 @@ from thinking_summarizer.text.summary_format import category_lookup, parse
 from thinking_summarizer.text.summary_qc import find_placeholders
 from thinking_summarizer.text.tagged_output import extract
 
-from .conftest import REPO, kill_after_calls, typed
+from .conftest import REPO, kill_after_calls, label, typed
 from .typed_call import to_json
 from .openai_stub import StubOpenAI, summary_for
 
@@ -82,13 +81,13 @@ EXPECTED = {  # marker -> (status, reason, calls)
 def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplog):
     server, url = stub(script=SCRIPT)
     caplog.set_level(logging.DEBUG)
-    labels, rejects, usage = label_thinking(records(12), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
+    labels, rejects, usage = label(records(12), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     outcome = {r["sample_id"]: ("labelled", "") for r in labels} | {r["sample_id"]: ("rejected", r["reason"]) for r in rejects}
     assert outcome == {f"s{i}": EXPECTED[i][:2] for i in EXPECTED}
     assert {m: server.calls[f"MARK-{m}"] for m in EXPECTED} == {m: e[2] for m, e in EXPECTED.items()}
-    label = next(r for r in labels if r["sample_id"] == "s0")
-    assert [o["category"] for o in label["summary"]["objects"]] == ["person", "table", "cup"]  # synonyms normalised
-    assert parse(label["markdown"], category_lookup(VOCABULARY)).model_dump() == label["summary"]
+    first = next(r for r in labels if r["sample_id"] == "s0")
+    assert [o["category"] for o in first["summary"]["objects"]] == ["person", "table", "cup"]  # synonyms normalised
+    assert parse(first["markdown"], category_lookup(VOCABULARY)).model_dump() == first["summary"]
     assert usage["api_calls"] == sum(e[2] for e in EXPECTED.values()) and usage["prompt_tokens"] > 0
     assert usage["estimated_cost"] > 0
     assert server.auth_headers == {f"Bearer {SECRET}"}
@@ -99,9 +98,9 @@ def test_every_fault_ends_labelled_or_rejected_with_reason(stub, tmp_path, caplo
 def test_rerun_pays_only_for_unfinished_samples(stub, tmp_path):
     server, url = stub(script=SCRIPT)
     cfg, client = teacher_cfg(url, tmp_path)
-    label_thinking(records(12), cfg, client, VOCABULARY, QC)
+    label(records(12), cfg, client, VOCABULARY, QC)
     before = dict(server.calls)
-    labels, rejects, usage = label_thinking(records(12), cfg, client, VOCABULARY, QC)
+    labels, rejects, usage = label(records(12), cfg, client, VOCABULARY, QC)
     new_calls = {m: server.calls[m] - before.get(m, 0) for m in server.calls if server.calls[m] != before.get(m, 0)}
     assert new_calls == {"MARK-10": 1}  # only the transient failure is tried again (and now succeeds)
     assert usage["cached"] == 11 and len(labels) == 9 and len(rejects) == 3
@@ -111,14 +110,14 @@ def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
     server, url = stub(latency=0.1)
     cfg, client = teacher_cfg(url, tmp_path, concurrency=4)
     work = records(80)
-    first = kill_after_calls("thinking_summarizer.pipelines.teacher_labeling.nodes:label_thinking",
+    first = kill_after_calls("tests.conftest:label",
                              [work, cfg, client, VOCABULARY, QC], server, 20, tmp_path)
     assert 20 <= sum(first.values()) < 80, "the run must be killed halfway"
     teacher = build_teacher(cfg, VOCABULARY, QC, CLIENT)
     cache = ResponseCache(cfg.openai.cache_path)
     finished = {r["thinking"].split()[0] for r in work if cache.get(teacher._key(r["thinking"]))}
     assert len(finished) >= sum(first.values()) - cfg.openai.concurrency
-    labels, _, usage = label_thinking(work, cfg, client, VOCABULARY, QC)
+    labels, _, usage = label(work, cfg, client, VOCABULARY, QC)
     assert len(labels) == 80 and usage["cached"] == len(finished)
     assert {m: server.calls[m] for m in finished} == {m: 1 for m in finished}
     # what was in flight at the kill is asked once more; nothing else is
@@ -127,7 +126,7 @@ def test_killed_run_resumes_without_repeating_calls(stub, tmp_path):
 
 def test_server_without_structured_output_falls_back_to_markdown(stub, tmp_path):
     server, url = stub(reject_response_format=True)
-    labels, rejects, _ = label_thinking(records(5), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
+    labels, rejects, _ = label(records(5), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert (len(labels), rejects) == (5, [])
     assert labels[0]["summary"]["objects"][0]["description"] == "a woman in a red coat on the left"
 
@@ -135,23 +134,23 @@ def test_server_without_structured_output_falls_back_to_markdown(stub, tmp_path)
 def test_batch_api_mode(stub, tmp_path):
     server, url = stub(script={"MARK-1": ["placeholder"], "MARK-2": ["500"], "MARK-3": ["refusal", "refusal"]})
     cfg, client = teacher_cfg(url, tmp_path, backend="openai_batch")
-    labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
+    labels, rejects, usage = label(records(5), cfg, client, VOCABULARY, QC)
     assert sorted(r["sample_id"] for r in labels) == ["s0", "s1", "s4"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {"s2": "api_error", "s3": "refusal"}
     assert len(server.batches) == 2  # the first batch, then the QC retries
-    labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
+    labels, rejects, usage = label(records(5), cfg, client, VOCABULARY, QC)
     assert usage["cached"] == 4 and len(labels) == 4  # the batch-level error is retried, now fine
 
 
 def test_missing_key_is_a_clear_error_unless_the_server_is_local(stub, tmp_path, monkeypatch):
     monkeypatch.delenv("TEACHER_API_KEY")
     with pytest.raises(ServerConfigError, match="set the environment variable TEACHER_API_KEY"):
-        label_thinking(records(1), *teacher_cfg("https://teacher.example.com/v1", tmp_path), VOCABULARY, QC)
+        label(records(1), *teacher_cfg("https://teacher.example.com/v1", tmp_path), VOCABULARY, QC)
     server, url = stub()
-    labels, _, _ = label_thinking(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
+    labels, _, _ = label(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert len(labels) == 1 and server.auth_headers == {""}  # no key, no Authorization header
     with pytest.raises(ServerConfigError, match=r"teacher_labeling.openai.base_url is required"):
-        label_thinking(records(1), *teacher_cfg(None, tmp_path), VOCABULARY, QC)
+        label(records(1), *teacher_cfg(None, tmp_path), VOCABULARY, QC)
 
 
 def test_extractive_teacher_on_real_chains(shared_sample):
@@ -264,7 +263,7 @@ def test_ordinary_replies_never_end_the_run(stub, tmp_path):
     server, url = stub(script=ORDINARY_REPLIES)
     cfg, client = teacher_cfg(url, tmp_path, max_retry_after_s=0.5, timeout_s=5.0)
     started = time.monotonic()
-    labels, rejects, usage = label_thinking(records(9), cfg, client, VOCABULARY, QC)
+    labels, rejects, usage = label(records(9), cfg, client, VOCABULARY, QC)
     assert time.monotonic() - started < 10  # a day's Retry-After is capped
     assert sorted(r["sample_id"] for r in labels) == [f"s{i}" for i in range(7)]
     # 1 MB of content and hidden characters are rejected before they reach the training files
@@ -277,7 +276,7 @@ def test_ordinary_replies_never_end_the_run(stub, tmp_path):
 def test_retry_after_as_http_date_is_waited_for(stub, tmp_path):
     server, url = stub(script={"MARK-0": ["429_date"]})
     started = time.monotonic()
-    labels, _, _ = label_thinking(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
+    labels, _, _ = label(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert len(labels) == 1 and server.calls["MARK-0"] == 2
     assert time.monotonic() - started >= 0.9  # the date is 2 s ahead, in whole seconds
 
@@ -285,25 +284,25 @@ def test_retry_after_as_http_date_is_waited_for(stub, tmp_path):
 def test_cross_origin_redirect_is_not_followed_and_stops_the_run(stub, tmp_path):
     server, url = stub(script={"MARK-0": ["redirect"]})
     with pytest.raises(ServerConfigError, match=r"redirects to 'http://127.0.0.2:9/v1/chat/completions'"):
-        label_thinking(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
+        label(records(1), *teacher_cfg(url, tmp_path), VOCABULARY, QC)
     assert server.redirects == 1
 
 
 def test_a_changed_prompt_asks_again_an_unchanged_one_never(stub, tmp_path):
     server, url = stub()
     cfg, client = teacher_cfg(url, tmp_path)
-    label_thinking(records(3), cfg, client, VOCABULARY, QC)
-    _, _, usage = label_thinking(records(3), cfg, client, VOCABULARY, QC)
+    label(records(3), cfg, client, VOCABULARY, QC)
+    _, _, usage = label(records(3), cfg, client, VOCABULARY, QC)
     assert (sum(server.calls.values()), usage["cached"], usage["prompt_tokens"], usage["estimated_cost"]) == (3, 3, 0, 0)
     for change in ({"prompt": cfg.prompt.model_copy(update={"system": cfg.prompt.system + "\n9. Be brief."})},
                    {"openai": cfg.openai.model_copy(update={"temperature": 0.3})},
                    {"openai": cfg.openai.model_copy(update={"response_format": "json_object"})}):
         before = sum(server.calls.values())
-        _, _, usage = label_thinking(records(3), cfg.model_copy(update=change), client, VOCABULARY, QC)
+        _, _, usage = label(records(3), cfg.model_copy(update=change), client, VOCABULARY, QC)
         assert sum(server.calls.values()) - before == 3 and usage["cached"] == 0, change
     # a new vocabulary is a new prompt too
     before = sum(server.calls.values())
-    label_thinking(records(3), cfg, client, VOCABULARY.model_copy(update={"categories": VOCABULARY.categories + ["lamp"]}), QC)
+    label(records(3), cfg, client, VOCABULARY.model_copy(update={"categories": VOCABULARY.categories + ["lamp"]}), QC)
     assert sum(server.calls.values()) - before == 3
 
 
@@ -313,7 +312,7 @@ def test_two_runs_on_one_cache_ask_each_sample_once(stub, tmp_path):
     (tmp_path / "args.json").write_text(to_json([records(40), cfg, client, VOCABULARY, QC]))
     code = (f"import json, os, sys\nos.environ['TEACHER_API_KEY'] = 'k'\nsys.path.insert(0, {str(REPO)!r})\n"
             "from tests.typed_call import call\n"
-            "labels, rejects, usage = call('thinking_summarizer.pipelines.teacher_labeling.nodes:label_thinking', "
+            "labels, rejects, usage = call('tests.conftest:label', "
             f"json.load(open({str(tmp_path / 'args.json')!r})))\n"
             "print(json.dumps([len(labels), usage['api_calls'], usage['cached']]))\n")
     env = {**os.environ, "PYTHONPATH": ""}  # this checkout's code, not a project copy another test bootstrapped
@@ -338,7 +337,7 @@ def test_configuration_errors_stop_the_run_with_the_servers_message_and_are_neve
         cfg, client = teacher_cfg(url, tmp_path)
         for _ in range(2):  # a rerun asks again: the failure was not cached as the sample's outcome
             with pytest.raises(ServerConfigError, match="answered HTTP 400: Server is pinned to model tiny-student"):
-                label_thinking(records(2), cfg, client, VOCABULARY, QC)
+                label(records(2), cfg, client, VOCABULARY, QC)
     assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
 
 
@@ -352,11 +351,11 @@ def test_server_without_batch_api_is_named(stub, tmp_path):
 
     with serve_app([web.post("/v1/files", missing)]) as url:
         with pytest.raises(ServerConfigError, match=r"has no Batch API .*use teacher_labeling.backend=openai"):
-            label_thinking(records(2), *teacher_cfg(url, tmp_path, backend="openai_batch"), VOCABULARY, QC)
+            label(records(2), *teacher_cfg(url, tmp_path, backend="openai_batch"), VOCABULARY, QC)
     server, url = stub()
     server.batches_never_finish = True
     with pytest.raises(CallFailed, match=r"still in_progress after 0.3 s"):
-        label_thinking(records(2), *teacher_cfg(url, tmp_path, backend="openai_batch", batch_deadline_s=0.3),
+        label(records(2), *teacher_cfg(url, tmp_path, backend="openai_batch", batch_deadline_s=0.3),
                        VOCABULARY, QC)
 
 
@@ -411,14 +410,14 @@ def test_a_context_length_400_rejects_that_sample_and_a_deep_reply_is_a_paid_rej
 
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:
         cfg, client = teacher_cfg(url, tmp_path, stream=False, qc_retries=0)
-        labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
+        labels, rejects, usage = label(records(5), cfg, client, VOCABULARY, QC)
         assert sorted(r["sample_id"] for r in labels) == ["s0", "s4"]
         assert {r["sample_id"]: r["reason"] for r in rejects} == {
             "s1": "prompt_too_long", "s2": "prompt_too_long", "s3": "invalid_json"}
         assert "maximum context length is 2048" in next(r["detail"] for r in rejects if r["sample_id"] == "s2")
         assert usage["api_calls"] == 5
         first = dict(calls)
-        labels, rejects, usage = label_thinking(records(5), cfg, client, VOCABULARY, QC)
+        labels, rejects, usage = label(records(5), cfg, client, VOCABULARY, QC)
         assert dict(calls) == first and usage["api_calls"] == 0 and usage["cached"] == 5
 
 
@@ -437,7 +436,7 @@ def test_a_key_the_server_echoes_is_masked_in_logs_rejects_and_the_cache(tmp_pat
     caplog.set_level(logging.DEBUG)
     with serve_app([web.post("/v1/chat/completions", echo)]) as url:
         cfg, client = teacher_cfg(url, tmp_path, stream=False, max_attempts=2)
-        labels, rejects, _ = label_thinking(records(2), cfg, client, VOCABULARY, QC)
+        labels, rejects, _ = label(records(2), cfg, client, VOCABULARY, QC)
     assert not labels and {r["reason"] for r in rejects} == {"api_error", "server_error"}
     stored = ResponseCache(cfg.openai.cache_path).db.execute("SELECT * FROM outcomes").fetchall()
     everything = caplog.text + json.dumps(rejects) + json.dumps(stored)
@@ -471,12 +470,12 @@ def test_a_qc_retry_that_fails_transiently_keeps_the_paid_answer_as_the_fate(stu
     rejected for its placeholder and cached so: a rerun pays nothing for it."""
     server, url = stub(script={"MARK-1": ["placeholder", "500", "500", "500"]})
     cfg, client = teacher_cfg(url, tmp_path, max_attempts=3)
-    labels, rejects, usage = label_thinking(records(2), cfg, client, VOCABULARY, QC)
+    labels, rejects, usage = label(records(2), cfg, client, VOCABULARY, QC)
     assert [r["sample_id"] for r in labels] == ["s0"]
     assert [(r["sample_id"], r["reason"]) for r in rejects] == [("s1", "placeholder")]
     assert "asking again failed: server_error" in rejects[0]["detail"]
     assert server.calls["MARK-1"] == 4
-    label_thinking(records(2), cfg, client, VOCABULARY, QC)
+    label(records(2), cfg, client, VOCABULARY, QC)
     assert server.calls["MARK-1"] == 4 and server.calls["MARK-0"] == 1
 
 
@@ -504,7 +503,7 @@ def test_an_empty_answer_keeps_json_mode_and_a_markdown_answer_is_used_not_paid_
 
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:
         cfg, client = teacher_cfg(url, tmp_path, stream=False, concurrency=1, response_format="auto")
-        labels, rejects, usage = label_thinking(records(4), cfg, client, VOCABULARY, QC)
+        labels, rejects, usage = label(records(4), cfg, client, VOCABULARY, QC)
     assert sorted(r["sample_id"] for r in labels) == ["s1", "s2", "s3"]
     assert [(r["sample_id"], r["reason"]) for r in rejects] == [("s0", "refusal")]
     assert len(asked) == 5  # s0 twice (its QC retry), then one request for each other sample
@@ -533,7 +532,7 @@ def test_a_hung_server_costs_a_few_timeouts_not_samples_times_timeout(tmp_path):
         started = time.perf_counter()
         # no request was answered: the run stops, saying how the 20 samples failed
         with pytest.raises(RuntimeError, match=r"was answered \((timeout x\d+, )?server_unavailable x(1[5-9]|20)"):
-            label_thinking(records(20), cfg, client.model_copy(update={"circuit_breaker_timeouts": 4}), VOCABULARY, QC)
+            label(records(20), cfg, client.model_copy(update={"circuit_breaker_timeouts": 4}), VOCABULARY, QC)
         elapsed = time.perf_counter() - started
     assert calls["all"] <= 6 and elapsed < 8  # serially it would be 20 x 2 x 0.5 s = 20 s and 40 requests
     assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
@@ -566,7 +565,7 @@ def test_a_server_that_answers_one_request_at_a_time_is_queueing_not_hung(tmp_pa
 
     with serve_app([web.post("/v1/chat/completions", one_at_a_time)]) as url:
         cfg, client = teacher_cfg(url, tmp_path, stream=False, concurrency=24, timeout_s=1.0, max_attempts=4)
-        labels, rejects, _ = label_thinking(records(24), cfg, client.model_copy(update={"circuit_breaker_timeouts": 4}),
+        labels, rejects, _ = label(records(24), cfg, client.model_copy(update={"circuit_breaker_timeouts": 4}),
                                             VOCABULARY, QC)
     assert len(labels) == 24 and rejects == [], Counter(r["reason"] for r in rejects)
     assert len(answered) == 24
@@ -603,7 +602,7 @@ def test_an_empty_stream_and_a_drip(tmp_path):
     with serve_app([web.post("/v1/chat/completions", chat)]) as url:
         cfg, client = teacher_cfg(url, tmp_path, concurrency=1, timeout_s=0.6, response_format="auto")
         started = time.perf_counter()
-        labels, rejects, _ = label_thinking(records(3), cfg, client, VOCABULARY, QC)
+        labels, rejects, _ = label(records(3), cfg, client, VOCABULARY, QC)
         elapsed = time.perf_counter() - started
     assert [r["sample_id"] for r in labels] == ["s2"]
     assert {r["sample_id"]: r["reason"] for r in rejects} == {"s0": "malformed", "s1": "timeout"}
@@ -679,7 +678,7 @@ def test_a_server_failing_every_request_the_same_way_stops_the_run_with_its_word
         cfg, client = teacher_cfg(url, tmp_path, max_attempts=6)
         with pytest.raises(RuntimeError, match=r"no request to .* was answered \(server_error x3\); the first: s0: "
                                                r"server_error: HTTP 500: Incorrect format used for video \(3 times"):
-            label_thinking(records(3), cfg, client, VOCABULARY, QC)
+            label(records(3), cfg, client, VOCABULARY, QC)
     assert len(calls) == 9 == 3 * CLIENT.same_error_attempts
     assert ResponseCache(cfg.openai.cache_path).db.execute("SELECT count(*) FROM outcomes").fetchone() == (0,)
 

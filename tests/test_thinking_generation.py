@@ -4,16 +4,18 @@ import numpy as np
 import pytest
 
 from thinking_summarizer.io.media import VideoWriter
+from thinking_summarizer.io.model_datasets import StudentsDataset, TeacherDataset, ThinkerDataset
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 from thinking_summarizer.pipelines.thinking_generation.nodes import (
     answer_correct, gate_thinking, merge_thinking_shards, shard_of,
 )
 
-from .conftest import REPO, kill_after_calls, think, typed
+from .conftest import REPO, kill_after_calls, model, think, typed
 from .openai_stub import StubOpenAI
 
 PARAMS, CLIENT = typed("thinking_generation"), typed("openai_client")
+STUDENTS = model(StudentsDataset, inference=typed("student_inference"), client=CLIENT)  # loads nothing unless asked
 
 
 def samples(tmp_path, n: int) -> list[dict]:
@@ -106,8 +108,7 @@ def test_openai_backend_sends_video_and_resumes_after_a_kill(tmp_path):
                                                                     "timeout_s": 5})
         client, cache = CLIENT.model_copy(update={"max_attempts": 1}), str(tmp_path / "cache.sqlite")
         work = samples(tmp_path, 40)
-        before = kill_after_calls("thinking_summarizer.pipelines.thinking_generation.nodes:generate_thinking",
-                                  [work, {"result_cache": cache}, {}, config, client], server, 16, tmp_path)
+        before = kill_after_calls("tests.conftest:think", [work, config, client, str(tmp_path)], server, 16, tmp_path)
         assert 16 <= sum(before.values()) < 40
         assert server.media_types["video_url"] == sum(before.values())
         finished = sqlite3.connect(cache).execute("SELECT count(*) FROM outcomes").fetchone()[0]
@@ -138,9 +139,11 @@ def test_segmentation_reads_thinking_through_the_same_cache(tmp_path):
                                    "reference_thinking")} for s in work]
         segmentation = typed("video_segmentation").model_copy(update={"summarizer": "teacher", "max_prompts": 4,
                                                                        "ungrounded_prompts": None})
-        rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), {}, config, segmentation, {},
-                                   typed("teacher_labeling"), CLIENT, typed("vocabulary"), typed("summary_qc"),
-                                   typed("student_inference"))
+        teacher = model(TeacherDataset, cfg=typed("teacher_labeling"), vocabulary=typed("vocabulary"),
+                        qc=typed("summary_qc"), client=CLIENT)
+        rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"),
+                                   model(ThinkerDataset, cfg=config, client=CLIENT), {}, teacher, STUDENTS, {},
+                                   segmentation, typed("vocabulary"))
         assert (asked, sum(server.calls.values())) == (3, 3)  # nothing generated twice
         assert all(r.get("thinking") for r in rows)
     finally:

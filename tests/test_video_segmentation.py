@@ -10,6 +10,7 @@ import pytest
 from thinking_summarizer.demo.scenes import make_scene
 from thinking_summarizer.demo.video import render, write_video
 from thinking_summarizer.io.media import probe
+from thinking_summarizer.io.model_datasets import Sam3Dataset, StudentsDataset, TeacherDataset, ThinkerDataset
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.pipelines.video_segmentation.nodes import _prompts, plan_samples, segment_videos, think_and_summarize
 from thinking_summarizer.segmentation.masks import read_masks, rle_decode, rle_encode
@@ -18,7 +19,7 @@ from thinking_summarizer.text.summary_format import category_lookup
 
 from thinking_summarizer.schemas.params.segmentation import Sam3Settings, VideoSegmentation
 
-from .conftest import build_tiny, typed
+from .conftest import build_tiny, model, typed
 
 PARAMS = typed("video_segmentation")
 DEMO = typed("demo_data")
@@ -44,6 +45,11 @@ def cfg(tmp_path_factory) -> VideoSegmentation:
 @pytest.fixture(scope="module")
 def segmenter(cfg) -> Sam3Segmenter:
     return Sam3Segmenter(cfg.sam3)
+
+
+def sam3(cfg: VideoSegmentation):
+    """SAM3 as the catalog's `sam3` entry hands it to segment_videos."""
+    return model(Sam3Dataset, cfg=cfg.sam3)
 
 
 def row(sample_id: str, video: Path, prompts: list[str]) -> dict:
@@ -82,7 +88,7 @@ def test_a_prompt_that_says_what_its_description_does_not_is_replaced_by_the_des
 def test_masks_video_and_results(cfg, tmp_path):
     video, scene = scene_video(tmp_path / "scene.mp4", 3, 16)
     prompts = [o.prompt for o in scene.objects[:2]]
-    results, videos, masks = segment_videos([row("s1", video, prompts)], {}, cfg, NO_TRUTH)
+    results, videos, masks = segment_videos([row("s1", video, prompts)], sam3(cfg), {}, cfg, NO_TRUTH)
     result = results["s1"]
     assert result["status"] == "ok" and result["frames_tracked"] == 16 and result["prompts"] == prompts
     stored = list(read_masks(masks["s1"]))
@@ -141,7 +147,7 @@ def test_broken_videos_fail_alone(cfg, tmp_path):
     write_video(str(empty), np.zeros((0, 120, 160, 3), np.uint8), 8, None, 16000)
     rows = [row("missing", tmp_path / "missing.mp4", ["cup"]), row("truncated", truncated, ["cup"]),
             row("empty", empty, ["cup"]), row("good", good, [scene.objects[0].prompt])]
-    results, videos, masks = segment_videos(rows, {}, cfg, NO_TRUTH)
+    results, videos, masks = segment_videos(rows, sam3(cfg), {}, cfg, NO_TRUTH)
     assert {k: r["status"] for k, r in results.items()} == {"missing": "error", "truncated": "error",
                                                              "empty": "error", "good": "ok"}
     assert "missing.mp4" in results["missing"]["error"] and "no such video file" in results["missing"]["error"]
@@ -160,10 +166,13 @@ def test_a_demo_config_plans_its_videos_and_a_backend_without_thinking_fails_the
     assert [p["video_path"] for p in plan] == [str(tmp_path / "clips" / "a.mp4")] * 2
     assert [p["problem_type"] for p in plan] == ["multiple choice", "free-form"]
     assert len({p["sample_id"] for p in plan}) == 2
-    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"), {}, typed("thinking_generation"),
-                               PARAMS.model_copy(update={"summarizer": "teacher"}), {}, typed("teacher_labeling"),
-                               typed("openai_client"), typed("vocabulary"), typed("summary_qc"),
-                               typed("student_inference"))
+    client = typed("openai_client")
+    teacher = model(TeacherDataset, cfg=typed("teacher_labeling"), vocabulary=typed("vocabulary"),
+                    qc=typed("summary_qc"), client=client)
+    students = model(StudentsDataset, inference=typed("student_inference"), client=client)
+    rows = think_and_summarize(plan, ResponseCache(tmp_path / "cache.sqlite"),
+                               model(ThinkerDataset, cfg=typed("thinking_generation"), client=client), {}, teacher,
+                               students, {}, PARAMS.model_copy(update={"summarizer": "teacher"}), typed("vocabulary"))
     # the default `reference` backend only replays a record's own chain; a new video needs a model backend
     assert all("no reference chain" in r["error"] for r in rows)
 
@@ -172,7 +181,7 @@ def test_the_masked_video_keeps_the_sources_sound(cfg, tmp_path):
     loud, _ = scene_video(tmp_path / "loud.mp4", 3, 8, sound=True)
     quiet, _ = scene_video(tmp_path / "quiet.mp4", 4, 8)
     rows = [row("loud", loud, ["person"]), row("quiet", quiet, ["person"])]
-    results, videos, _ = segment_videos(rows, {}, cfg, NO_TRUTH)
+    results, videos, _ = segment_videos(rows, sam3(cfg), {}, cfg, NO_TRUTH)
     assert probe(loud).has_audio and not probe(quiet).has_audio
     assert (probe(videos["loud"]).has_audio, results["loud"]["audio"]) == (True, True)
     assert (probe(videos["quiet"]).has_audio, results["quiet"]["audio"]) == (False, False)
@@ -261,7 +270,7 @@ def test_a_prompt_longer_than_the_text_encoder_takes_is_cut_to_a_word_prefix_not
     run ("Sequence length must be less than max_position_embeddings (got 126 ...)")."""
     video, _ = scene_video(tmp_path / "long.mp4", 4, 4)
     long = "surprised does not fit trembling " * 20
-    results, _, _ = segment_videos([row("s1", video, ["girl in a red sweater", long])], {}, cfg, NO_TRUTH)
+    results, _, _ = segment_videos([row("s1", video, ["girl in a red sweater", long])], sam3(cfg), {}, cfg, NO_TRUTH)
     result = results["s1"]
     assert result["status"] == "ok"
     fitted = result["prompts"][1]

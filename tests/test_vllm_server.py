@@ -20,11 +20,10 @@ from thinking_summarizer.io.openai_client import ServerConfigError, client_setti
 from thinking_summarizer.schemas.params.shared import ClientSettings, Endpoint, MaxChars
 from thinking_summarizer.schemas.params.teacher import TeacherLabeling
 from thinking_summarizer.schemas.params.thinking import ThinkingClient
-from thinking_summarizer.pipelines.teacher_labeling.nodes import label_thinking
 from thinking_summarizer.teachers import build_teacher
 from thinking_summarizer.tiny_models.student import build_tiny_student
 
-from .conftest import REPO, small_student, tiny_model_dir, typed
+from .conftest import REPO, label, small_student, tiny_model_dir, typed
 from .test_real_server import CLIENT, QC, TEACHER, VOCABULARY, chat_requests, free_port, records
 
 
@@ -165,7 +164,7 @@ def test_teacher_json_schema_is_honoured(vllm_server, student_with_adapter, tmp_
     assert compact.startswith("{") and (compact == "{" or compact.startswith('{"'))
     assert not free["choices"][0]["message"]["content"].lstrip().startswith("{")
     before = chat_requests(log_path, '" 200')
-    labels, rejects, usage = label_thinking(records(3), cfg, CLIENT, VOCABULARY, QC)
+    labels, rejects, usage = label(records(3), cfg, CLIENT, VOCABULARY, QC)
     # a random model fills the schema's strings until max_tokens: cut off, never free text or a markdown switch
     assert labels == [] and {r["reason"] for r in rejects} == {"truncated"}
     assert usage["api_calls"] == chat_requests(log_path, '" 200') - before >= 3
@@ -176,7 +175,7 @@ def test_a_model_the_server_does_not_have_stops_the_run_with_the_servers_words(v
     url, _ = vllm_server
     cfg = teacher_at(url, model="qwen-max", cache_path=str(tmp_path / "cache.sqlite"))
     with pytest.raises(ServerConfigError, match=r"HTTP 404: The model `qwen-max` does not exist"):
-        label_thinking(records(2), cfg, CLIENT, VOCABULARY, QC)
+        label(records(2), cfg, CLIENT, VOCABULARY, QC)
 
 
 def test_the_thinking_client_knows_vllm_by_its_routes(vllm_server):

@@ -10,6 +10,7 @@ from kedro.config import MissingConfigException, OmegaConfigLoader
 from kedro.framework.hooks import hook_impl
 
 from thinking_summarizer.errors import ConfigurationError, PreflightError
+from thinking_summarizer.io.model_datasets import bind_models
 from thinking_summarizer.reporting.run_summary import summary_lines
 from thinking_summarizer.runtime import preflight
 from thinking_summarizer.schemas import RunParams, override_errors, parameter_errors
@@ -52,7 +53,8 @@ class ParametersHook:
     """Refuse to start a run whose parameters are wrong, or whose models or GPU are not there, naming every
     problem at once, before any node runs. Nodes get their sections as the typed models of `schemas.params`:
     Kedro builds each from its node's type hint; this check covers every section, also those no node of the run
-    reads, and names a misspelt key's nearest known one."""
+    reads, and names a misspelt key's nearest known one. The catalog's models (`io.model_datasets`) are bound to
+    the same checked sections when the catalog is created."""
 
     def __init__(self) -> None:
         self.raw: dict[str, Any] = {}  # the run's parameters as written (with its --params), read once per run
@@ -71,6 +73,11 @@ class ParametersHook:
         errors += [error for error in invalid if error.split(":")[0] not in named]
         if errors:
             raise ConfigurationError("Invalid parameters:\n  " + "\n  ".join(errors))
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        if self.typed is not None:
+            bind_models(catalog, self.typed)
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:

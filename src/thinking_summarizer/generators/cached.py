@@ -11,10 +11,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from thinking_summarizer.generators import build_generator
+from thinking_summarizer.io.model_datasets import Thinker
 from thinking_summarizer.io.result_cache import ResponseCache, request_key
 from thinking_summarizer.schemas import Row
-from thinking_summarizer.schemas.params.shared import ClientPolicy
 from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 
 log = logging.getLogger(__name__)
@@ -37,12 +36,11 @@ def _request(model_id: str, cfg: ThinkingGeneration, sample: Row) -> Row:
                          sample.get("reference_thinking")]}
 
 
-def generate_cached(samples: list[Row], cache: ResponseCache, cfg: ThinkingGeneration, client: ClientPolicy,
-                    label: str = "thinking") -> list[Row]:
+def generate_cached(samples: list[Row], cache: ResponseCache, thinker: Thinker, label: str = "thinking") -> list[Row]:
     """One record per sample, in order (sample_id, generator_id, raw_text, tokens, error); finished ones come
     from the cache, new ones are written to it at once. A transient failure keeps its own message and is asked
     again on a rerun; a configuration error from a server stops the run."""
-    generator = build_generator(cfg, client)
+    cfg, generator = thinker.settings, thinker.generator
     keys = {s["sample_id"]: request_key(_request(generator.model_id, cfg, s)) for s in samples}
     # the key is the content, so a hit may have been generated for a sample of another id (same video and question)
     done = {s["sample_id"]: hit | {"sample_id": s["sample_id"]}

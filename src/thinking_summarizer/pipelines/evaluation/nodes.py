@@ -18,11 +18,10 @@ from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory, resolve_device
 from thinking_summarizer.schemas import LoggedInput, RegistryUpdate, Row, TrackingRecord
 from thinking_summarizer.schemas.params.evaluation import Evaluation
-from thinking_summarizer.schemas.params.shared import ClientPolicy, StudentInference, SummaryQC, Tracking, Vocabulary
+from thinking_summarizer.schemas.params.shared import SummaryQC, Tracking, Vocabulary
 from thinking_summarizer.schemas.params.teacher import Extractive, TeacherLabeling
-from thinking_summarizer.student import untrained
-from thinking_summarizer.student.backends import Summarizer, build_summarizer
-from thinking_summarizer.student.registry import version_by_alias
+from thinking_summarizer.student.backends import Summarizer
+from thinking_summarizer.student.loader import StudentLoader
 from thinking_summarizer.teachers.extractive import ExtractiveTeacher
 from thinking_summarizer.text import metrics as m
 from thinking_summarizer.text.summary_format import category_lookup, parse_lenient, render
@@ -82,22 +81,21 @@ def _baseline_outputs(examples: list[Row], extractive_cfg: Extractive, vocabular
 
 
 def generate_summaries(
-    val_examples: list[Row], registered: Row, cfg: Evaluation, teacher_cfg: TeacherLabeling, vocabulary: Vocabulary,
-    qc: SummaryQC, inference: StudentInference, client: ClientPolicy,
+    val_examples: list[Row], registered: Row, students: StudentLoader, cfg: Evaluation, teacher_cfg: TeacherLabeling,
+    vocabulary: Vocabulary, qc: SummaryQC,
 ) -> Row:
-    """Every system's summary of every val sample, with timings. The teacher's are its labels."""
+    """Every system's summary of every val sample, with timings: the released student (`registered`), the
+    champion where it is another version, the untrained base, the teacher (its labels) and the baseline."""
     source = cfg.student or registered["model_uri"]
-    log.info("Evaluating student %s on %d val samples (%s backend)", source, len(val_examples), inference.backend)
-    student = build_summarizer(source, inference, client, cfg.device)
+    log.info("Evaluating student %s on %d val samples (%s backend)", source, len(val_examples), students.backend)
+    student = students.load(source, cfg.device)
     systems = {"student": _student_outputs(student, val_examples, cfg)}
-    champion = version_by_alias(registered["name"], cfg.promotion.alias)
+    champion = students.version(registered["name"], cfg.promotion.alias)
     if champion and source != f"models:/{registered['name']}/{champion}":
-        champ = build_summarizer(f"models:/{registered['name']}/{champion}", inference, client, cfg.device)
+        champ = students.load(f"models:/{registered['name']}/{champion}", cfg.device)
         systems["champion"] = _student_outputs(champ, val_examples, cfg) | {"version": champion}
     if cfg.include_untrained:
-        base = untrained(student.card["base_model"], student.instruction, cfg.device)
-        base.card["grammar"] = student.card.get("grammar")  # decoded as the student is
-        systems["untrained"] = _student_outputs(base, val_examples, cfg)
+        systems["untrained"] = _student_outputs(students.untrained(student, cfg.device), val_examples, cfg)
     systems["teacher"] = {"rows": [{"sample_id": e["sample_id"], "text": e["markdown"], "seconds": None,
                                     "new_tokens": None} for e in val_examples],
                           "total_seconds": None, "peak_memory_mb": None}

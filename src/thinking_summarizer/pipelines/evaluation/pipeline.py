@@ -12,9 +12,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(generate_summaries,
-                 ["val_examples", "registered_student", "params:evaluation",
-                  "params:teacher_labeling", "params:vocabulary", "params:summary_qc",
-                  "params:student_inference", "params:openai_client"],
+                 ["val_examples", "registered_student", "students", "params:evaluation", "params:teacher_labeling",
+                  "params:vocabulary", "params:summary_qc"],
                  "evaluation_outputs", name="generate_summaries"),
             Node(score_systems,
                  ["evaluation_outputs", "val_examples", "ground_truth", "params:evaluation", "params:vocabulary",

@@ -8,10 +8,10 @@ from collections import Counter
 from thinking_summarizer.errors import ServerUnreachableError
 from thinking_summarizer.io.openai_client import TRANSIENT
 from thinking_summarizer.schemas import Row, Summary
-from thinking_summarizer.schemas.params.shared import ClientPolicy, SummaryQC, Vocabulary
+from thinking_summarizer.schemas.params.shared import SummaryQC, Vocabulary
 from thinking_summarizer.schemas.params.teacher import Price, TeacherLabeling
 from thinking_summarizer.text.label_quality import CHECKS, LabelChecker, quality_report
-from thinking_summarizer.teachers import build_teacher
+from thinking_summarizer.teachers import Teacher
 from thinking_summarizer.text.summary_format import category_lookup, render
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,16 @@ def _stop_when_every_request_failed(labels: list[Row], rejects: list[Row], teach
 
 
 def label_thinking(
-    thinking_records: list[Row], teacher_cfg: TeacherLabeling, client_cfg: ClientPolicy, vocabulary: Vocabulary,
+    thinking_records: list[Row], teacher: Teacher, teacher_cfg: TeacherLabeling, vocabulary: Vocabulary,
     qc: SummaryQC,
 ) -> tuple[list[Row], list[Row], Row]:
-    """Returns (labels, rejects, usage report); every record ends in exactly one of the two lists.
+    """The `teacher`'s summary of each thinking: (labels, rejects, usage report); every record ends in exactly one
+    of the two lists.
 
     Usage and cost count this run's fresh calls only (a cached answer was paid for before), priced by
     `prices_per_million_tokens` for the teacher's model (0 for a model not listed, such as a local server).
     The report's `quality` is the label quality check (`text.label_quality`) over the labels kept.
     """
-    teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
     lookup = category_lookup(vocabulary)
     outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in thinking_records])
     labels, rejects = [], []

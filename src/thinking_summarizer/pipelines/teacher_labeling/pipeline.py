@@ -10,8 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 label_thinking,
-                ["thinking_records", "params:teacher_labeling", "params:openai_client", "params:vocabulary",
-                 "params:summary_qc"],
+                ["thinking_records", "teacher", "params:teacher_labeling", "params:vocabulary", "params:summary_qc"],
                 ["teacher_labels", "teacher_rejects", "teacher_usage"],
                 name="label_thinking",
             )

@@ -9,10 +9,10 @@ from collections import Counter, defaultdict
 from typing import Callable
 
 from thinking_summarizer.generators.cached import generate_cached
+from thinking_summarizer.io.model_datasets import Thinker
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.reporting.run_summary import counts, shares
 from thinking_summarizer.schemas import Row
-from thinking_summarizer.schemas.params.shared import ClientPolicy
 from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 from thinking_summarizer.text.tagged_output import extract
 from thinking_summarizer.tiny_models import announce_stand_in
@@ -29,17 +29,17 @@ def partition_name(shard_id: int, num_shards: int) -> str:
     return f"shard-{shard_id:03d}-of-{num_shards:03d}"
 
 
-def generate_thinking(samples: list[Row], cache: ResponseCache, tiny_thinker: Row, cfg: ThinkingGeneration,
-                      client_cfg: ClientPolicy) -> dict[str, list[Row]]:
-    """Generate this shard's samples through the content-keyed `thinking_cache` (finished ones are never generated
-    again); `tiny_thinker` is the stand-in demo_data built, if any."""
+def generate_thinking(samples: list[Row], cache: ResponseCache, thinker: Thinker, tiny_thinker: Row,
+                      cfg: ThinkingGeneration) -> dict[str, list[Row]]:
+    """Generate this shard's samples with the `thinker` through the content-keyed `thinking_cache` (finished ones
+    are never generated again); `tiny_thinker` is the stand-in demo_data built, if any."""
     shard_id, num_shards = cfg.shard_id, cfg.num_shards
     if not 0 <= shard_id < num_shards:
         raise ValueError(f"thinking_generation.shard_id={shard_id} must be in [0, num_shards={num_shards})")
     mine = [s for s in samples if shard_of(s["sample_id"], num_shards) == shard_id]
     if cfg.backend == "transformers":
         announce_stand_in(tiny_thinker, cfg.transformers.model, "thinker")
-    records = generate_cached(mine, cache, cfg, client_cfg, f"thinking shard {shard_id}/{num_shards}")
+    records = generate_cached(mine, cache, thinker, f"thinking shard {shard_id}/{num_shards}")
     return {partition_name(shard_id, num_shards): records}
 
 

@@ -9,8 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(generate_thinking,
-                 ["sampled_samples", "thinking_cache", "tiny_thinker", "params:thinking_generation",
-                  "params:openai_client"],
+                 ["sampled_samples", "thinking_cache", "thinker", "tiny_thinker", "params:thinking_generation"],
                  "thinking_shards",
                  name="generate_thinking"),
             Node(merge_thinking_shards, ["thinking_shards", "sampled_samples", "params:thinking_generation"],

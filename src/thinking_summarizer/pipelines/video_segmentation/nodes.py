@@ -14,17 +14,16 @@ from typing import Callable
 import numpy as np
 
 from thinking_summarizer.generators.cached import generate_cached
+from thinking_summarizer.io.model_datasets import Thinker
 from thinking_summarizer.io.result_cache import ResponseCache
 from thinking_summarizer.io.media import MediaError, VideoWriter, copy_audio
 from thinking_summarizer.schemas import Row, Summary, TrackingRecord
 from thinking_summarizer.schemas.params.segmentation import Encoder, UngroundedPrompts, VideoSegmentation
-from thinking_summarizer.schemas.params.shared import ClientPolicy, StudentInference, SummaryQC, Vocabulary
-from thinking_summarizer.schemas.params.teacher import TeacherLabeling
-from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
+from thinking_summarizer.schemas.params.shared import Vocabulary
 from thinking_summarizer.segmentation.masks import MaskWriter, OverlayStyle, overlay, score_against_truth
 from thinking_summarizer.segmentation.sam3 import Sam3Segmenter, TrackResult
-from thinking_summarizer.student.backends import build_summarizer
-from thinking_summarizer.teachers import build_teacher
+from thinking_summarizer.student.loader import StudentLoader
+from thinking_summarizer.teachers import Teacher
 from thinking_summarizer.text.metrics import prompt_grounding
 from thinking_summarizer.text.summary_format import category_lookup, parse_lenient, primary_first, render
 from thinking_summarizer.text.tagged_output import extract
@@ -77,17 +76,16 @@ def _prompts(text: str, limit: int, lookup: dict[str, str], rule: UngroundedProm
 
 
 def think_and_summarize(
-    plan: list[Row], cache: ResponseCache, tiny_thinker: Row, thinking_cfg: ThinkingGeneration, cfg: VideoSegmentation,
-    registered: Row, teacher_cfg: TeacherLabeling, client_cfg: ClientPolicy, vocabulary: Vocabulary, qc: SummaryQC,
-    inference: StudentInference,
+    plan: list[Row], cache: ResponseCache, thinker: Thinker, tiny_thinker: Row, teacher: Teacher,
+    students: StudentLoader, registered: Row, cfg: VideoSegmentation, vocabulary: Vocabulary,
 ) -> list[Row]:
-    """HumanOmniV2's thinking for each video and question, then the summary and its SAM3 prompts."""
-    if thinking_cfg.backend == "transformers":
-        announce_stand_in(tiny_thinker, thinking_cfg.transformers.model, "thinker")
+    """The `thinker`'s thinking for each video and question, then the summary (by the student or the teacher, as
+    `cfg.summarizer` says) and its SAM3 prompts."""
+    if thinker.settings.backend == "transformers":
+        announce_stand_in(tiny_thinker, thinker.settings.transformers.model, "thinker")
     started = time.perf_counter()
     # thinking_generation's own cache: a video and question already thought about is not thought about again
-    generations = {g["sample_id"]: g for g in generate_cached(plan, cache, thinking_cfg, client_cfg,
-                                                              "segmentation thinking")}
+    generations = {g["sample_id"]: g for g in generate_cached(plan, cache, thinker, "segmentation thinking")}
     rows = []
     for sample in plan:
         generation = generations[sample["sample_id"]]
@@ -104,10 +102,9 @@ def think_and_summarize(
     started = time.perf_counter()
     texts: list[str] = []
     if ready and cfg.summarizer == "student":
-        student = build_summarizer(cfg.student or registered["model_uri"], inference, client_cfg)
+        student = students.load(cfg.student or registered["model_uri"])
         texts = student.summarize([r["thinking"] for r in ready], cfg.batch_size, cfg.max_new_tokens).texts
     elif ready:
-        teacher = build_teacher(teacher_cfg, vocabulary, qc, client_cfg)
         outcomes = teacher.label_all([(r["sample_id"], r["thinking"]) for r in ready])
         texts = [_render_or_empty(o.summary, lookup) for o in outcomes]
     for row, text in zip(ready, texts):
@@ -174,12 +171,12 @@ def _segment_one(segmenter: Sam3Segmenter, row: Row, staging: Path, style: Overl
 
 
 def segment_videos(
-    rows: list[Row], tiny_sam3: Row, cfg: VideoSegmentation, ground_truth: dict[str, Row],
+    rows: list[Row], segmenter: Sam3Segmenter, tiny_sam3: Row, cfg: VideoSegmentation, ground_truth: dict[str, Row],
 ) -> tuple[dict[str, Row], dict[str, str], dict[str, str]]:
-    """Track each sample's prompts; a broken video fails its own sample only. Returns the JSON result per
-    sample and the finished masked videos and mask files (moved into the catalog's folders on save)."""
+    """Track each sample's prompts with SAM3 (`segmenter`); a broken video fails its own sample only. Returns the
+    JSON result per sample and the finished masked videos and mask files (moved into the catalog's folders on
+    save)."""
     announce_stand_in(tiny_sam3, cfg.sam3.model, "SAM3")
-    segmenter = Sam3Segmenter(cfg.sam3)
     staging = Path(cfg.staging_dir)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -1,0 +1,157 @@
+"""The models a run loads, as catalog entries (`thinker`, `teacher`, `students`, `sam3`): a node takes the model,
+never the settings to build it, and never loads one itself.
+
+Each entry names the parameter sections its model is built from (`settings: {argument: section}`), and the
+parameter hook binds them from the run's checked parameters when the catalog is created (`bind_models`), so
+`--params` and `--env gpu` reach a model as they reach a node. Loading gives the model behind a lazy handle:
+nothing (weights, a client, a server probe) is loaded until a node first uses it, so a node that ends up not
+needing a model (the student where the teacher summarizes) never pays for it. Each model is built through the one
+backend registry (`backends`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kedro.io import AbstractDataset, DataCatalog
+from kedro.io.core import DatasetError
+
+from thinking_summarizer.errors import ConfigurationError
+from thinking_summarizer.schemas.params import RunParams
+from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
+
+log = logging.getLogger(__name__)
+
+
+class Lazy:
+    """A model built on first use; every attribute is the built model's."""
+
+    def __init__(self, name: str, build: Callable[[], Any]):
+        self._name, self._build = name, build
+
+    @functools.cached_property
+    def model(self) -> Any:
+        log.info("Loading the %s", self._name)
+        return self._build()
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.model, attribute)
+
+
+@dataclass
+class Thinker:
+    """HumanOmniV2 (`generator`, loaded on first use) with the settings that are part of each generation's cache
+    key (`settings.prompt`, `settings.generation`)."""
+
+    settings: ThinkingGeneration
+    generator: Any  # a generators.Generator behind `Lazy`
+
+
+class ModelDataset(AbstractDataset[None, Any]):
+    """A read-only catalog entry for a model; subclasses build it from the bound sections (`build`)."""
+
+    role = "model"
+
+    def __init__(self, settings: dict[str, str], metadata: dict[str, Any] | None = None):
+        self.settings, self.metadata = settings, metadata
+        self._bound: dict[str, Any] | None = None
+
+    def bind(self, params: RunParams) -> ModelDataset:
+        """Take this entry's sections from the run's parameters (a missing one names the entry and the key)."""
+        bound = {}
+        for argument, dotted in self.settings.items():
+            value: Any = params
+            for part in dotted.split("."):
+                if not hasattr(value, part):
+                    raise ConfigurationError(f"catalog entry for the {self.role}: settings.{argument} names "
+                                             f"{dotted!r}, which is not a parameter section")
+                value = getattr(value, part)
+            bound[argument] = value
+        return self.bind_sections(**bound)
+
+    def bind_sections(self, **sections: Any) -> ModelDataset:
+        """Build from these sections (the arguments of `build`)."""
+        self._bound = sections
+        return self
+
+    def build(self, **sections: Any) -> Any:
+        raise NotImplementedError
+
+    def load(self) -> Any:
+        if self._bound is None:
+            raise DatasetError(f"the {self.role} dataset is not bound to the run's parameters: a Kedro session binds "
+                               "it when it creates the catalog; code that builds its own catalog calls bind_models")
+        sections = self._bound
+        return Lazy(self.role, lambda: self.build(**sections))
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"the {self.role} is read-only: it is loaded from its settings, not saved")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"role": self.role, "settings": self.settings}
+
+
+class ThinkerDataset(ModelDataset):
+    """HumanOmniV2 by `thinking_generation.backend` (in-process, a server, or the reference text)."""
+
+    role = "thinker"
+
+    def build(self, cfg: ThinkingGeneration, client: Any) -> Any:
+        from thinking_summarizer.generators import build_generator
+
+        return build_generator(cfg, client)
+
+    def load(self) -> Thinker:
+        if self._bound is None:
+            return super().load()
+        return Thinker(self._bound["cfg"], super().load())
+
+
+class TeacherDataset(ModelDataset):
+    """The teacher by `teacher_labeling.backend` (the extractive one, or a large LLM behind an API)."""
+
+    role = "teacher"
+
+    def build(self, cfg: Any, vocabulary: Any, qc: Any, client: Any) -> Any:
+        from thinking_summarizer.teachers import build_teacher
+
+        return build_teacher(cfg, vocabulary, qc, client)
+
+
+class StudentsDataset(ModelDataset):
+    """The student registry and loader (`student.loader.StudentLoader`): a node asks it for a student by adapter
+    folder or registry URI, for the version behind an alias, or for the untrained base."""
+
+    role = "student loader"
+
+    def build(self, inference: Any, client: Any) -> Any:
+        from thinking_summarizer.student.loader import StudentLoader
+
+        return StudentLoader(inference, client)
+
+
+class Sam3Dataset(ModelDataset):
+    """SAM3's video model and processor (`segmentation.sam3.Sam3Segmenter`)."""
+
+    role = "SAM3"
+
+    def build(self, cfg: Any) -> Any:
+        from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
+
+        return Sam3Segmenter(cfg)
+
+
+def bind_models(catalog: DataCatalog, params: RunParams) -> list[str]:
+    """Bind every model entry of `catalog` to `params`; the names bound."""
+    bound = []
+    for name in catalog.keys():
+        if not (catalog.get_type(name) or "").startswith(__name__):  # the others stay unloaded (lazy)
+            continue
+        dataset = catalog.get(name)
+        if isinstance(dataset, ModelDataset):
+            dataset.bind(params)
+            bound.append(name)
+    return bound

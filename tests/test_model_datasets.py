@@ -1,0 +1,48 @@
+"""The models as catalog entries: bound to the run's parameters, loaded on first use, read-only."""
+
+import pytest
+import yaml
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.io.core import DatasetError
+
+from thinking_summarizer.errors import ConfigurationError
+from thinking_summarizer.io.model_datasets import Sam3Dataset, TeacherDataset, ThinkerDataset, bind_models
+
+from .conftest import REPO, run_params
+
+CATALOG = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+MODELS = {name: entry for name, entry in CATALOG.items()
+          if entry["type"].startswith("thinking_summarizer.io.model_datasets.")}
+
+
+def test_every_model_entry_binds_to_the_runs_sections_and_only_those_load():
+    """conf/base's model entries bound as a session binds them: each gets the sections it names, with the run's
+    changes (an override reaches the model as it reaches a node); other datasets are not touched (loaded)."""
+    params = run_params({"teacher_labeling": {"backend": "extractive", "extractive": {"max_people": 1}},
+                         "video_segmentation": {"sam3": {"model": "/nowhere/sam3"}}})
+    catalog = DataCatalog.from_config(MODELS | {"val_examples": CATALOG["val_examples"]})
+    catalog["params:x"] = MemoryDataset(1)
+    assert sorted(bind_models(catalog, params)) == ["sam3", "students", "teacher", "thinker"]
+    thinker = catalog.load("thinker")
+    assert thinker.settings == params.thinking_generation and thinker.generator.model_id == "reference"
+    teacher = catalog.load("teacher")
+    assert teacher.model_id.startswith("extractive") and teacher.cfg.max_people == 1
+    assert catalog.load("students").backend == params.student_inference.backend
+
+
+def test_a_model_loads_on_first_use_and_a_missing_one_is_named_then():
+    """Loading the entry builds nothing: a SAM3 that is not there fails when a node first uses it, naming it (so
+    a node that does not need a model never pays for it, nor fails on it)."""
+    params = run_params({"video_segmentation": {"sam3": {"model": "/nowhere/sam3"}}})
+    sam3 = Sam3Dataset(settings={"cfg": "video_segmentation.sam3"}).bind(params).load()
+    with pytest.raises((OSError, ValueError), match="/nowhere/sam3"):
+        sam3.model_id  # noqa: B018  (first use)
+
+
+def test_an_entry_naming_no_section_and_an_unbound_entry_say_so():
+    with pytest.raises(ConfigurationError, match=r"settings\.cfg names 'thinking_generaton'"):
+        ThinkerDataset(settings={"cfg": "thinking_generaton", "client": "openai_client"}).bind(run_params())
+    with pytest.raises(DatasetError, match="not bound to the run's parameters"):
+        TeacherDataset(settings={"cfg": "teacher_labeling"}).load()
+    with pytest.raises(DatasetError, match="read-only"):
+        TeacherDataset(settings={}).save(object())
