@@ -32,10 +32,15 @@ def client(default_run):
     return MlflowClient(uri)
 
 
-def stage_runs(client: MlflowClient, pipelines: str = "__default__") -> tuple:
-    """The parent run of the project's `kedro run --pipelines <pipelines>` and its child runs by stage."""
+def stage_runs(client: MlflowClient, pipelines: str = "__default__", newest: bool = False) -> tuple:
+    """The parent run of the project's `kedro run --pipelines <pipelines>` (the only one, or the `newest`) and its
+    child runs by stage."""
     experiment = client.get_experiment_by_name("thinking-summarizer").experiment_id
-    (parent,) = client.search_runs([experiment], f"tags.`kedro.pipelines` = '{pipelines}'")
+    runs = client.search_runs([experiment], f"tags.`kedro.pipelines` = '{pipelines}'",
+                              order_by=["attributes.start_time DESC"])
+    parent = runs[0]
+    if not newest:
+        (parent,) = runs
     children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     return parent, {child.data.tags["stage"]: child for child in children}
 
@@ -150,7 +155,7 @@ def test_a_candidate_that_does_not_beat_the_champion_by_the_margin_is_not_promot
     # the same config and seed retrained: an equal score, which does not clear the margin
     result = subprocess.run(
         [str(Path(sys.executable).with_name("kedro")), "run", "--pipelines", "lora_training,evaluation",
-         "--params", FAST_PARAMS + ",lora_training.retrain=true"],
+         "--params", FAST_PARAMS + ",lora_training.retrain=true,evaluation.include_untrained=false"],
         cwd=project, capture_output=True, text=True, env=user_env(), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     second = load_latest(project, "registered_student")
@@ -231,35 +236,20 @@ def test_the_students_own_summaries_drive_sam3(default_run, client, tmp_path):
     assert load_latest(project, "segmentation_stats")["samples"] == 1
 
 
-def test_a_rerun_that_reuses_training_leaves_no_empty_run_and_the_mlflow_notebook_still_plots(default_run, tmp_path):
-    """The reuse is recorded on the rerun's parent (`training.reused`), not as an empty training child that the
-    UI lists and notebook 03 used to plot (TypeError: no numeric data to plot). The other notebooks read nothing
-    a training rerun changes (test_surfaces runs each on the default run)."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    project = shutil.copytree(default_run[0], tmp_path / "project")
-    rerun = kedro_cli(project, "run", "--pipelines", "lora_training", "--params", FAST_PARAMS)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "(child runs none)" in rerun.stdout + rerun.stderr
-    parent, children = stage_runs(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"), "lora_training")
-    assert children == {}
-    assert parent.data.tags["training.reused"] == "true" and parent.data.tags["training.training_id"]
-    book = nbformat.read(project / "notebooks" / "03_mlflow_runs.ipynb", as_version=4)
-    NotebookClient(book, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(project / "notebooks")}}).execute(env=user_env())
-    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert images, "the loss curve of the training that trained is plotted"
-
-
 def test_the_documented_commands_run_as_written(default_run, tmp_path):
     """docs/cli.md's commands word for word, on a copy of the default run whose conf/local holds the test size
-    (the knobs FAST_PARAMS gives the other tests on the command line)."""
+    (the knobs FAST_PARAMS gives the other tests on the command line; the untrained base, scored by the default
+    run, is not scored again). Rerunning training reuses the finished one: the reuse is recorded on the rerun's
+    parent (`training.reused`), not as an empty training child that the UI lists and notebook 03 used to plot
+    (TypeError: no numeric data to plot); the other notebooks read nothing a rerun changes (test_surfaces runs
+    each on the default run)."""
+    import nbformat
     import yaml
+    from nbclient import NotebookClient
     from omegaconf import OmegaConf
 
     project = shutil.copytree(default_run[0], tmp_path / "project")
-    fast = OmegaConf.to_container(OmegaConf.from_dotlist(FAST_PARAMS.split(",")))
+    fast = OmegaConf.to_container(OmegaConf.from_dotlist(FAST_PARAMS.split(",") + ["evaluation.include_untrained=false"]))
     (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(fast))
 
     shard = kedro_cli(project, *documented_kedro_command("--nodes generate_thinking"))
@@ -273,6 +263,15 @@ def test_the_documented_commands_run_as_written(default_run, tmp_path):
     chosen = kedro_cli(project, *documented_kedro_command("--pipelines lora_training,evaluation"))
     assert chosen.returncode == 0, chosen.stderr[-3000:]
     assert "(child runs evaluation" in chosen.stdout + chosen.stderr  # training reused: no empty training child
+    parent, children = stage_runs(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"), "evaluation,lora_training",
+                                  newest=True)
+    assert list(children) == ["evaluation"]
+    assert parent.data.tags["training.reused"] == "true" and parent.data.tags["training.training_id"]
+    book = nbformat.read(project / "notebooks" / "03_mlflow_runs.ipynb", as_version=4)
+    NotebookClient(book, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(project / "notebooks")}}).execute(env=user_env())
+    images = [o for cell in book.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the loss curve of the training that trained is plotted"
     results = load_latest(project, "evaluation_results")
     assert results["with_truth"] == results["samples"] > 0
     assert results["systems"]["teacher"]["overall"]["object_f1/truth"] > 0.5

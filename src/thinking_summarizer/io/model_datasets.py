@@ -125,7 +125,7 @@ class StudentsDataset(ModelDataset):
     """The student registry and loader (`student.loader.StudentLoader`): a node asks it for a student by adapter
     folder or registry URI, for the version behind an alias, or for the untrained base."""
 
-    role = "student loader"
+    role = "student registry"
 
     def build(self, inference: Any, client: Any) -> Any:
         from thinking_summarizer.student.loader import StudentLoader
