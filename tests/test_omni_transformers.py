@@ -81,7 +81,9 @@ def test_generation_through_the_node_is_decoded_and_random_output_is_rejected(de
     broken = tmp_path / "truncated.mp4"
     broken.write_bytes(open(demo_samples[0]["video_path"], "rb").read()[:300])
     work = demo_samples[:4] + [demo_samples[4] | {"sample_id": "broken", "video_path": str(broken)}]
-    records = think(work, config, CLIENT, tmp_path)["shard-000-of-001"]
+    with caplog.at_level("INFO"):
+        records = think(work, config, CLIENT, tmp_path)["shard-000-of-001"]
+    assert "Loading the thinker" in caplog.text
     by_id = {r["sample_id"]: r for r in records}
     assert by_id["broken"]["error"].startswith("unreadable_video") and "truncated.mp4" in by_id["broken"]["error"]
     made = [r for r in records if r["sample_id"] != "broken"]
@@ -89,11 +91,12 @@ def test_generation_through_the_node_is_decoded_and_random_output_is_rejected(de
     kept, rejects, report = gate_thinking(records, work, config)
     assert kept == []
     assert report["rejected"] == {"no_tags": 4, "unreadable_video": 1}
-    # a rerun with the same model, prompt and media regenerates nothing
+    # a rerun with the same model, prompt and media regenerates nothing, and does not even load the model
     caplog.clear()
     with caplog.at_level("INFO"):
         again = think(work, config, CLIENT, tmp_path)["shard-000-of-001"]
     assert "5 samples, 5 already generated" in caplog.text and ": generated" not in caplog.text
+    assert "Loading the thinker" not in caplog.text
     assert again == records
 
 

@@ -40,8 +40,8 @@ def generate_cached(samples: list[Row], cache: ResponseCache, thinker: Thinker, 
     """One record per sample, in order (sample_id, generator_id, raw_text, tokens, error); finished ones come
     from the cache, new ones are written to it at once. A transient failure keeps its own message and is asked
     again on a rerun; a configuration error from a server stops the run."""
-    cfg, generator = thinker.settings, thinker.generator
-    keys = {s["sample_id"]: request_key(_request(generator.model_id, cfg, s)) for s in samples}
+    cfg = thinker.settings
+    keys = {s["sample_id"]: request_key(_request(thinker.model_id, cfg, s)) for s in samples}
     # the key is the content, so a hit may have been generated for a sample of another id (same video and question)
     done = {s["sample_id"]: hit | {"sample_id": s["sample_id"]}
             for s in samples if (hit := cache.get(keys[s["sample_id"]])) is not None}
@@ -52,8 +52,8 @@ def generate_cached(samples: list[Row], cache: ResponseCache, thinker: Thinker, 
     try:
         with tqdm(total=len(todo), desc=label, unit="sample") as bar:
             for start in range(0, len(todo), chunk):
-                for result in generator.generate(todo[start:start + chunk]):
-                    record = {"sample_id": result.sample_id, "generator_id": generator.model_id,
+                for result in thinker.generator.generate(todo[start:start + chunk]):
+                    record = {"sample_id": result.sample_id, "generator_id": thinker.model_id,
                               "raw_text": result.raw_text, "tokens": result.tokens, "error": result.error}
                     if not result.error.startswith("generation_error"):  # transient: tried again on a rerun
                         cache.put(keys[result.sample_id], record)

@@ -43,11 +43,15 @@ class Lazy:
 
 @dataclass
 class Thinker:
-    """HumanOmniV2 (`generator`, loaded on first use) with the settings that are part of each generation's cache
-    key (`settings.prompt`, `settings.generation`)."""
+    """HumanOmniV2 (`generator`, loaded when a sample is not in the cache yet) with the settings that are part of
+    each generation's cache key (`model_id`, `settings.prompt`, `settings.generation`)."""
 
     settings: ThinkingGeneration
     generator: Any  # a generators.Generator behind `Lazy`
+
+    @property
+    def model_id(self) -> str:
+        return self.settings.model_id
 
 
 class ModelDataset(AbstractDataset[None, Any]):

@@ -84,3 +84,8 @@ class ThinkingGeneration(Section):
     transformers: InProcessThinker
     openai: ThinkingServers
     gates: Gates
+
+    @property
+    def model_id(self) -> str:
+        """The thinker as records and cache keys name it: the model its backend loads or asks a server for."""
+        return {"transformers": self.transformers.model, "openai": self.openai.model}.get(self.backend, self.backend)
