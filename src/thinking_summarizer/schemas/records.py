@@ -100,6 +100,42 @@ class Summary(BaseModel):
         return [obj for obj in self.objects if obj.priority == "secondary"]
 
 
+class ThinkingRecord(BaseModel):
+    """HumanOmniV2's thinking on one sample that passed the gates (`thinking_records`)."""
+
+    sample_id: str
+    context: str
+    thinking: str = Field(min_length=1)
+    answer: str | None
+    raw_text: str
+    generator_id: str
+    answer_correct: bool | None
+
+
+class TeacherLabel(BaseModel):
+    """The teacher's summary of one thinking (`teacher_labels`)."""
+
+    sample_id: str
+    teacher: str
+    prompt_version: str
+    summary: Summary
+    markdown: str = Field(min_length=1)
+    cached: bool
+
+
+class Example(BaseModel):
+    """One training or validation example: a thinking and its summary (`clean_examples`, `val_examples`)."""
+
+    sample_id: str
+    source: str
+    problem_type: ProblemType
+    video_id: str
+    thinking: str = Field(min_length=1)
+    summary: Summary
+    markdown: str = Field(min_length=1)
+    teacher: str
+
+
 class SceneObject(BaseModel):
     """Ground truth for one object drawn into a demo video."""
 
@@ -124,6 +160,14 @@ class DemoScene(BaseModel):
     fps: float
     width: int
     height: int
+
+
+class TruthScene(BaseModel):
+    """The demo's ground truth for one sampled video (`ground_truth`, by video_id): its objects and masks file."""
+
+    scene_id: str
+    objects: list[SceneObject]
+    masks: str
 
 
 def video_id(media: str) -> str:
