@@ -53,7 +53,7 @@ def main() -> None:
         tiny = build_tiny_student(train, recipes, cfg.base_model)
     base = prepare_base_model(tiny, cfg)
     grammar = summary_grammar(conf.vocabulary, conf.summary_qc)
-    result, _ = train_student(train, val, base, cfg, instruction, grammar)  # no MLflow run: nothing is logged
+    result, _, _ = train_student(train, val, base, cfg, instruction, grammar)  # no MLflow run: nothing is logged
     m = result["metrics"]
     settings = trainer_settings(cfg, base)
     per_step = settings["per_device_train_batch_size"] * settings["gradient_accumulation_steps"]

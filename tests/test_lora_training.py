@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinking_summarizer.demo.scenes import make_scene
+from thinking_summarizer.io.model_datasets import AdapterDataset
 from thinking_summarizer.pipelines.dataset_build.nodes import summary_grammar
 from thinking_summarizer.pipelines.demo_data.nodes import build_tiny_student
 from thinking_summarizer.pipelines.lora_training.nodes import prepare_base_model, release_student, train_student
@@ -39,9 +40,11 @@ def register_student(training: dict, registry: dict) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
+        adapter = AdapterDataset(filepath=f"{folder}/student_adapter.json")
+        adapter.save(training["adapter_dir"])
         dataset = RegisteredStudentDataset(filepath=f"{folder}/registered_student.json")
         try:
-            dataset.save(release_student(training, lora_section(PARAMS | {"registry": registry})))
+            dataset.save(release_student(training, adapter.load(), lora_section(PARAMS | {"registry": registry})))
         except DatasetError as err:  # Kedro wraps what a save raises
             raise err.__cause__ from None
         return dataset.load()
@@ -131,7 +134,7 @@ def trained(data, base_dir, tracking, tmp_path_factory) -> tuple[dict, dict, str
     cfg = config(tmp_path_factory.mktemp("trained"), base_dir, num_train_epochs=4)
     base = prepare(data[0], cfg)
     with mlflow.start_run() as run:
-        result, record = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
+        result, record, _ = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
         MlflowRecordDataset().save(record)
     return cfg, result, run.info.run_id
 
@@ -166,7 +169,7 @@ def test_training_lowers_the_loss_and_logs_everything(data, trained, tracking):
     assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(run_id, "adapter")}
     # a rerun with the same config and data reuses the finished training, and its record says so
     base = prepare(data[0], cfg)
-    again, record = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
+    again, record, _ = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
     assert again == result and record.tags == {"training_id": result["training_id"], "reused": "true"}
     # the grammar is no part of training: a reuse under another one (new QC limits) carries the new one
     train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, "## Key points\\n.*")
@@ -243,7 +246,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(data, tmp_path, base_dir, trac
     assert checkpoints and max(checkpoints) < 24, "the run must be killed halfway"
     assert not any(runs.glob("*/result.json"))
     with mlflow.start_run() as run:  # the next `kedro run`'s training stage
-        result, record = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
+        result, record, _ = train_student(data[0], data[1], base, lora_section(cfg), INSTRUCTION, GRAMMAR)
     assert result["resumed_from_step"] == max(checkpoints) and result["metrics"]["steps"] == 24
     assert record.tags["resumed_from_step"] == str(max(checkpoints))
     # the loss history runs from step 1 (restored with the checkpoint); this run logged only what it trained

@@ -11,8 +11,7 @@ from thinking_summarizer.io.model_datasets import Sam3Dataset, TeacherDataset, T
 from .conftest import REPO, run_params
 
 CATALOG = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
-MODELS = {name: entry for name, entry in CATALOG.items()
-          if entry["type"].startswith("thinking_summarizer.io.model_datasets.")}
+MODELS = {name: entry for name, entry in CATALOG.items() if "settings" in entry}
 
 
 def test_every_model_entry_binds_to_the_runs_sections_and_only_those_load():
@@ -46,3 +45,21 @@ def test_an_entry_naming_no_section_and_an_unbound_entry_say_so():
         TeacherDataset(settings={"cfg": "teacher_labeling"}).load()
     with pytest.raises(DatasetError, match="read-only"):
         TeacherDataset(settings={}).save(object())
+
+
+def test_the_trained_adapter_is_recorded_only_for_a_folder_that_holds_one(tmp_path):
+    """`student_adapter`: a folder without an adapter or its card is refused at the save (the registry would
+    otherwise fail minutes later); a real one loads back as a TrainedAdapter with its card, each run a version."""
+    import json
+
+    from thinking_summarizer.io.model_datasets import AdapterDataset, TrainedAdapter
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    dataset = AdapterDataset(filepath=str(tmp_path / "student_adapter.json"), version=None)
+    with pytest.raises(DatasetError, match=r"adapter is not a trained adapter: no summarizer.json"):
+        dataset.save(str(folder))
+    (folder / "summarizer.json").write_text(json.dumps({"base_model": "base", "instruction": "Summarise."}))
+    dataset.save(str(folder))
+    assert dataset.load() == TrainedAdapter(str(folder), {"base_model": "base", "instruction": "Summarise."})

@@ -9,7 +9,7 @@ from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
 from thinking_summarizer.io.media import VideoWriter
-from thinking_summarizer.io.model_datasets import bind_models
+from thinking_summarizer.io.model_datasets import AdapterDataset, bind_models
 from thinking_summarizer.pipelines.data_sampling.pipeline import create_pipeline as data_sampling
 from thinking_summarizer.pipelines.teacher_labeling.pipeline import create_pipeline as teacher_labeling
 
@@ -32,8 +32,7 @@ def catalog(pipeline: Pipeline, changes: dict | None = None, **data) -> DataCata
     the same parameters, as a session binds it), and `data`."""
     params = run_params(changes)
     reads = {name for node in pipeline.nodes for name in node.inputs}
-    models = {name: CATALOG[name] for name in reads
-              if CATALOG.get(name, {}).get("type", "").startswith("thinking_summarizer.io.model_datasets.")}
+    models = {name: CATALOG[name] for name in reads if "settings" in CATALOG.get(name, {})}  # bound to parameters
     run = DataCatalog.from_config(models)
     for name in reads:
         if name.startswith("params:"):
@@ -291,8 +290,11 @@ def test_lora_training_in_memory_builds_the_tiny_base_trains_and_releases(tmp_pa
                   summary_grammar="## Key points\n.*")
     for name in ("student_base", "training_result", "registered_student"):
         run[name] = Kept()
+    run["student_adapter"] = AdapterDataset(filepath=str(tmp_path / "student_adapter.json"))
     SequentialRunner().run(pipeline, run)
     base, training, release = (run.load(n) for n in ("student_base", "training_result", "registered_student"))
+    trained = run.load("student_adapter")
+    assert trained.path == training["adapter_dir"] == release["adapter_dir"] and trained.card["base_model"] == base["base_model"]
     assert base["tiny"] is True and base["trainer"]["num_train_epochs"] == 1
     assert (Path("data/06_models/tiny/student-base") / "config.json").is_file()
     assert training["metrics"]["steps"] == 2 and training["summary"].startswith("lora_training: 2 steps")

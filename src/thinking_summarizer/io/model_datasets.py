@@ -1,5 +1,5 @@
 """The models a run loads, as catalog entries (`thinker`, `teacher`, `students`, `sam3`): a node takes the model,
-never the settings to build it, and never loads one itself.
+never the settings to build it, and never loads one itself. And the adapter training makes (`student_adapter`).
 
 Each entry names the parameter sections its model is built from (`settings: {argument: section}`), and the
 parameter hook binds them from the run's checked parameters when the catalog is created (`bind_models`), so
@@ -14,12 +14,14 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from kedro.io import AbstractDataset, DataCatalog
 from kedro.io.core import DatasetError
 
 from thinking_summarizer.errors import ConfigurationError
+from thinking_summarizer.io.datasets import JSONDataset
 from thinking_summarizer.schemas.params import RunParams
 from thinking_summarizer.schemas.params.thinking import ThinkingGeneration
 
@@ -146,6 +148,38 @@ class Sam3Dataset(ModelDataset):
         from thinking_summarizer.segmentation.sam3 import Sam3Segmenter
 
         return Sam3Segmenter(cfg)
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    """A trained LoRA adapter: its folder (weights, tokenizer) and its card (base model, instruction, grammar)."""
+
+    path: str
+    card: dict[str, Any]
+
+    def load(self, device: str = "auto") -> Any:
+        """The student it makes (base plus adapter), to summarize with."""
+        from thinking_summarizer.student import from_adapter
+
+        return from_adapter(self.path, device=device)
+
+
+class AdapterDataset(JSONDataset):
+    """The trained adapter (`student_adapter`). Saving the folder training wrote checks that it holds an adapter
+    and its card and records both (versioned: each run's adapter); loading gives a `TrainedAdapter`. The weights
+    stay in the training's own folder, which a rerun of the same config and data resumes or reuses."""
+
+    def save(self, data: str) -> None:
+        from thinking_summarizer.student import CARD, read_card
+
+        folder = Path(data)
+        missing = [name for name in ("adapter_config.json", CARD) if not (folder / name).is_file()]
+        if missing:
+            raise DatasetError(f"{folder} is not a trained adapter: no {' and no '.join(missing)}")
+        super().save({"path": str(folder), "card": read_card(folder)})
+
+    def load(self) -> TrainedAdapter:
+        return TrainedAdapter(**super().load())
 
 
 def bind_models(catalog: DataCatalog, params: RunParams) -> list[str]:

@@ -18,7 +18,8 @@ from thinking_summarizer.reporting.run_summary import pct
 from thinking_summarizer.runtime.torch_runtime import peak_memory_mb, reset_peak_memory
 from thinking_summarizer.schemas import LoggedInput, Row, TrackingRecord
 from thinking_summarizer.schemas.params.training import LoraTraining, Trainer
-from thinking_summarizer.student import CARD, base_config, read_card
+from thinking_summarizer.io.model_datasets import TrainedAdapter
+from thinking_summarizer.student import CARD, base_config
 from thinking_summarizer.student.training import MlflowLogging, StopOnNonFiniteLoss, build_trainer
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,12 @@ def _run_dir(root: Path, run_key: str, retrain: bool) -> Path:
 
 
 def train_student(train_chat: Dataset, val_chat: Dataset, base: Row, cfg: LoraTraining,
-                  instruction: str, grammar: str) -> tuple[Row, TrackingRecord]:
+                  instruction: str, grammar: str) -> tuple[Row, TrackingRecord, str]:
     """Run the recipe's trainer (`student.training.build_trainer`) with resume: an identical finished training is
     reused (its record says so), an unfinished one resumes from its last checkpoint. Per-step losses go to the
-    active MLflow run as they come; the result and its tracking record are returned. The adapter's card carries
-    the instruction and the format grammar (`summary_grammar`) its decoder is held to."""
+    active MLflow run as they come; the result, its tracking record and the adapter's folder (`student_adapter`)
+    are returned. The adapter's card carries the instruction and the format grammar (`summary_grammar`) its
+    decoder is held to."""
     if len(train_chat) == 0:
         raise ValueError("lora_training: the train split is empty; nothing to train on")
     settings = trainer_settings(cfg, base)
@@ -110,7 +112,8 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: Row, cfg: LoraTr
         card = json.loads(card_file.read_text())
         if card.get("grammar") != grammar:
             card_file.write_text(json.dumps(card | {"grammar": grammar}, indent=1))
-        return _with_summary(result), TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"})
+        return (_with_summary(result), TrackingRecord(tags={"training_id": result["training_id"], "reused": "true"}),
+                result["adapter_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     built = build_trainer(train_chat, val_chat, base["base_model"], cfg.lora, settings, output_dir, cfg.device)
     trainer, device = built.trainer, built.device
@@ -139,21 +142,20 @@ def train_student(train_chat: Dataset, val_chat: Dataset, base: Row, cfg: LoraTr
     done.write_text(json.dumps(result, indent=1))
     log.info("Trained %s: %d steps, best eval loss %.4f, %.0f tokens/s, peak memory %.0f MB", output_dir.name,
              state.global_step, metrics["best_eval_loss"], metrics["tokens_per_second"], metrics["peak_memory_mb"])
-    return _with_summary(result), _record(result, data, train_chat, val_chat)
+    return _with_summary(result), _record(result, data, train_chat, val_chat), result["adapter_dir"]
 
 
-def release_student(training: Row, cfg: LoraTraining) -> Row:
-    """What the registry is to hold for this training: the adapter as a new model version, described and tagged
+def release_student(training: Row, adapter: TrainedAdapter, cfg: LoraTraining) -> Row:
+    """What the registry is to hold for this training: the `adapter` as a new model version, described and tagged
     with its training; with `verify_reload`, only a version that reloads to the trained logits gets the aliases.
     Saving it to `registered_student` (a `RegisteredStudentDataset`) registers it."""
-    metrics, registry_cfg = training["metrics"], cfg.registry
+    metrics, registry_cfg, card = training["metrics"], cfg.registry, adapter.card
     description = (f"LoRA adapter on {training['base_model']}: {metrics['steps']} steps, best val loss "
                    f"{metrics['best_eval_loss']:.4f}, training {training['training_id']}.")
-    card = read_card(training["adapter_dir"])
     tags = {"base_model": training["base_model"], "instruction": card["instruction"], "grammar": card.get("grammar", ""),
             "run_key": training["run_key"], "training_id": training["training_id"],
             "best_eval_loss": f"{metrics['best_eval_loss']:.4f}", "steps": metrics["steps"]}
     verify = registry_cfg.model_dump() if registry_cfg.verify_reload else None
-    return {"adapter_dir": training["adapter_dir"], "base_model": training["base_model"],
+    return {"adapter_dir": adapter.path, "base_model": training["base_model"],
             "name": registry_cfg.name, "aliases": registry_cfg.aliases, "serving": registry_cfg.serving.model_dump(),
             "description": description, "tags": tags, "verify": verify}

@@ -18,8 +18,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(train_student,
                  ["sft_train_chat", "sft_val_chat", "student_base", "params:lora_training",
                   "params:dataset_build.instruction", "summary_grammar"],
-                 ["training_result", "training_tracking"], name="train_student"),
-            Node(release_student, ["training_result", "params:lora_training"], "registered_student",
+                 ["training_result", "training_tracking", "student_adapter"], name="train_student"),
+            Node(release_student, ["training_result", "student_adapter", "params:lora_training"], "registered_student",
                  name="register_student"),  # saving to registered_student registers the model version
         ],
         tags=stage_tag("training"),
