@@ -63,3 +63,18 @@ def test_the_trained_adapter_is_recorded_only_for_a_folder_that_holds_one(tmp_pa
     (folder / "summarizer.json").write_text(json.dumps({"base_model": "base", "instruction": "Summarise."}))
     dataset.save(str(folder))
     assert dataset.load() == TrainedAdapter(str(folder), {"base_model": "base", "instruction": "Summarise."})
+
+
+def test_an_error_while_building_a_model_comes_out_as_raised():
+    """A backend that fails with an AttributeError inside its constructor (an API a transformers version lacks)
+    shows that error, not a RecursionError of the lazy handle."""
+    from thinking_summarizer.io.model_datasets import Lazy
+
+    def build():
+        raise AttributeError("module 'transformers' has no attribute 'Sam3VideoModel'")
+
+    lazy = Lazy("SAM3", build)
+    with pytest.raises(AttributeError, match="has no attribute 'Sam3VideoModel'"):
+        lazy.track  # noqa: B018
+    with pytest.raises(AttributeError, match="has no attribute 'Sam3VideoModel'"):
+        lazy.track  # noqa: B018  (not cached as built: asked again)

@@ -11,7 +11,6 @@ backend registry (`backends`).
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,18 +28,22 @@ log = logging.getLogger(__name__)
 
 
 class Lazy:
-    """A model built on first use; every attribute is the built model's."""
+    """A model built on first use; every public attribute is the built model's. An error while building (also an
+    AttributeError from inside a backend) comes out as it was raised."""
 
     def __init__(self, name: str, build: Callable[[], Any]):
-        self._name, self._build = name, build
+        self._name, self._build, self._model = name, build, None
 
-    @functools.cached_property
-    def model(self) -> Any:
-        log.info("Loading the %s", self._name)
-        return self._build()
+    def _loaded(self) -> Any:
+        if self._model is None:
+            log.info("Loading the %s", self._name)
+            self._model = self._build()
+        return self._model
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.model, attribute)
+        if attribute.startswith("_"):  # never built for copy, pickle or a probe of a private name
+            raise AttributeError(attribute)
+        return getattr(self._loaded(), attribute)
 
 
 @dataclass
@@ -111,9 +114,8 @@ class ThinkerDataset(ModelDataset):
         return build_generator(cfg, client)
 
     def load(self) -> Thinker:
-        if self._bound is None:
-            return super().load()
-        return Thinker(self._bound["cfg"], super().load())
+        generator = super().load()  # an unbound entry says so here
+        return Thinker(self._bound["cfg"], generator)
 
 
 class TeacherDataset(ModelDataset):
