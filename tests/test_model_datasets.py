@@ -78,3 +78,14 @@ def test_an_error_while_building_a_model_comes_out_as_raised():
         lazy.track  # noqa: B018
     with pytest.raises(AttributeError, match="has no attribute 'Sam3VideoModel'"):
         lazy.track  # noqa: B018  (not cached as built: asked again)
+
+
+def test_the_thinker_is_named_in_records_as_its_generator_names_itself():
+    """Records and cache keys name the thinker from conf (`ThinkingGeneration.model_id`, so a cached run loads
+    nothing); each backend's generator must name itself the same (the openai one is built without asking a server)."""
+    from .conftest import model, typed
+
+    for backend in ("reference", "openai"):
+        settings = typed("thinking_generation").model_copy(update={"backend": backend})
+        thinker = model(ThinkerDataset, cfg=settings, client=typed("openai_client"))
+        assert thinker.model_id == thinker.generator.model_id, backend

@@ -69,7 +69,8 @@ def test_one_video_with_sound_and_one_without(demo_samples, generator):
     assert (inputs["attention_mask"][:, -1] == 1).all(), "left padding: every prompt ends at the last position"
 
 
-def test_batched_generation_equals_one_at_a_time(demo_samples, generator):
+def test_batched_generation_equals_one_at_a_time(demo_samples, generator, config):
+    assert generator.model_id == config.model_id  # the name records and cache keys give it, from conf
     batch = demo_samples[:3]
     together = generator.generate(batch)
     alone = [generator.generate([s])[0] for s in batch]

@@ -71,6 +71,12 @@ def test_data_sampling_then_teacher_labeling_on_a_users_daily_omni_file(tmp_path
     labels = catalog(teacher_labeling(), thinking_records=thinking)
     SequentialRunner().run(teacher_labeling(), labels)
     assert len(labels.load("teacher_labels")) == 4 and labels.load("teacher_usage")["api_calls"] == 0
+    # a run saves both through conf's entries, whose validators check each record against its model
+    on_disk = DataCatalog.from_config({name: CATALOG[name] | {"filepath": str(tmp_path / f"{name}.json")}
+                                       for name in ("sampled_samples", "teacher_labels")})
+    on_disk.save("sampled_samples", sampled)
+    on_disk.save("teacher_labels", labels.load("teacher_labels"))
+    assert on_disk.load("sampled_samples") == sampled
 
 
 def test_teacher_labeling_then_dataset_build_writes_training_data_its_grammar_accepts():
